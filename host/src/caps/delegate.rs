@@ -1,0 +1,64 @@
+//! IPAM delegation: runs the calling plugin's `ipam` section, in-process when
+//! it names a Wasm module, otherwise by exec'ing `$CNI_PATH/<type>` as the
+//! spec's delegation rules say. Remembers a successful ADD so a failing
+//! plugin's ADD can be rolled back with an IPAM DEL.
+
+use crate::cni::call::Call;
+use crate::cni::env::Command;
+use crate::cni::error::CniError;
+use crate::cni::exec;
+use crate::cni::result::CniResult;
+use crate::config::{ModuleSource, resolve_ipam};
+use crate::engine::{Role, Runner};
+use std::sync::Arc;
+
+pub struct DelegateCap {
+    call: Arc<Call>,
+    runner: Arc<Runner>,
+    added: bool,
+}
+
+impl DelegateCap {
+    pub fn new(call: Arc<Call>, runner: Arc<Runner>) -> DelegateCap {
+        DelegateCap {
+            call,
+            runner,
+            added: false,
+        }
+    }
+
+    pub async fn run(
+        &mut self,
+        command: Command,
+        valid: Option<Vec<(String, String)>>,
+    ) -> Result<Option<CniResult>, CniError> {
+        let ipam = self.call.conf.ipam.as_ref().ok_or_else(|| {
+            CniError::config("the plugin asked for IPAM but the config has no \"ipam\" section")
+        })?;
+        let out = match resolve_ipam(ipam)? {
+            ModuleSource::Wasm { path, sha256 } => {
+                let target = crate::engine::Target {
+                    path,
+                    sha256,
+                    limits: self.call.conf.ipam_limits,
+                    role: Role::Ipam,
+                };
+                Box::pin(self.runner.run(&target, self.call.clone(), command, valid)).await?
+            }
+            ModuleSource::Exec { kind } => exec::delegate(&kind, command, &self.call).await?,
+        };
+        if command == Command::Add {
+            self.added = true;
+        }
+        Ok(out)
+    }
+
+    /// IPAM DEL after a failed ADD; errors are logged, the ADD's error wins.
+    pub async fn undo(&mut self) {
+        if std::mem::take(&mut self.added)
+            && let Err(e) = self.run(Command::Del, None).await
+        {
+            tracing::warn!("undo: IPAM DEL failed: {e}");
+        }
+    }
+}

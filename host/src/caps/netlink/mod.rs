@@ -1,0 +1,409 @@
+//! The netlink capability: links, addresses, routes, sysctl and masquerade,
+//! scoped to one invocation. Container-side calls act on the netns the host
+//! opened from CNI_NETNS; host-side calls may touch only the bridge the config
+//! names, links created in this call, host links named in prevResult, and the
+//! host ends of the container's own veths.
+
+mod addr;
+mod link;
+mod route;
+
+use crate::caps::bindings::wasmcni::plugin::netlink::{
+    BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec,
+};
+use crate::caps::bindings::wasmcni::plugin::types::Route as WitRoute;
+use crate::caps::netns::{self, Netns};
+use crate::caps::{masquerade, sysctl};
+use crate::cni::error::CniError;
+use crate::cni::result::Route;
+use link::Link;
+use rtnetlink::Handle;
+use sha2::Digest;
+use std::collections::HashSet;
+
+/// Who the call is for; names host links and tags masquerade rules.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub network: String,
+    pub container_id: String,
+}
+
+/// What this call created on the host, to undo if the call fails.
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub created: Vec<String>,
+    pub masquerade: bool,
+}
+
+pub struct NetlinkCap {
+    owner: Owner,
+    host: Handle,
+    netns: Option<Netns>,
+    container: Option<Handle>,
+    bridge: String,
+    owned: HashSet<String>,
+    pub journal: Journal,
+}
+
+impl NetlinkCap {
+    /// `bridge`: the bridge the config names; `host_links`: host-side
+    /// interfaces listed in prevResult.
+    pub fn new(
+        owner: Owner,
+        netns: Option<Netns>,
+        bridge: String,
+        host_links: Vec<String>,
+    ) -> Result<Self, CniError> {
+        Ok(NetlinkCap {
+            owner,
+            host: netns::connect(None)?,
+            netns,
+            container: None,
+            bridge,
+            owned: host_links.into_iter().collect(),
+            journal: Journal::default(),
+        })
+    }
+
+    fn netns(&self) -> Result<&Netns, CniError> {
+        self.netns.as_ref().ok_or_else(|| {
+            CniError::env("this call has no container netns (CNI_NETNS absent or gone)")
+        })
+    }
+
+    async fn handle(&mut self, side: Side) -> Result<&Handle, CniError> {
+        match side {
+            Side::Host => Ok(&self.host),
+            Side::Container => {
+                if self.container.is_none() {
+                    self.container = Some(netns::connect(Some(self.netns()?))?);
+                }
+                Ok(self.container.as_ref().expect("just set"))
+            }
+        }
+    }
+
+    fn allow_host(&self, name: &str) -> Result<(), CniError> {
+        if name == self.bridge || self.owned.contains(name) {
+            Ok(())
+        } else {
+            Err(CniError::denied(format!(
+                "host link {name:?} is outside this plugin's scope: it did not create it, \
+                 the config does not name it and prevResult does not list it"
+            )))
+        }
+    }
+
+    /// Resolves a link on `side`, enforcing the host-side scope.
+    async fn link(&mut self, side: Side, name: &str) -> Result<Link, CniError> {
+        if side == Side::Host {
+            self.allow_host(name)?;
+        }
+        link::require(self.handle(side).await?, name).await
+    }
+
+    async fn info(&mut self, side: Side, l: Link) -> Result<LinkInfo, CniError> {
+        let master = match l.master {
+            Some(i) => link::by_index(self.handle(side).await?, i)
+                .await?
+                .map(|m| m.name),
+            None => None,
+        };
+        Ok(LinkInfo {
+            name: l.name,
+            index: l.index,
+            mac: l.mac,
+            mtu: l.mtu,
+            up: l.up,
+            kind: l.kind,
+            master,
+        })
+    }
+
+    pub async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Result<LinkInfo, CniError> {
+        self.allow_host(&spec.name)?;
+        crate::cni::env::validate_ifname(&spec.name).map_err(|e| CniError::config(e.msg))?;
+        let params = link::BridgeParams {
+            name: &spec.name,
+            mtu: spec.mtu,
+            promisc: spec.promisc,
+            vlan_filtering: spec.vlan_filtering,
+        };
+        let l = link::ensure_bridge(&self.host, &params).await?;
+        self.info(Side::Host, l).await
+    }
+
+    /// Host end name: stable per (network, container, ifname), so a retry finds it.
+    fn host_veth_name(&self, container_ifname: &str) -> String {
+        let digest = sha2::Sha256::digest(format!(
+            "{}/{}/{}",
+            self.owner.network, self.owner.container_id, container_ifname
+        ));
+        format!("veth{}", &hex::encode(digest)[..8])
+    }
+
+    pub async fn create_veth(&mut self, spec: VethSpec) -> Result<VethPair, CniError> {
+        crate::cni::env::validate_ifname(&spec.container_ifname)?;
+        let host_name = self.host_veth_name(&spec.container_ifname);
+        let mac = spec
+            .container_mac
+            .as_deref()
+            .map(link::parse_mac)
+            .transpose()?;
+        let params = link::VethParams {
+            host_name: &host_name,
+            container_name: &spec.container_ifname,
+            mtu: spec.mtu,
+            container_mac: mac,
+        };
+        link::create_veth(&self.host, self.netns()?.file(), &params).await?;
+        self.journal.created.push(host_name.clone());
+        self.owned.insert(host_name.clone());
+        let host = self.link(Side::Host, &host_name).await?;
+        let container = self.link(Side::Container, &spec.container_ifname).await?;
+        Ok(VethPair {
+            host: self.info(Side::Host, host).await?,
+            container: self.info(Side::Container, container).await?,
+        })
+    }
+
+    pub async fn set_master(&mut self, name: &str, bridge: &str) -> Result<(), CniError> {
+        let l = self.link(Side::Host, name).await?;
+        let br = self.link(Side::Host, bridge).await?;
+        link::set_master(&self.host, &l, &br).await
+    }
+
+    pub async fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), CniError> {
+        let l = self.link(Side::Host, name).await?;
+        link::set_hairpin(&self.host, &l, on).await
+    }
+
+    pub async fn set_port_vlan(&mut self, name: &str, vid: u16) -> Result<(), CniError> {
+        if vid == 0 || vid > 4094 {
+            return Err(CniError::config(format!("invalid VLAN ID {vid}")));
+        }
+        let l = self.link(Side::Host, name).await?;
+        link::set_port_vlan(&self.host, &l, vid).await
+    }
+
+    pub async fn set_link_up(&mut self, side: Side, name: &str, up: bool) -> Result<(), CniError> {
+        let l = self.link(side, name).await?;
+        link::set_up(self.handle(side).await?, &l, up).await
+    }
+
+    pub async fn set_mtu(&mut self, side: Side, name: &str, mtu: u32) -> Result<(), CniError> {
+        let l = self.link(side, name).await?;
+        link::set_mtu(self.handle(side).await?, &l, mtu).await
+    }
+
+    pub async fn get_link(&mut self, side: Side, name: &str) -> Result<Option<LinkInfo>, CniError> {
+        if side == Side::Host {
+            self.allow_host(name)?;
+        }
+        match link::by_name(self.handle(side).await?, name).await? {
+            Some(l) => Ok(Some(self.info(side, l).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_link(&mut self, side: Side, name: &str) -> Result<(), CniError> {
+        if side == Side::Host {
+            self.allow_host(name)?;
+        }
+        match link::by_name(self.handle(side).await?, name).await? {
+            Some(l) => link::delete(self.handle(side).await?, &l).await,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkInfo>, CniError> {
+        let Some(l) = link::by_name(self.handle(Side::Container).await?, container_link).await?
+        else {
+            return Ok(None);
+        };
+        let Some(peer) = l.peer_index else {
+            return Ok(None);
+        };
+        let Some(host) = link::by_index(&self.host, peer).await? else {
+            return Ok(None);
+        };
+        if host.kind != "veth" {
+            return Ok(None);
+        }
+        self.owned.insert(host.name.clone());
+        Ok(Some(self.info(Side::Host, host).await?))
+    }
+
+    pub async fn add_address(
+        &mut self,
+        side: Side,
+        name: &str,
+        cidr: &str,
+    ) -> Result<(), CniError> {
+        let net = addr::parse_cidr(cidr)?;
+        let l = self.link(side, name).await?;
+        addr::add(self.handle(side).await?, &l, net).await
+    }
+
+    pub async fn del_address(
+        &mut self,
+        side: Side,
+        name: &str,
+        cidr: &str,
+    ) -> Result<(), CniError> {
+        let net = addr::parse_cidr(cidr)?;
+        let l = self.link(side, name).await?;
+        addr::del(self.handle(side).await?, &l, net).await
+    }
+
+    pub async fn list_addresses(
+        &mut self,
+        side: Side,
+        name: &str,
+    ) -> Result<Vec<String>, CniError> {
+        let l = self.link(side, name).await?;
+        Ok(addr::list(self.handle(side).await?, &l)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    /// Host-side routes must name a device in scope; container-side ones may not.
+    async fn route_dev(&mut self, side: Side, dev: Option<&str>) -> Result<Option<u32>, CniError> {
+        match dev {
+            Some(name) => Ok(Some(self.link(side, name).await?.index)),
+            None if side == Side::Host => {
+                Err(CniError::denied("host-side routes must name a device"))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn change_route(
+        &mut self,
+        side: Side,
+        dev: Option<&str>,
+        r: WitRoute,
+        op: RouteOp,
+    ) -> Result<(), CniError> {
+        let oif = self.route_dev(side, dev).await?;
+        let route = Route::from(r);
+        let h = self.handle(side).await?;
+        match op {
+            RouteOp::Add => route::add(h, &route, oif, false).await,
+            RouteOp::Replace => route::add(h, &route, oif, true).await,
+            RouteOp::Delete => route::del(h, &route, oif).await,
+        }
+    }
+
+    pub async fn list_routes(
+        &mut self,
+        side: Side,
+        dev: Option<&str>,
+    ) -> Result<Vec<RouteInfo>, CniError> {
+        let filter = match dev {
+            Some(name) => Some(self.link(side, name).await?.index),
+            None if side == Side::Host => {
+                return Err(CniError::denied(
+                    "host-side route listing must name a device",
+                ));
+            }
+            None => None,
+        };
+        let h = self.handle(side).await?.clone();
+        let mut out = Vec::new();
+        for listed in route::list(&h).await? {
+            if filter.is_some() && listed.oif != filter {
+                continue;
+            }
+            let dev = match listed.oif {
+                Some(i) => link::by_index(&h, i).await?.map(|l| l.name),
+                None => None,
+            };
+            out.push(RouteInfo {
+                route: listed.route.into(),
+                dev,
+                family: if listed.v6 { "ipv6" } else { "ipv4" }.into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks a sysctl key against the allow-list and this call's scope.
+    fn sysctl_key<'k>(&self, side: Side, key: &'k str) -> Result<&'k str, CniError> {
+        if let (Side::Host, sysctl::Key::Link(name)) = (side, sysctl::parse_key(key)?) {
+            self.allow_host(name)?;
+        }
+        Ok(key)
+    }
+
+    pub fn sysctl_set(&self, side: Side, key: &str, value: &str) -> Result<(), CniError> {
+        let key = self.sysctl_key(side, key)?;
+        match side {
+            Side::Host => sysctl::write(key, value),
+            Side::Container => self.netns()?.run(|| sysctl::write(key, value)),
+        }
+    }
+
+    pub fn sysctl_get(&self, side: Side, key: &str) -> Result<String, CniError> {
+        let key = self.sysctl_key(side, key)?;
+        match side {
+            Side::Host => sysctl::read(key),
+            Side::Container => self.netns()?.run(|| sysctl::read(key)),
+        }
+    }
+
+    fn tag(&self) -> String {
+        masquerade::owner_tag(&self.owner.network, &self.owner.container_id)
+    }
+
+    pub fn masquerade_add(&mut self, source: &str, exclude: &str) -> Result<(), CniError> {
+        let source = source
+            .parse()
+            .map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
+        let exclude = addr::parse_cidr(exclude)?;
+        masquerade::add(&self.tag(), source, exclude)?;
+        self.journal.masquerade = true;
+        Ok(())
+    }
+
+    pub fn masquerade_del(&self) -> Result<(), CniError> {
+        let tag = self.tag();
+        masquerade::delete_where(|t| t == tag).map(|_| ())
+    }
+
+    pub fn masquerade_gc(&self, keep: &[String]) -> Result<(), CniError> {
+        let keep: HashSet<String> = keep
+            .iter()
+            .map(|id| masquerade::owner_tag(&self.owner.network, id))
+            .collect();
+        let network = self.owner.network.as_str();
+        masquerade::delete_where(|t| masquerade::tag_network(t) == network && !keep.contains(t))
+            .map(|_| ())
+    }
+
+    /// Removes what this call created: the host veths (their container ends
+    /// go with them) and its masquerade rules.
+    pub async fn undo(&mut self) {
+        for name in std::mem::take(&mut self.journal.created) {
+            if let Ok(Some(l)) = link::by_name(&self.host, &name).await
+                && let Err(e) = link::delete(&self.host, &l).await
+            {
+                tracing::warn!("undo: {e}");
+            }
+        }
+        if self.journal.masquerade
+            && let Err(e) = self.masquerade_del()
+        {
+            tracing::warn!("undo: {e}");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum RouteOp {
+    Add,
+    Replace,
+    Delete,
+}

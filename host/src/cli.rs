@@ -1,0 +1,150 @@
+//! The command line when not exec'd as a CNI plugin.
+
+use crate::cni::version;
+use crate::engine::{cache, new_engine, world};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "wasmcni",
+    version,
+    about = "A CNI plugin whose networking logic runs as sandboxed WebAssembly components.\n\
+Exec'd by a container runtime with CNI_COMMAND set, it speaks the CNI protocol."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the versions of wasmcni, the CNI spec and the WIT package.
+    Version,
+    /// Compile modules into the cache ahead of time (a .wasm file or a directory of them).
+    Precompile { path: PathBuf },
+    /// Install the binary, its `wasm-<name>` links and the first-party modules.
+    Install {
+        #[arg(long, default_value = "/opt/cni/bin")]
+        bin_dir: PathBuf,
+        #[arg(long, default_value = crate::config::DEFAULT_MODULE_DIR)]
+        module_dir: PathBuf,
+        /// Where the built modules are (default: `modules/` beside the binary).
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Show a module's world, WIT version, imports and exports.
+    Inspect { module: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmcni: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Version => {
+            println!("wasmcni {}", env!("CARGO_PKG_VERSION"));
+            println!("CNI spec versions: {}", version::SUPPORTED.join(", "));
+            println!(
+                "WIT package: {}@{}.{}",
+                world::PACKAGE,
+                world::WIT_VERSION.0,
+                world::WIT_VERSION.1
+            );
+            Ok(())
+        }
+        Cmd::Precompile { path } => precompile(&path),
+        Cmd::Inspect { module } => inspect(&module),
+        Cmd::Install {
+            bin_dir,
+            module_dir,
+            from,
+        } => install(&bin_dir, &module_dir, from),
+    }
+}
+
+fn wasm_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn precompile(path: &Path) -> Result<()> {
+    let engine = new_engine()?;
+    let files = wasm_files(path)?;
+    if files.is_empty() {
+        bail!("no .wasm modules in {}", path.display());
+    }
+    for file in files {
+        let loaded = cache::load(&engine, &file, None)?;
+        let state = if loaded.compiled {
+            "compiled"
+        } else {
+            "cached"
+        };
+        println!("{state} {} sha256:{}", file.display(), loaded.sha256);
+    }
+    Ok(())
+}
+
+fn inspect(module: &Path) -> Result<()> {
+    let engine = new_engine()?;
+    let loaded = cache::load(&engine, module, None)?;
+    let info = world::describe(&engine, &loaded.component);
+    let mut out = serde_json::to_value(&info)?;
+    out["sha256"] = loaded.sha256.into();
+    out["path"] = module.display().to_string().into();
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<()> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let from = match from {
+        Some(f) => f,
+        None => exe
+            .parent()
+            .context("binary has no directory")?
+            .join("modules"),
+    };
+    let modules = wasm_files(&from).with_context(|| "finding modules to install (use --from)")?;
+    std::fs::create_dir_all(bin_dir)?;
+    std::fs::create_dir_all(module_dir)?;
+    let target = bin_dir.join("wasmcni");
+    let tmp = bin_dir.join(".wasmcni.tmp");
+    std::fs::copy(&exe, &tmp).with_context(|| format!("copying to {}", tmp.display()))?;
+    std::fs::rename(&tmp, &target)?;
+    println!("installed {}", target.display());
+    let engine = new_engine()?;
+    for m in modules {
+        let name = m
+            .file_stem()
+            .context("module without a name")?
+            .to_string_lossy()
+            .into_owned();
+        let dest = module_dir.join(format!("{name}.wasm"));
+        std::fs::copy(&m, &dest).with_context(|| format!("copying {}", m.display()))?;
+        cache::load(&engine, &dest, None)?;
+        let link = bin_dir.join(format!("wasm-{name}"));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("wasmcni", &link)?;
+        println!("installed {} and {}", dest.display(), link.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The CNI error every failure becomes before it reaches the runtime.
+
+use serde::Serialize;
+
+/// Codes from the CNI spec; plugin-specific codes start at 100.
+pub mod code {
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    pub const INVALID_ENV: u32 = 4;
+    pub const IO_FAILURE: u32 = 5;
+    pub const DECODE_FAILURE: u32 = 6;
+    pub const INVALID_CONFIG: u32 = 7;
+    /// A plugin trapped, timed out, ran out of memory or broke the contract.
+    pub const PLUGIN_FAILURE: u32 = 100;
+    /// A plugin asked for something outside its capabilities.
+    pub const CAPABILITY_DENIED: u32 = 101;
+    /// The kernel refused a netlink or sysctl request.
+    pub const KERNEL: u32 = 102;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{msg} (code {code})")]
+pub struct CniError {
+    pub code: u32,
+    pub msg: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub details: String,
+}
+
+impl CniError {
+    pub fn new(code: u32, msg: impl Into<String>) -> Self {
+        Self {
+            code,
+            msg: msg.into(),
+            details: String::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: impl std::fmt::Display) -> Self {
+        self.details = details.to_string();
+        self
+    }
+
+    pub fn config(msg: impl Into<String>) -> Self {
+        Self::new(code::INVALID_CONFIG, msg)
+    }
+
+    pub fn env(msg: impl Into<String>) -> Self {
+        Self::new(code::INVALID_ENV, msg)
+    }
+
+    pub fn io(msg: impl Into<String>) -> Self {
+        Self::new(code::IO_FAILURE, msg)
+    }
+
+    pub fn denied(msg: impl Into<String>) -> Self {
+        Self::new(code::CAPABILITY_DENIED, msg)
+    }
+
+    pub fn kernel(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
+        Self::new(code::KERNEL, format!("{what}: {err}"))
+    }
+
+    /// The error as the spec prints it on stdout.
+    pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("plain struct");
+        v["cniVersion"] = cni_version.into();
+        v
+    }
+}

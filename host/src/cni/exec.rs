@@ -1,0 +1,76 @@
+//! Delegation to a CNI binary from CNI_PATH, as the spec's delegation rules
+//! describe: same environment but CNI_COMMAND, same config on stdin.
+
+use super::call::Call;
+use super::env::Command;
+use super::error::{CniError, code};
+use super::result::CniResult;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+fn find(kind: &str, path: &[String]) -> Result<PathBuf, CniError> {
+    path.iter()
+        .map(|dir| PathBuf::from(dir).join(kind))
+        .find(|p| p.is_file())
+        .ok_or_else(|| CniError::config(format!("failed to find plugin {kind:?} in path {path:?}")))
+}
+
+pub async fn delegate(
+    kind: &str,
+    command: Command,
+    call: &Call,
+) -> Result<Option<CniResult>, CniError> {
+    let bin = find(kind, &call.env.path)?;
+    let mut child = tokio::process::Command::new(&bin)
+        .env("CNI_COMMAND", command.as_str())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CniError::io(format!("cannot run {}: {e}", bin.display())))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin
+        .write_all(call.conf.raw.as_bytes())
+        .await
+        .map_err(|e| CniError::io(format!("{kind}: {e}")))?;
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| CniError::io(format!("{kind}: {e}")))?;
+    if !out.status.success() {
+        #[derive(serde::Deserialize)]
+        struct Reported {
+            code: u32,
+            msg: String,
+            #[serde(default)]
+            details: String,
+        }
+        return Err(match serde_json::from_slice::<Reported>(&out.stdout) {
+            Ok(r) => CniError {
+                code: r.code,
+                msg: format!("{kind}: {}", r.msg),
+                details: r.details,
+            },
+            Err(_) => CniError::new(
+                code::PLUGIN_FAILURE,
+                format!(
+                    "{kind} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout).trim()
+                ),
+            ),
+        });
+    }
+    if command != Command::Add {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        CniError::new(
+            code::DECODE_FAILURE,
+            format!("{kind} printed an invalid result: {e}"),
+        )
+    })?;
+    CniResult::from_any(&value).map(Some)
+}

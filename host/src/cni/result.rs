@@ -1,0 +1,304 @@
+//! The result model (spec 1.1) and its conversion to and from every version.
+
+use super::error::{CniError, code};
+use super::version::Version;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sandbox: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpConfig {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    pub dst: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advmss: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<u8>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    fn is_empty(&self) -> bool {
+        self == &Dns::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniResult {
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub ips: Vec<IpConfig>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub dns: Option<Dns>,
+}
+
+fn is_v6(cidr_or_ip: &str) -> bool {
+    cidr_or_ip.contains(':')
+}
+
+/// The 0.1.0/0.2.0 `ip4`/`ip6` section.
+#[derive(Debug, Deserialize, Serialize)]
+struct LegacyIp {
+    ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<Route>,
+}
+
+impl CniResult {
+    /// Reads a result in any spec version (prevResult, a delegate's output).
+    pub fn from_any(v: &Value) -> Result<CniResult, CniError> {
+        let bad = |e: serde_json::Error| {
+            CniError::new(
+                code::DECODE_FAILURE,
+                format!("cannot decode CNI result: {e}"),
+            )
+        };
+        if v.get("ip4").is_some() || v.get("ip6").is_some() {
+            let mut out = CniResult::default();
+            for key in ["ip4", "ip6"] {
+                let Some(section) = v.get(key).filter(|s| !s.is_null()) else {
+                    continue;
+                };
+                let ip: LegacyIp = serde_json::from_value(section.clone()).map_err(bad)?;
+                out.ips.push(IpConfig {
+                    address: ip.ip,
+                    gateway: ip.gateway,
+                    interface: None,
+                });
+                out.routes.extend(ip.routes.into_iter().map(|r| Route {
+                    dst: r.dst,
+                    gw: r.gw,
+                    ..Route::default()
+                }));
+            }
+            out.dns = v
+                .get("dns")
+                .map(|d| serde_json::from_value(d.clone()))
+                .transpose()
+                .map_err(bad)?;
+            return Ok(out);
+        }
+        serde_json::from_value(v.clone()).map_err(bad)
+    }
+
+    /// The result as `cni_version` prints it.
+    pub fn to_version(&self, cni_version: &str, v: Version) -> Value {
+        let dns = self.dns.as_ref().filter(|d| !d.is_empty());
+        if v < Version::V0_3_0 {
+            let legacy = |want_v6: bool| {
+                self.ips
+                    .iter()
+                    .find(|ip| is_v6(&ip.address) == want_v6)
+                    .map(|ip| LegacyIp {
+                        ip: ip.address.clone(),
+                        gateway: ip.gateway.clone(),
+                        routes: self
+                            .routes
+                            .iter()
+                            .filter(|r| is_v6(&r.dst) == want_v6)
+                            .map(|r| Route {
+                                dst: r.dst.clone(),
+                                gw: r.gw.clone(),
+                                ..Route::default()
+                            })
+                            .collect(),
+                    })
+            };
+            let mut out = json!({ "cniVersion": cni_version });
+            if let Some(ip4) = legacy(false) {
+                out["ip4"] = serde_json::to_value(ip4).expect("plain struct");
+            }
+            if let Some(ip6) = legacy(true) {
+                out["ip6"] = serde_json::to_value(ip6).expect("plain struct");
+            }
+            if let Some(dns) = dns {
+                out["dns"] = serde_json::to_value(dns).expect("plain struct");
+            }
+            return out;
+        }
+        let modern = v >= Version::V1_1_0;
+        let interfaces: Vec<Interface> = self
+            .interfaces
+            .iter()
+            .map(|i| Interface {
+                mtu: if modern { i.mtu } else { None },
+                ..i.clone()
+            })
+            .collect();
+        let routes: Vec<Route> = self
+            .routes
+            .iter()
+            .map(|r| {
+                if modern {
+                    r.clone()
+                } else {
+                    Route {
+                        dst: r.dst.clone(),
+                        gw: r.gw.clone(),
+                        ..Route::default()
+                    }
+                }
+            })
+            .collect();
+        let mut ips = serde_json::to_value(&self.ips).expect("plain struct");
+        if v < Version::V1_0_0 {
+            for ip in ips.as_array_mut().expect("a list") {
+                let family = if is_v6(ip["address"].as_str().unwrap_or_default()) {
+                    "6"
+                } else {
+                    "4"
+                };
+                ip["version"] = family.into();
+            }
+        }
+        let mut out = json!({ "cniVersion": cni_version });
+        if !interfaces.is_empty() {
+            out["interfaces"] = serde_json::to_value(interfaces).expect("plain struct");
+        }
+        if !self.ips.is_empty() {
+            out["ips"] = ips;
+        }
+        if !routes.is_empty() {
+            out["routes"] = serde_json::to_value(routes).expect("plain struct");
+        }
+        out["dns"] = dns
+            .map(|d| serde_json::to_value(d).expect("plain struct"))
+            .unwrap_or(json!({}));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CniResult {
+        CniResult {
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: "aa:bb:cc:dd:ee:ff".into(),
+                mtu: Some(1500),
+                sandbox: "/var/run/netns/x".into(),
+            }],
+            ips: vec![
+                IpConfig {
+                    address: "10.1.0.5/16".into(),
+                    gateway: Some("10.1.0.1".into()),
+                    interface: Some(0),
+                },
+                IpConfig {
+                    address: "fd00::5/64".into(),
+                    gateway: Some("fd00::1".into()),
+                    interface: Some(0),
+                },
+            ],
+            routes: vec![
+                Route {
+                    dst: "0.0.0.0/0".into(),
+                    gw: Some("10.1.0.1".into()),
+                    priority: Some(10),
+                    ..Route::default()
+                },
+                Route {
+                    dst: "::/0".into(),
+                    ..Route::default()
+                },
+            ],
+            dns: Some(Dns {
+                nameservers: vec!["10.1.0.53".into()],
+                ..Dns::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn v1_1_keeps_everything_and_round_trips() {
+        let out = sample().to_version("1.1.0", Version::V1_1_0);
+        assert_eq!(out["routes"][0]["priority"], 10);
+        assert_eq!(out["interfaces"][0]["mtu"], 1500);
+        assert_eq!(CniResult::from_any(&out).unwrap(), sample());
+    }
+
+    #[test]
+    fn v1_0_drops_the_1_1_fields() {
+        let out = sample().to_version("1.0.0", Version::V1_0_0);
+        assert!(out["routes"][0].get("priority").is_none());
+        assert!(out["interfaces"][0].get("mtu").is_none());
+        assert!(out["ips"][0].get("version").is_none());
+    }
+
+    #[test]
+    fn v0_4_and_v0_3_carry_ip_versions() {
+        for ver in ["0.3.1", "0.4.0"] {
+            let out = sample().to_version(ver, Version::parse(ver).unwrap());
+            assert_eq!(out["cniVersion"], ver);
+            assert_eq!(out["ips"][0]["version"], "4");
+            assert_eq!(out["ips"][1]["version"], "6");
+            let back = CniResult::from_any(&out).unwrap();
+            assert_eq!(back.ips, sample().ips);
+        }
+    }
+
+    #[test]
+    fn v0_2_splits_families_into_ip4_and_ip6() {
+        let out = sample().to_version("0.2.0", Version::parse("0.2.0").unwrap());
+        assert_eq!(out["ip4"]["ip"], "10.1.0.5/16");
+        assert_eq!(out["ip4"]["gateway"], "10.1.0.1");
+        assert_eq!(out["ip4"]["routes"][0]["dst"], "0.0.0.0/0");
+        assert_eq!(out["ip6"]["routes"][0]["dst"], "::/0");
+        assert_eq!(out["dns"]["nameservers"][0], "10.1.0.53");
+        assert!(out.get("ips").is_none());
+        let back = CniResult::from_any(&out).unwrap();
+        assert_eq!(back.ips[0].address, "10.1.0.5/16");
+        assert_eq!(back.routes.len(), 2);
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        let err = CniResult::from_any(&json!({"ips": "nope"})).unwrap_err();
+        assert_eq!(err.code, code::DECODE_FAILURE);
+    }
+}

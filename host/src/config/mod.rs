@@ -1,0 +1,7 @@
+//! The network config a runtime passes on stdin, and which Wasm module it selects.
+
+mod module;
+mod netconf;
+
+pub use module::{DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin};
+pub use netconf::{Limits, NetConf};

@@ -1,0 +1,247 @@
+//! Parsing and validating one plugin's network config.
+
+use crate::cni::env::validate_network_name;
+use crate::cni::error::{CniError, code};
+use crate::cni::result::CniResult;
+use crate::cni::version::Version;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Per-plugin limits: `"limits": {"timeoutMs": 10000, "memoryMiB": 64}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLimits {
+    timeout_ms: Option<u64>,
+    #[serde(rename = "memoryMiB")]
+    memory_mib: Option<u64>,
+}
+
+impl Limits {
+    fn from_value(v: Option<&Value>, base: Limits) -> Result<Limits, CniError> {
+        let Some(v) = v else { return Ok(base) };
+        let raw: RawLimits = serde_json::from_value(v.clone())
+            .map_err(|e| CniError::config(format!("invalid \"limits\": {e}")))?;
+        let timeout = raw
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(base.timeout);
+        let memory_bytes = match raw.memory_mib {
+            Some(m) if (1..=4096).contains(&m) => (m as usize) << 20,
+            Some(m) => {
+                return Err(CniError::config(format!(
+                    "limits.memoryMiB {m} out of range 1-4096"
+                )));
+            }
+            None => base.memory_bytes,
+        };
+        if timeout.is_zero() {
+            return Err(CniError::config("limits.timeoutMs must be positive"));
+        }
+        Ok(Limits {
+            timeout,
+            memory_bytes,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw {
+    #[serde(default)]
+    cni_version: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+    plugin: Option<String>,
+    plugin_sha256: Option<String>,
+    ipam: Option<Value>,
+    prev_result: Option<Value>,
+    bridge: Option<String>,
+}
+
+/// One plugin's config, as the runtime sent it.
+#[derive(Debug, Clone)]
+pub struct NetConf {
+    pub cni_version: String,
+    pub version: Version,
+    pub name: String,
+    pub kind: String,
+    pub plugin: Option<String>,
+    pub plugin_sha256: Option<String>,
+    pub limits: Limits,
+    pub ipam: Option<Value>,
+    pub ipam_limits: Limits,
+    pub prev_result: Option<CniResult>,
+    /// The bridge this config names (the reference default `cni0` when absent):
+    /// the one host link a plugin may touch without having created it.
+    pub bridge: String,
+    /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
+    pub valid_attachments: Vec<(String, String)>,
+    /// The config exactly as received, handed to plugins and delegates.
+    pub raw: String,
+}
+
+impl NetConf {
+    /// Parses stdin: not JSON → 6; a field of the wrong type or a bad name → 7;
+    /// an unsupported cniVersion → 1.
+    pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
+            CniError::new(
+                code::DECODE_FAILURE,
+                format!("network config is not valid JSON: {e}"),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(CniError::new(
+                code::DECODE_FAILURE,
+                "network config must be a JSON object",
+            ));
+        }
+        let raw: Raw = serde_json::from_value(value.clone())
+            .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
+        let version = Version::supported(&raw.cni_version)?;
+        validate_network_name(&raw.name)?;
+        if raw.kind.is_empty() {
+            return Err(CniError::config("network config has no \"type\""));
+        }
+        if let Some(pin) = &raw.plugin_sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(CniError::config(format!(
+                "pluginSha256 {pin:?} is not a hex sha256"
+            )));
+        }
+        if let Some(ipam) = &raw.ipam
+            && !ipam.is_object()
+        {
+            return Err(CniError::config("\"ipam\" must be an object"));
+        }
+        let limits = Limits::from_value(value.get("limits"), Limits::default())?;
+        let ipam_limits =
+            Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
+        let prev_result = raw
+            .prev_result
+            .as_ref()
+            .map(CniResult::from_any)
+            .transpose()?;
+        Ok(NetConf {
+            cni_version: raw.cni_version,
+            version,
+            name: raw.name,
+            kind: raw.kind,
+            plugin: raw.plugin,
+            plugin_sha256: raw.plugin_sha256.map(|s| s.to_ascii_lowercase()),
+            limits,
+            ipam: raw.ipam,
+            ipam_limits,
+            prev_result,
+            bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
+            valid_attachments: valid_attachments(&value)?,
+            raw: String::from_utf8_lossy(stdin).into_owned(),
+        })
+    }
+}
+
+fn valid_attachments(v: &Value) -> Result<Vec<(String, String)>, CniError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Attachment {
+        #[serde(rename = "containerID")]
+        container_id: String,
+        ifname: String,
+    }
+    let list = v
+        .get("cni.dev/valid-attachments")
+        .or_else(|| v.get("cni.dev/attachments"));
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<Attachment> = serde_json::from_value(list.clone())
+        .map_err(|e| CniError::config(format!("invalid cni.dev/valid-attachments: {e}")))?;
+    Ok(items
+        .into_iter()
+        .map(|a| (a.container_id, a.ifname))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<NetConf, CniError> {
+        NetConf::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn error_codes_for_bad_input() {
+        assert_eq!(parse("{not json").unwrap_err().code, 6);
+        assert_eq!(parse("[1]").unwrap_err().code, 6);
+        assert_eq!(
+            parse(r#"{"cniVersion":"1.0.0","name":"a b","type":"x"}"#)
+                .unwrap_err()
+                .code,
+            7
+        );
+        assert_eq!(
+            parse(r#"{"cniVersion":"1.0.0","name":"n","type":5}"#)
+                .unwrap_err()
+                .code,
+            7
+        );
+        assert_eq!(
+            parse(r#"{"cniVersion":"9.9.9","name":"n","type":"x"}"#)
+                .unwrap_err()
+                .code,
+            1
+        );
+        assert_eq!(
+            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","pluginSha256":"zz"}"#)
+                .unwrap_err()
+                .code,
+            7
+        );
+        assert_eq!(
+            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","limits":{"memoryMiB":0}}"#)
+                .unwrap_err()
+                .code,
+            7
+        );
+    }
+
+    #[test]
+    fn reads_limits_attachments_and_prev_result() {
+        let c = parse(
+            r#"{"cniVersion":"1.1.0","name":"n","type":"wasm-bridge","limits":{"timeoutMs":250},
+                "ipam":{"type":"host-local","limits":{"memoryMiB":8}},
+                "cni.dev/attachments":[{"containerID":"c1","ifname":"eth0"}],
+                "prevResult":{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/24"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.limits.timeout, Duration::from_millis(250));
+        assert_eq!(c.ipam_limits.timeout, Duration::from_millis(250));
+        assert_eq!(c.ipam_limits.memory_bytes, 8 << 20);
+        assert_eq!(
+            c.valid_attachments,
+            vec![("c1".to_string(), "eth0".to_string())]
+        );
+        assert_eq!(c.prev_result.unwrap().ips[0].address, "10.0.0.2/24");
+        assert_eq!(c.bridge, "cni0");
+    }
+}

@@ -1,0 +1,236 @@
+//! Running one plugin call: load (cached), check the world, build the store
+//! with the role's capabilities and limits, call the export, classify
+//! failures, and undo what a failed ADD left on the host.
+
+use super::{cache, world, world::Role};
+use crate::caps::bindings::exports::wasmcni::plugin::handler::Guest;
+use crate::caps::bindings::wasmcni::plugin::types;
+use crate::caps::bindings::{WasmcniHost as HostWorld, WasmcniHostPre as HostPre};
+use crate::caps::netns::Netns;
+use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
+use crate::cni::call::Call;
+use crate::cni::env::Command;
+use crate::cni::error::{CniError, code};
+use crate::cni::result::CniResult;
+use crate::config::Limits;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: PathBuf,
+    pub sha256: Option<String>,
+    pub limits: Limits,
+    pub role: Role,
+}
+
+pub struct Runner {
+    engine: Engine,
+    linker: Linker<State>,
+}
+
+fn module_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Runner {
+    pub fn new() -> Result<Arc<Runner>, CniError> {
+        let engine = super::new_engine()?;
+        super::start_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        let link_err =
+            |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+        HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
+        Ok(Arc::new(Runner { engine, linker }))
+    }
+
+    /// Builds the store state `role` is entitled to.
+    fn state(
+        self: &Arc<Self>,
+        target: &Target,
+        call: &Arc<Call>,
+        netns: Option<Netns>,
+    ) -> Result<State, CniError> {
+        let mut state = State::new(module_name(&target.path), target.limits.memory_bytes);
+        match target.role {
+            Role::Plugin => {
+                let owner = Owner {
+                    network: call.conf.name.clone(),
+                    container_id: call.env.container_id.clone(),
+                };
+                state.netlink = Some(NetlinkCap::new(
+                    owner,
+                    netns,
+                    call.conf.bridge.clone(),
+                    call.prev_host_links(),
+                )?);
+                state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
+            }
+            Role::Ipam => {
+                let ipam = call.conf.ipam.as_ref();
+                let data_dir = ipam
+                    .and_then(|i| i.get("dataDir"))
+                    .and_then(|d| d.as_str())
+                    .unwrap_or(DEFAULT_DATA_DIR);
+                state.store = Some(IpamStore::open(Path::new(data_dir), &call.conf.name)?);
+            }
+        }
+        Ok(state)
+    }
+
+    fn invocation(call: &Call, netns_open: bool) -> types::Invocation {
+        types::Invocation {
+            container_id: call.env.container_id.clone(),
+            ifname: call.env.ifname.clone(),
+            netns: call.env.netns.clone().filter(|_| netns_open),
+            args: call
+                .env
+                .args
+                .iter()
+                .map(|(k, v)| types::Arg {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            network_name: call.conf.name.clone(),
+            config: call.conf.raw.clone(),
+            prev_result: call.conf.prev_result.clone().map(Into::into),
+        }
+    }
+
+    /// Runs `command` of `target` for `call`.
+    pub async fn run(
+        self: &Arc<Self>,
+        target: &Target,
+        call: Arc<Call>,
+        command: Command,
+        valid: Option<Vec<(String, String)>>,
+    ) -> Result<Option<CniResult>, CniError> {
+        let name = module_name(&target.path);
+        let loaded = cache::load(&self.engine, &target.path, target.sha256.as_deref())?;
+        if loaded.compiled {
+            tracing::info!(plugin = %name, "compiled {} (cache miss)", target.path.display());
+        }
+        world::check(
+            &world::describe(&self.engine, &loaded.component),
+            target.role,
+            &name,
+        )?;
+        let netns = match (&call.env.netns, target.role) {
+            (Some(path), Role::Plugin) => Netns::open(path)?,
+            _ => None,
+        };
+        if netns.is_none()
+            && matches!(command, Command::Add | Command::Check)
+            && target.role == Role::Plugin
+        {
+            return Err(CniError::env(format!(
+                "CNI_NETNS {:?} does not exist",
+                call.env.netns.as_deref().unwrap_or("")
+            )));
+        }
+        let inv = Self::invocation(&call, netns.is_some());
+        let state = self.state(target, &call, netns)?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = target
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(super::TICK.as_millis()) as u64
+            + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let outcome = tokio::time::timeout(
+            target.limits.timeout + super::TICK * 10,
+            call_export(
+                &self.linker,
+                &loaded.component,
+                &mut store,
+                command,
+                inv,
+                valid,
+            ),
+        )
+        .await;
+        let result = match outcome {
+            Ok(Ok(r)) => r.map_err(CniError::from),
+            Ok(Err(trap)) => Err(classify(trap, &name, store.data(), target.limits)),
+            Err(_) => Err(timed_out(&name, target.limits)),
+        };
+        if result.is_err() && command == Command::Add {
+            store.data_mut().undo().await;
+        }
+        result
+    }
+}
+
+type Returned = Result<Option<CniResult>, types::CniError>;
+
+async fn call_export(
+    linker: &Linker<State>,
+    component: &wasmtime::component::Component,
+    store: &mut Store<State>,
+    command: Command,
+    inv: types::Invocation,
+    valid: Option<Vec<(String, String)>>,
+) -> wasmtime::Result<Returned> {
+    let pre = HostPre::new(linker.instantiate_pre(component)?)?;
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let h: &Guest = instance.wasmcni_plugin_handler();
+    Ok(match command {
+        Command::Add => h.call_add(&mut *store, &inv).await?.map(|r| Some(r.into())),
+        Command::Del => h.call_del(&mut *store, &inv).await?.map(|()| None),
+        Command::Check => h.call_check(&mut *store, &inv).await?.map(|()| None),
+        Command::Status => h.call_status(&mut *store, &inv).await?.map(|()| None),
+        Command::Gc => {
+            let valid: Vec<types::Attachment> = valid
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(container_id, ifname)| types::Attachment {
+                    container_id,
+                    ifname,
+                })
+                .collect();
+            h.call_gc(&mut *store, &inv, &valid).await?.map(|()| None)
+        }
+        Command::Version => unreachable!("VERSION is answered by the host"),
+    })
+}
+
+fn timed_out(plugin: &str, limits: Limits) -> CniError {
+    CniError::new(
+        code::PLUGIN_FAILURE,
+        format!(
+            "plugin {plugin} timed out after {} ms",
+            limits.timeout.as_millis()
+        ),
+    )
+}
+
+fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -> CniError {
+    if state.limiter.hit {
+        return CniError::new(
+            code::PLUGIN_FAILURE,
+            format!(
+                "plugin {plugin} exceeded its memory limit of {} MiB",
+                state.limiter.max_mib()
+            ),
+        );
+    }
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return timed_out(plugin, limits);
+    }
+    CniError::new(
+        code::PLUGIN_FAILURE,
+        format!("plugin {plugin} trapped: {err}"),
+    )
+    .with_details(format!("{err:?}"))
+}

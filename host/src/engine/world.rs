@@ -1,0 +1,171 @@
+//! Worlds by privilege: what a module imports decides what it is, and a
+//! module whose imports exceed its role's world is refused before it runs.
+
+use crate::cni::error::CniError;
+use serde::Serialize;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub const PACKAGE: &str = "wasmcni:plugin";
+/// The WIT package version this host serves; modules built for an older
+/// minor of the same major are accepted.
+pub const WIT_VERSION: (u32, u32) = (0, 1);
+
+/// The role a module is run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A network plugin (`cni-plugin` world).
+    Plugin,
+    /// An IPAM plugin (`ipam` world), run by delegation.
+    Ipam,
+}
+
+impl Role {
+    pub fn world(self) -> &'static str {
+        match self {
+            Role::Plugin => "cni-plugin",
+            Role::Ipam => "ipam",
+        }
+    }
+
+    fn grants(self) -> &'static [&'static str] {
+        match self {
+            Role::Plugin => &["types", "log", "netlink", "delegate"],
+            Role::Ipam => &["types", "log", "ipam-store"],
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModuleInfo {
+    pub world: String,
+    pub wit_version: Option<String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// `wasmcni:plugin/netlink@0.1.0` → (`netlink`, `0.1.0`).
+fn our_interface(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(rest.split_once('@').unwrap_or((rest, "")))
+}
+
+fn compatible(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    matches!((parts.next(), parts.next()), (Some(Some(major)), Some(Some(minor)))
+        if major == WIT_VERSION.0 && (major > 0 || minor <= WIT_VERSION.1))
+}
+
+pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+    let ours: Vec<&str> = imports
+        .iter()
+        .filter_map(|n| our_interface(n))
+        .map(|(i, _)| i)
+        .collect();
+    let world = if ours.contains(&"ipam-store")
+        && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate"))
+    {
+        "ipam"
+    } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate"))
+        && !ours.contains(&"ipam-store")
+    {
+        "cni-plugin"
+    } else if ours.iter().all(|i| matches!(*i, "types" | "log")) {
+        "policy"
+    } else {
+        "mixed (no world grants this)"
+    };
+    let wit_version = exports
+        .iter()
+        .find_map(|n| our_interface(n))
+        .map(|(_, v)| v.to_owned());
+    ModuleInfo {
+        world: world.into(),
+        wit_version,
+        imports,
+        exports,
+    }
+}
+
+/// Refuses a module that imports what `role`'s world does not grant, or that
+/// was built for a WIT version this host cannot serve.
+pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError> {
+    for name in info.imports.iter().chain(info.exports.iter()) {
+        match our_interface(name) {
+            Some((_, version)) if !compatible(version) => {
+                return Err(CniError::config(format!(
+                    "module {module} was built for {PACKAGE}@{version}; this host serves {}.{}.x",
+                    WIT_VERSION.0, WIT_VERSION.1
+                )));
+            }
+            _ => {}
+        }
+    }
+    for name in &info.imports {
+        let allowed = match our_interface(name) {
+            Some((iface, _)) => role.grants().contains(&iface),
+            None => name.starts_with("wasi:"),
+        };
+        if !allowed {
+            return Err(CniError::config(format!(
+                "module {module} imports {name}, which the {} world does not grant",
+                role.world()
+            )));
+        }
+    }
+    if info.wit_version.is_none() {
+        return Err(CniError::config(format!(
+            "module {module} does not export {PACKAGE}/handler"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(imports: &[&str]) -> ModuleInfo {
+        ModuleInfo {
+            world: String::new(),
+            wit_version: Some("0.1.0".into()),
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: vec!["wasmcni:plugin/handler@0.1.0".into()],
+        }
+    }
+
+    #[test]
+    fn an_ipam_module_may_not_import_netlink() {
+        let ok = info(&[
+            "wasi:cli/environment@0.2.6",
+            "wasmcni:plugin/ipam-store@0.1.0",
+            "wasmcni:plugin/log@0.1.0",
+        ]);
+        check(&ok, Role::Ipam, "m").unwrap();
+        let bad = info(&[
+            "wasmcni:plugin/ipam-store@0.1.0",
+            "wasmcni:plugin/netlink@0.1.0",
+        ]);
+        let err = check(&bad, Role::Ipam, "m").unwrap_err();
+        assert_eq!(err.code, 7);
+        assert!(err.msg.contains("netlink"), "{}", err.msg);
+        assert!(
+            check(
+                &info(&["wasmcni:plugin/ipam-store@0.1.0"]),
+                Role::Plugin,
+                "m"
+            )
+            .is_err()
+        );
+        assert!(check(&info(&["evil:host/shell"]), Role::Plugin, "m").is_err());
+    }
+
+    #[test]
+    fn versions_follow_the_semver_promise() {
+        assert!(compatible("0.1.0") && compatible("0.1.9") && compatible("0.0.3"));
+        assert!(!compatible("0.2.0") && !compatible("1.0.0") && !compatible(""));
+    }
+}

@@ -1,0 +1,20 @@
+//! `wasmcni`: a CNI plugin whose networking logic runs as sandboxed
+//! WebAssembly components. Exec'd with CNI_COMMAND set it is a CNI plugin;
+//! otherwise it is a command-line tool (see `wasmcni --help`).
+
+mod caps;
+mod cli;
+mod cni;
+mod config;
+mod engine;
+mod logging;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    logging::init();
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        return cni::plugin_main();
+    }
+    cli::main()
+}

@@ -1,0 +1,94 @@
+//! The bridge plugin's config, with the reference plugin's field names and defaults.
+
+use serde::Deserialize;
+use serde_json::Value;
+use wasmcni_sdk::cni::types::Invocation;
+use wasmcni_sdk::{Error, invocation};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeConf {
+    #[serde(default = "default_bridge")]
+    pub bridge: String,
+    #[serde(default)]
+    pub is_gateway: bool,
+    #[serde(default)]
+    pub is_default_gateway: bool,
+    #[serde(default)]
+    pub force_address: bool,
+    #[serde(default)]
+    pub ip_masq: bool,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub hairpin_mode: bool,
+    #[serde(default)]
+    pub promisc_mode: bool,
+    #[serde(default)]
+    pub vlan: u16,
+    #[serde(default)]
+    pub enabledad: bool,
+    #[serde(default)]
+    pub ipam: Option<Value>,
+    #[serde(skip)]
+    pub mac: Option<String>,
+}
+
+fn default_bridge() -> String {
+    "cni0".into()
+}
+
+impl BridgeConf {
+    pub fn parse(inv: &Invocation) -> Result<BridgeConf, Error> {
+        let raw: Value = invocation::parse_config(&inv.config)?;
+        let mut conf: BridgeConf = serde_json::from_value(raw.clone())
+            .map_err(|e| Error::config(format!("invalid bridge config: {e}")))?;
+        if conf.is_default_gateway {
+            conf.is_gateway = true;
+        }
+        if conf.vlan > 4094 {
+            return Err(Error::config(format!(
+                "invalid VLAN ID {} (must be 0-4094)",
+                conf.vlan
+            )));
+        }
+        if conf.bridge.is_empty() || conf.bridge.len() > 15 {
+            return Err(Error::config(format!(
+                "invalid bridge name {:?}",
+                conf.bridge
+            )));
+        }
+        if conf.ipam.as_ref().is_some_and(|i| i.get("type").is_none()) {
+            return Err(Error::config("ipam section has no \"type\""));
+        }
+        conf.mac = requested_mac(inv, &raw)?;
+        Ok(conf)
+    }
+
+    pub fn has_ipam(&self) -> bool {
+        self.ipam.is_some()
+    }
+}
+
+/// MAC for the container end: runtimeConfig.mac, then args.cni.mac, then CNI_ARGS MAC.
+fn requested_mac(inv: &Invocation, raw: &Value) -> Result<Option<String>, Error> {
+    let from_args = inv
+        .args
+        .iter()
+        .find(|a| a.key == "MAC")
+        .map(|a| a.value.clone());
+    let mac = ["/runtimeConfig/mac", "/args/cni/mac"]
+        .iter()
+        .find_map(|p| raw.pointer(p).and_then(Value::as_str).map(str::to_owned))
+        .or(from_args);
+    if let Some(m) = &mac {
+        let ok = m.len() == 17
+            && m.split(':').count() == 6
+            && m.split(':')
+                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+        if !ok {
+            return Err(Error::config(format!("invalid MAC address {m:?}")));
+        }
+    }
+    Ok(mac)
+}

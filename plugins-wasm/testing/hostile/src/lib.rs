@@ -1,0 +1,67 @@
+//! A plugin that misbehaves on purpose, for the host's containment tests.
+//! Its config's `mode` picks the misdeed.
+
+use wasmcni_sdk::Error;
+use wasmcni_sdk::cni::netlink::{self, Side, VethSpec};
+use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};
+
+struct Hostile;
+
+#[derive(serde::Deserialize)]
+struct Conf {
+    mode: String,
+    #[serde(default)]
+    target: String,
+}
+
+fn misbehave(inv: &Invocation) -> Result<CniResult, Error> {
+    let conf: Conf = wasmcni_sdk::invocation::parse_config(&inv.config)?;
+    match conf.mode.as_str() {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "trap" => panic!("deliberate trap"),
+        // Create a veth (so the host has something to undo), then reach for a
+        // host link this call does not own.
+        "touch-host-link" => {
+            netlink::create_veth(&VethSpec {
+                container_ifname: inv.ifname.clone(),
+                mtu: None,
+                container_mac: None,
+            })?;
+            netlink::set_link_up(Side::Host, &conf.target, false)?;
+            Err(Error::plugin("the host let me touch a link I do not own"))
+        }
+        other => Err(Error::config(format!("unknown mode {other:?}"))),
+    }
+}
+
+impl wasmcni_sdk::cni::Handler for Hostile {
+    fn add(inv: Invocation) -> Result<CniResult, CniError> {
+        Ok(misbehave(&inv)?)
+    }
+    fn del(_inv: Invocation) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn check(_inv: Invocation) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn status(_inv: Invocation) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn gc(_inv: Invocation, _valid: Vec<Attachment>) -> Result<(), CniError> {
+        Ok(())
+    }
+}
+
+wasmcni_sdk::export_cni_plugin!(Hostile);

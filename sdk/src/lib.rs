@@ -1,0 +1,57 @@
+//! What a wasmcni plugin author depends on: the WIT bindings for each world,
+//! an export macro per world, CNI error helpers, and IP range arithmetic.
+//!
+//! ```ignore
+//! struct MyIpam;
+//! impl wasmcni_sdk::ipam::Handler for MyIpam { /* add, del, check, status, gc */ }
+//! wasmcni_sdk::export_ipam!(MyIpam);
+//! ```
+
+pub mod error;
+pub mod invocation;
+pub mod ip;
+pub mod ipam_config;
+
+pub use error::{Error, codes};
+
+/// Generated bindings for every interface of the package. A module imports
+/// only what it calls, and the host infers (and enforces) its world from
+/// those imports: use [`cni`] for a network plugin, [`ipam`] for an IPAM one.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "wasmcni-host",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_handler",
+        default_bindings_module: "wasmcni_sdk::bindings",
+    });
+}
+
+/// The `cni-plugin` world: netlink, IPAM delegation, log.
+pub mod cni {
+    pub use crate::bindings::exports::wasmcni::plugin::handler::Guest as Handler;
+    pub use crate::bindings::wasmcni::plugin::{delegate, log, netlink, types};
+}
+
+/// The `ipam` world: the host's lease store and log.
+pub mod ipam {
+    pub use crate::bindings::exports::wasmcni::plugin::handler::Guest as Handler;
+    pub use crate::bindings::wasmcni::plugin::{ipam_store, log, types};
+}
+
+/// Exports a type implementing [`cni::Handler`] as a `cni-plugin` module.
+#[macro_export]
+macro_rules! export_cni_plugin {
+    ($t:ident) => {
+        $crate::bindings::export_handler!($t);
+    };
+}
+
+/// Exports a type implementing [`ipam::Handler`] as an `ipam` module.
+#[macro_export]
+macro_rules! export_ipam {
+    ($t:ident) => {
+        $crate::bindings::export_handler!($t);
+    };
+}
