@@ -1,6 +1,7 @@
 //! Logs go to stderr, or to `WASMCNI_LOG_FILE`; never to stdout, which
 //! carries the CNI result. `WASMCNI_LOG` sets the filter (default `warn`).
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -20,6 +21,9 @@ pub fn init() {
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(f))
             .init(),
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
     }
 }

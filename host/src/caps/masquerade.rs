@@ -28,7 +28,7 @@ pub fn owner_tag(network: &str, container_id: &str) -> String {
 
 fn nft(script: &str) -> Result<String, CniError> {
     let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
+        .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,10 +69,16 @@ pub fn add(tag: &str, source: IpAddr, exclude: IpNet) -> Result<(), CniError> {
 
 /// Handles and comments of the rules in our chain (empty when there is no table).
 fn rules() -> Result<Vec<(u64, String)>, CniError> {
-    let listing = match nft(&format!("list chain inet {TABLE} {CHAIN}\n")) {
-        Ok(out) => out,
-        Err(_) => return Ok(Vec::new()),
-    };
+    let out = Command::new("nft")
+        .args(["-j", "list", "chain", "inet", TABLE, CHAIN])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| CniError::io(format!("cannot run nft (is nftables installed?): {e}")))?;
+    // No table or chain yet: nothing of ours to find.
+    if !out.status.success() {
+        return Ok(Vec::new());
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
     let json: Value =
         serde_json::from_str(&listing).map_err(|e| CniError::io(format!("nft output: {e}")))?;
     let items = json

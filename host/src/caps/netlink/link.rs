@@ -198,9 +198,12 @@ pub struct BridgeParams<'a> {
 /// Creates the bridge, or reuses it when it exists (and is a bridge).
 pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, CniError> {
     if by_name(h, p.name).await?.is_none() {
-        let mut b = LinkBridge::new(p.name)
-            .vlan_filtering(p.vlan_filtering)
-            .up();
+        let mut b = LinkBridge::new(p.name).up();
+        // Only ask for filtering when wanted: kernels without
+        // CONFIG_BRIDGE_VLAN_FILTERING refuse the attribute even when false.
+        if p.vlan_filtering {
+            b = b.vlan_filtering(true);
+        }
         if let Some(mtu) = p.mtu {
             b = b.mtu(mtu);
         }
