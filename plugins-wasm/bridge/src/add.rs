@@ -129,8 +129,18 @@ fn configure_container(
             }
         }
     }
+    // Like the reference, a route without a gateway goes via its family's gateway.
     for r in &result.routes {
-        netlink::add_route(Side::Container, Some(ifname), r)?;
+        let mut r = r.clone();
+        if r.gw.is_none() {
+            let v6 = r.dst.contains(':');
+            r.gw = result
+                .ips
+                .iter()
+                .find(|ip| ip.address.contains(':') == v6)
+                .and_then(|ip| ip.gateway.clone());
+        }
+        netlink::add_route(Side::Container, Some(ifname), &r)?;
     }
     Ok(())
 }
