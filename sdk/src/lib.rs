@@ -1,7 +1,7 @@
 //! What a wasmcni plugin author depends on: the WIT bindings for each world,
 //! an export macro per world, CNI error helpers, and IP range arithmetic.
 //!
-//! ```ignore
+//! ```text
 //! struct MyIpam;
 //! impl wasmcni_sdk::ipam::Handler for MyIpam { /* add, del, check, status, gc */ }
 //! wasmcni_sdk::export_ipam!(MyIpam);

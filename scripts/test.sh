@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of the host, the SDK and the plugins, then the
+# end-to-end tests that exec the real binary in throwaway network namespaces
+# (root needed). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[[ $(id -u) == 0 ]] || { echo "the end-to-end tests need root (network namespaces)" >&2; exit 1; }
+scripts/setup.sh
+scripts/build.sh
+cargo test --release --locked -p wasmcni -p wasmcni-sdk -p wasmcni-plugin-host-local -p wasmcni-plugin-bridge
+cargo test --release --locked -p wasmcni-e2e
