@@ -54,21 +54,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Version => {
             println!("wasmcni {}", env!("CARGO_PKG_VERSION"));
             println!("CNI spec versions: {}", version::SUPPORTED.join(", "));
-            println!(
-                "WIT package: {}@{}.{}",
-                world::PACKAGE,
-                world::WIT_VERSION.0,
-                world::WIT_VERSION.1
-            );
+            println!("WIT package: {}@{}.{}", world::PACKAGE, world::WIT_VERSION.0, world::WIT_VERSION.1);
             Ok(())
         }
         Cmd::Precompile { path } => precompile(&path),
         Cmd::Inspect { module } => inspect(&module),
-        Cmd::Install {
-            bin_dir,
-            module_dir,
-            from,
-        } => install(&bin_dir, &module_dir, from),
+        Cmd::Install { bin_dir, module_dir, from } => install(&bin_dir, &module_dir, from),
     }
 }
 
@@ -93,11 +84,7 @@ fn precompile(path: &Path) -> Result<()> {
     }
     for file in files {
         let loaded = cache::load(&engine, &file, None)?;
-        let state = if loaded.compiled {
-            "compiled"
-        } else {
-            "cached"
-        };
+        let state = if loaded.compiled { "compiled" } else { "cached" };
         println!("{state} {} sha256:{}", file.display(), loaded.sha256);
     }
     Ok(())
@@ -118,10 +105,7 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
     let exe = std::env::current_exe().context("locating this binary")?;
     let from = match from {
         Some(f) => f,
-        None => exe
-            .parent()
-            .context("binary has no directory")?
-            .join("modules"),
+        None => exe.parent().context("binary has no directory")?.join("modules"),
     };
     let modules = wasm_files(&from).with_context(|| "finding modules to install (use --from)")?;
     std::fs::create_dir_all(bin_dir)?;
@@ -133,11 +117,7 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
     println!("installed {}", target.display());
     let engine = new_engine()?;
     for m in modules {
-        let name = m
-            .file_stem()
-            .context("module without a name")?
-            .to_string_lossy()
-            .into_owned();
+        let name = m.file_stem().context("module without a name")?.to_string_lossy().into_owned();
         let dest = module_dir.join(format!("{name}.wasm"));
         std::fs::copy(&m, &dest).with_context(|| format!("copying {}", m.display()))?;
         cache::load(&engine, &dest, None)?;

@@ -26,11 +26,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Self {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        Self { code, msg: msg.into(), details: String::new() }
     }
 
     /// Code 7: the network configuration is invalid.
@@ -61,20 +57,12 @@ use crate::bindings::wasmcni::plugin::types::CniError;
 
 impl From<Error> for CniError {
     fn from(e: Error) -> Self {
-        CniError {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
+        CniError { code: e.code, msg: e.msg, details: e.details }
     }
 }
 
 impl From<CniError> for Error {
     fn from(e: CniError) -> Self {
-        Error {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
+        Error { code: e.code, msg: e.msg, details: e.details }
     }
 }

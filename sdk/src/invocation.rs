@@ -31,9 +31,7 @@ pub fn requested_ips(config: &Value, cni_args_ip: Option<&str>) -> Result<Vec<Ip
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for item in items {
-                    let s = item
-                        .as_str()
-                        .ok_or_else(|| Error::config(format!("{pointer} must hold strings")))?;
+                    let s = item.as_str().ok_or_else(|| Error::config(format!("{pointer} must hold strings")))?;
                     raw.push(s.to_owned());
                 }
             }
@@ -43,9 +41,7 @@ pub fn requested_ips(config: &Value, cni_args_ip: Option<&str>) -> Result<Vec<Ip
     let mut ips = Vec::new();
     for s in raw {
         let addr = s.split('/').next().unwrap_or_default().trim();
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| Error::config(format!("requested IP {s:?} is not an IP address")))?;
+        let ip: IpAddr = addr.parse().map_err(|_| Error::config(format!("requested IP {s:?} is not an IP address")))?;
         if !ips.contains(&ip) {
             ips.push(ip);
         }
@@ -65,10 +61,8 @@ mod tests {
             "runtimeConfig": {"ips": ["10.0.0.8/24", "10.0.0.7"]}
         });
         let ips = requested_ips(&cfg, Some("10.0.0.9,fd00::5")).unwrap();
-        let want: Vec<IpAddr> = ["10.0.0.9", "fd00::5", "10.0.0.7", "10.0.0.8"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let want: Vec<IpAddr> =
+            ["10.0.0.9", "fd00::5", "10.0.0.7", "10.0.0.8"].iter().map(|s| s.parse().unwrap()).collect();
         assert_eq!(ips, want);
     }
 
@@ -83,10 +77,7 @@ mod tests {
     #[test]
     fn arg_finds_a_key() {
         let args = [("IgnoreUnknown", "1"), ("IP", "10.1.1.1")];
-        assert_eq!(
-            arg(args.iter().map(|(k, v)| (*k, *v)), "IP"),
-            Some("10.1.1.1")
-        );
+        assert_eq!(arg(args.iter().map(|(k, v)| (*k, *v)), "IP"), Some("10.1.1.1"));
         assert_eq!(arg(args.iter().map(|(k, v)| (*k, *v)), "MAC"), None);
     }
 }

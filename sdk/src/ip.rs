@@ -37,9 +37,7 @@ pub fn prev(ip: IpAddr) -> Option<IpAddr> {
 
 /// Number of addresses in `[start, end]` (saturating at `u128::MAX`).
 pub fn span(start: IpAddr, end: IpAddr) -> u128 {
-    to_u128(end)
-        .saturating_sub(to_u128(start))
-        .saturating_add(1)
+    to_u128(end).saturating_sub(to_u128(start)).saturating_add(1)
 }
 
 /// Orders two addresses of one family.
@@ -67,9 +65,6 @@ mod tests {
     #[test]
     fn span_counts_inclusive() {
         assert_eq!(span(ip("10.0.0.2"), ip("10.0.0.254")), 253);
-        assert_eq!(
-            span(ip("::"), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
-            u128::MAX
-        );
+        assert_eq!(span(ip("::"), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), u128::MAX);
     }
 }

@@ -82,15 +82,10 @@ impl Range {
     /// Applies the reference defaults: start after the network address, end
     /// before the IPv4 broadcast (the last address for IPv6), gateway = first.
     pub fn canonical(cfg: &RangeConfig) -> Result<Range, Error> {
-        let net: IpNet = cfg
-            .subnet
-            .parse()
-            .map_err(|_| Error::config(format!("invalid subnet {:?}", cfg.subnet)))?;
+        let net: IpNet = cfg.subnet.parse().map_err(|_| Error::config(format!("invalid subnet {:?}", cfg.subnet)))?;
         let subnet = net.trunc();
         if subnet.prefix_len() >= subnet.max_prefix_len() - 1 && subnet.addr().is_ipv4() {
-            return Err(Error::config(format!(
-                "network {subnet} too small to allocate from"
-            )));
+            return Err(Error::config(format!("network {subnet} too small to allocate from")));
         }
         let first = ip::next(subnet.network()).expect("a /30 or wider has a next address");
         let last = match subnet.addr() {
@@ -98,38 +93,15 @@ impl Range {
             IpAddr::V6(_) => subnet.broadcast(),
         };
         let inside = |name: &str, a: IpAddr| -> Result<IpAddr, Error> {
-            if subnet.contains(&a) {
-                Ok(a)
-            } else {
-                Err(Error::config(format!("{name} {a} not in network {subnet}")))
-            }
+            if subnet.contains(&a) { Ok(a) } else { Err(Error::config(format!("{name} {a} not in network {subnet}"))) }
         };
-        let start = cfg
-            .range_start
-            .map(|a| inside("rangeStart", a))
-            .transpose()?
-            .unwrap_or(first);
-        let end = cfg
-            .range_end
-            .map(|a| inside("rangeEnd", a))
-            .transpose()?
-            .unwrap_or(last);
-        let gateway = cfg
-            .gateway
-            .map(|a| inside("gateway", a))
-            .transpose()?
-            .unwrap_or(first);
+        let start = cfg.range_start.map(|a| inside("rangeStart", a)).transpose()?.unwrap_or(first);
+        let end = cfg.range_end.map(|a| inside("rangeEnd", a)).transpose()?.unwrap_or(last);
+        let gateway = cfg.gateway.map(|a| inside("gateway", a)).transpose()?.unwrap_or(first);
         if ip::cmp(start, end).is_gt() {
-            return Err(Error::config(format!(
-                "rangeStart {start} is after rangeEnd {end}"
-            )));
+            return Err(Error::config(format!("rangeStart {start} is after rangeEnd {end}")));
         }
-        Ok(Range {
-            subnet,
-            start,
-            end,
-            gateway,
-        })
+        Ok(Range { subnet, start, end, gateway })
     }
 
     pub fn contains(&self, a: IpAddr) -> bool {
@@ -149,11 +121,8 @@ pub type RangeSet = Vec<Range>;
 impl IpamConfig {
     /// Parses the `ipam` object of a plugin config.
     pub fn from_plugin_config(config: &serde_json::Value) -> Result<IpamConfig, Error> {
-        let ipam = config
-            .get("ipam")
-            .ok_or_else(|| Error::config("missing \"ipam\" section"))?;
-        serde_json::from_value(ipam.clone())
-            .map_err(|e| Error::config(format!("invalid ipam config: {e}")))
+        let ipam = config.get("ipam").ok_or_else(|| Error::config("missing \"ipam\" section"))?;
+        serde_json::from_value(ipam.clone()).map_err(|e| Error::config(format!("invalid ipam config: {e}")))
     }
 
     /// Every range set, legacy form first, each range canonical and the sets
@@ -179,10 +148,7 @@ impl IpamConfig {
             if set.is_empty() {
                 return Err(Error::config("empty range set"));
             }
-            let ranges = set
-                .iter()
-                .map(Range::canonical)
-                .collect::<Result<Vec<_>, _>>()?;
+            let ranges = set.iter().map(Range::canonical).collect::<Result<Vec<_>, _>>()?;
             let v4 = ranges[0].subnet.addr().is_ipv4();
             if ranges.iter().any(|r| r.subnet.addr().is_ipv4() != v4) {
                 return Err(Error::config("a range set mixes IPv4 and IPv6"));

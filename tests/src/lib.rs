@@ -12,17 +12,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
 }
 
 /// The binary under test (built by scripts/build.sh).
 pub fn wasmcni_bin() -> PathBuf {
-    std::env::var_os("WASMCNI_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/release/wasmcni"))
+    std::env::var_os("WASMCNI_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/wasmcni"))
 }
 
 pub fn module_dir() -> PathBuf {
@@ -39,18 +34,8 @@ pub fn bin_dir() -> PathBuf {
         let dir = workspace().join("target/e2e-bin");
         std::fs::create_dir_all(&dir).expect("bin dir");
         let bin = wasmcni_bin();
-        assert!(
-            bin.is_file(),
-            "{} is missing: run scripts/build.sh first",
-            bin.display()
-        );
-        for name in [
-            "wasmcni",
-            "wasm-bridge",
-            "wasm-host-local",
-            "wasm-loopback",
-            "wasm-hostile",
-        ] {
+        assert!(bin.is_file(), "{} is missing: run scripts/build.sh first", bin.display());
+        for name in ["wasmcni", "wasm-bridge", "wasm-host-local", "wasm-loopback", "wasm-hostile"] {
             let link = dir.join(name);
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink(&bin, &link).expect("link");
@@ -73,18 +58,13 @@ pub fn unique(tag: &str) -> String {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and returns its stdout, panicking if it fails.
 pub fn must(args: &[&str]) -> String {
     let out = run(Command::new(args[0]).args(&args[1..]));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -106,19 +86,12 @@ impl Netns {
 
     /// Runs a command inside the namespace.
     pub fn exec(&self, args: &[&str]) -> Output {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args))
+        run(Command::new("ip").args(["netns", "exec", &self.name]).args(args))
     }
 
     pub fn must(&self, args: &[&str]) -> String {
         let out = self.exec(args);
-        assert!(
-            out.status.success(),
-            "{args:?} in {} failed: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?} in {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -127,11 +100,7 @@ impl Netns {
         let mut full = vec!["ip", "-j"];
         full.extend_from_slice(args);
         let out = self.must(&full);
-        if out.trim().is_empty() {
-            json!([])
-        } else {
-            serde_json::from_str(&out).expect("ip -j output")
-        }
+        if out.trim().is_empty() { json!([]) } else { serde_json::from_str(&out).expect("ip -j output") }
     }
 
     /// The global addresses (CIDR) on `dev`; link-local ones are the kernel's.
@@ -149,24 +118,17 @@ impl Netns {
     }
 
     pub fn has_link(&self, dev: &str) -> bool {
-        self.exec(&["ip", "link", "show", "dev", dev])
-            .status
-            .success()
+        self.exec(&["ip", "link", "show", "dev", dev]).status.success()
     }
 
     pub fn ping(&self, addr: &str) -> bool {
-        self.exec(&["ping", "-c", "1", "-W", "2", addr])
-            .status
-            .success()
+        self.exec(&["ping", "-c", "1", "-W", "2", addr]).status.success()
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
     }
 }
 
@@ -180,24 +142,17 @@ pub struct CniOut {
 
 impl CniOut {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
     }
 
     /// The CNI error code of a failed call.
     pub fn code(&self) -> u64 {
         assert!(!self.ok, "call succeeded: {}", self.stdout);
-        self.json()["code"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no code in {}", self.stdout))
+        self.json()["code"].as_u64().unwrap_or_else(|| panic!("no code in {}", self.stdout))
     }
 
     pub fn expect_ok(&self) -> &Self {
-        assert!(
-            self.ok,
-            "call failed: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
+        assert!(self.ok, "call failed: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 }
@@ -227,13 +182,7 @@ impl Lab {
         let host = Netns::new("wch");
         host.must(&["ip", "link", "set", "lo", "up"]);
         let data_dir = std::env::temp_dir().join(unique("wcni-leases-"));
-        Lab {
-            host,
-            network: unique("net"),
-            bridge: unique("wcb"),
-            data_dir,
-            extra_env: Mutex::new(Vec::new()),
-        }
+        Lab { host, network: unique("net"), bridge: unique("wcb"), data_dir, extra_env: Mutex::new(Vec::new()) }
     }
 
     pub fn container(&self) -> Netns {
@@ -282,11 +231,7 @@ impl Lab {
     /// inside the host netns, as a runtime would.
     pub fn invoke(&self, i: &Invoke) -> CniOut {
         let path = format!("{}:{REFERENCE_DIR}", bin_dir().display());
-        let exe = if Path::new(i.plugin).is_absolute() {
-            PathBuf::from(i.plugin)
-        } else {
-            bin_dir().join(i.plugin)
-        };
+        let exe = if Path::new(i.plugin).is_absolute() { PathBuf::from(i.plugin) } else { bin_dir().join(i.plugin) };
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.host.name])
             .arg(&exe)
@@ -303,12 +248,7 @@ impl Lab {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn plugin");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(i.config.to_string().as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(i.config.to_string().as_bytes()).unwrap();
         let out = child.wait_with_output().expect("plugin output");
         CniOut {
             ok: out.status.success(),
@@ -320,15 +260,7 @@ impl Lab {
     /// The common case: `wasm-bridge` (or the config's type) for container `id`.
     pub fn cni(&self, command: &str, config: &Value, id: &str, netns: &str) -> CniOut {
         let plugin = config["type"].as_str().unwrap_or("wasmcni");
-        self.invoke(&Invoke {
-            plugin,
-            command,
-            container_id: id,
-            netns,
-            ifname: "eth0",
-            args: "",
-            config,
-        })
+        self.invoke(&Invoke { plugin, command, container_id: id, netns, ifname: "eth0", args: "", config })
     }
 }
 
@@ -348,11 +280,7 @@ impl Drop for Lab {
 pub fn result_ips(result: &Value) -> Vec<String> {
     result["ips"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|ip| ip["address"].as_str().unwrap().to_owned())
-                .collect()
-        })
+        .map(|a| a.iter().map(|ip| ip["address"].as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
 }
 

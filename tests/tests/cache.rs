@@ -26,11 +26,7 @@ fn precompile_then_calls_never_compile_and_corruption_is_rebuilt() {
         .env("WASMCNI_CACHE_DIR", &cache)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("compiled "));
     let entries = artifacts(&cache);
     assert_eq!(entries.len(), 1);
@@ -44,11 +40,7 @@ fn precompile_then_calls_never_compile_and_corruption_is_rebuilt() {
     let conf = json!({"cniVersion": "1.0.0", "name": lab.network, "type": "wasm-loopback"});
     let first = lab.cni("ADD", &conf, "cache-1", &c.path());
     first.expect_ok();
-    assert!(
-        !first.stderr.contains("cache miss"),
-        "a precompiled module was compiled again: {}",
-        first.stderr
-    );
+    assert!(!first.stderr.contains("cache miss"), "a precompiled module was compiled again: {}", first.stderr);
 
     // Flip bytes in the middle of the artifact: the next call must notice.
     let mut bytes = std::fs::read(&entries[0]).unwrap();
@@ -59,17 +51,9 @@ fn precompile_then_calls_never_compile_and_corruption_is_rebuilt() {
     std::fs::write(&entries[0], &bytes).unwrap();
     let second = lab.cni("ADD", &conf, "cache-2", &c.path());
     second.expect_ok();
-    assert!(
-        second.stderr.contains("corrupt") && second.stderr.contains("cache miss"),
-        "{}",
-        second.stderr
-    );
+    assert!(second.stderr.contains("corrupt") && second.stderr.contains("cache miss"), "{}", second.stderr);
     let third = lab.cni("ADD", &conf, "cache-3", &c.path());
-    assert!(
-        !third.expect_ok().stderr.contains("cache miss"),
-        "{}",
-        third.stderr
-    );
+    assert!(!third.expect_ok().stderr.contains("cache miss"), "{}", third.stderr);
     std::fs::remove_dir_all(&cache).unwrap();
 }
 
@@ -89,9 +73,6 @@ fn inspect_reports_world_and_imports() {
     assert_eq!(hl["world"], "ipam");
     assert_eq!(hl["wit_version"], "0.1.0");
     let imports = hl["imports"].to_string();
-    assert!(
-        imports.contains("ipam-store") && !imports.contains("netlink"),
-        "{imports}"
-    );
+    assert!(imports.contains("ipam-store") && !imports.contains("netlink"), "{imports}");
     assert_eq!(run("bridge.wasm")["world"], "cni-plugin");
 }

@@ -43,10 +43,7 @@ fn lifecycle(version: &str) {
     assert_eq!(master[0]["master"], lab.bridge.as_str());
     let routes = c.must(&["ip", "route"]);
     assert!(routes.contains("192.0.2.0/24 via 10.77.0.1"), "{routes}");
-    assert_eq!(
-        lab.host.addrs(&lab.bridge),
-        vec!["10.77.0.1/24".to_string()]
-    );
+    assert_eq!(lab.host.addrs(&lab.bridge), vec!["10.77.0.1/24".to_string()]);
     assert_eq!(lab.leases(), vec![addr_of(ip).to_string()]);
     assert_eq!(lab.lease_content(addr_of(ip)), format!("{id}\r\neth0"));
 
@@ -56,11 +53,7 @@ fn lifecycle(version: &str) {
         c.must(&["ip", "addr", "del", ip, "dev", "eth0"]);
         let failed = lab.cni("CHECK", &prev, &id, &c.path());
         assert!(failed.code() >= 100, "{failed:?}");
-        assert!(
-            failed.json()["msg"].as_str().unwrap().contains(ip.as_str()),
-            "{}",
-            failed.stdout
-        );
+        assert!(failed.json()["msg"].as_str().unwrap().contains(ip.as_str()), "{}", failed.stdout);
     } else {
         assert_eq!(lab.cni("CHECK", &prev, &id, &c.path()).code(), 1);
     }
@@ -97,19 +90,10 @@ fn lifecycle_1_1_0() {
 fn result_in_0_2_0_form() {
     let lab = Lab::new();
     let c = lab.container();
-    let conf = lab.bridge_conf(
-        "0.2.0",
-        json!({"subnet": "10.78.0.0/24", "gateway": "10.78.0.1"}),
-    );
-    let result = lab
-        .cni("ADD", &conf, "legacy", &c.path())
-        .expect_ok()
-        .json();
+    let conf = lab.bridge_conf("0.2.0", json!({"subnet": "10.78.0.0/24", "gateway": "10.78.0.1"}));
+    let result = lab.cni("ADD", &conf, "legacy", &c.path()).expect_ok().json();
     assert_eq!(result["cniVersion"], "0.2.0");
-    assert!(
-        result.get("ips").is_none() && result.get("interfaces").is_none(),
-        "{result}"
-    );
+    assert!(result.get("ips").is_none() && result.get("interfaces").is_none(), "{result}");
     let ip = result["ip4"]["ip"].as_str().unwrap();
     assert_eq!(result["ip4"]["gateway"], "10.78.0.1");
     assert_eq!(c.addrs("eth0"), vec![ip.to_string()]);
@@ -123,10 +107,7 @@ fn del_without_netns_or_with_netns_gone_frees_the_lease() {
     let conf = lab.bridge_conf("1.0.0", ipam());
 
     let c1 = lab.container();
-    let r1 = lab
-        .cni("ADD", &conf, "gone-1", &c1.path())
-        .expect_ok()
-        .json();
+    let r1 = lab.cni("ADD", &conf, "gone-1", &c1.path()).expect_ok().json();
     let veth1 = r1["interfaces"][1]["name"].as_str().unwrap().to_owned();
     lab.cni("DEL", &conf, "gone-1", "").expect_ok();
     assert!(lab.leases().is_empty());

@@ -19,14 +19,8 @@ fn two_containers_reach_each_other_and_the_gateway() {
     let lab = Lab::new();
     let conf = lab.bridge_conf("1.0.0", json!({"subnet": "10.80.0.0/24"}));
     let (a, b) = (lab.container(), lab.container());
-    let ra = lab
-        .cni("ADD", &conf, "ping-a", &a.path())
-        .expect_ok()
-        .json();
-    let rb = lab
-        .cni("ADD", &conf, "ping-b", &b.path())
-        .expect_ok()
-        .json();
+    let ra = lab.cni("ADD", &conf, "ping-a", &a.path()).expect_ok().json();
+    let rb = lab.cni("ADD", &conf, "ping-b", &b.path()).expect_ok().json();
     let (ipa, ipb) = (result_ips(&ra)[0].clone(), result_ips(&rb)[0].clone());
     assert_ne!(ipa, ipb);
     assert!(reaches(&a, addr_of(&ipb)), "a cannot reach b");
@@ -39,31 +33,19 @@ fn two_containers_reach_each_other_and_the_gateway() {
 #[test]
 fn ipv6_and_dual_stack_range_sets() {
     let lab = Lab::new();
-    let conf = lab.bridge_conf(
-        "1.1.0",
-        json!({"ranges": [[{"subnet": "10.81.0.0/24"}], [{"subnet": "fd00:81::/64"}]]}),
-    );
+    let conf =
+        lab.bridge_conf("1.1.0", json!({"ranges": [[{"subnet": "10.81.0.0/24"}], [{"subnet": "fd00:81::/64"}]]}));
     let (a, b) = (lab.container(), lab.container());
     let ra = lab.cni("ADD", &conf, "ds-a", &a.path()).expect_ok().json();
     let rb = lab.cni("ADD", &conf, "ds-b", &b.path()).expect_ok().json();
     let ips_a = result_ips(&ra);
     assert_eq!(ips_a.len(), 2, "{ra}");
-    assert!(
-        ips_a[0].starts_with("10.81.0.") && ips_a[1].starts_with("fd00:81::"),
-        "{ips_a:?}"
-    );
+    assert!(ips_a[0].starts_with("10.81.0.") && ips_a[1].starts_with("fd00:81::"), "{ips_a:?}");
     assert_eq!(a.addrs("eth0"), ips_a);
     let v6_b = addr_of(&result_ips(&rb)[1]).to_owned();
     assert!(reaches(&a, &v6_b), "no IPv6 path between the containers");
-    assert!(
-        reaches(&a, addr_of(&result_ips(&rb)[0])),
-        "no IPv4 path between the containers"
-    );
-    assert!(
-        lab.host
-            .addrs(&lab.bridge)
-            .contains(&"fd00:81::1/64".to_string())
-    );
+    assert!(reaches(&a, addr_of(&result_ips(&rb)[0])), "no IPv4 path between the containers");
+    assert!(lab.host.addrs(&lab.bridge).contains(&"fd00:81::1/64".to_string()));
     assert_eq!(lab.leases().len(), 4);
     lab.cni("DEL", &conf, "ds-a", &a.path()).expect_ok();
     lab.cni("DEL", &conf, "ds-b", &b.path()).expect_ok();
@@ -95,18 +77,12 @@ fn requested_ip_from_cni_args_args_and_runtime_config() {
         args: "IgnoreUnknown=1;IP=10.83.0.50",
         config: &base,
     });
-    assert_eq!(
-        result_ips(&by_env.expect_ok().json()),
-        vec!["10.83.0.50/24".to_string()]
-    );
+    assert_eq!(result_ips(&by_env.expect_ok().json()), vec!["10.83.0.50/24".to_string()]);
 
     let c2 = lab.container();
     let mut conf = base.clone();
     conf["runtimeConfig"] = json!({"ips": ["10.83.0.60/24"]});
-    let r = lab
-        .cni("ADD", &conf, "req-2", &c2.path())
-        .expect_ok()
-        .json();
+    let r = lab.cni("ADD", &conf, "req-2", &c2.path()).expect_ok().json();
     assert_eq!(result_ips(&r), vec!["10.83.0.60/24".to_string()]);
 
     // Taken already: refused, and nothing is left behind.
@@ -115,11 +91,7 @@ fn requested_ip_from_cni_args_args_and_runtime_config() {
     conf["args"] = json!({"cni": {"ips": ["10.83.0.60"]}});
     let taken = lab.cni("ADD", &conf, "req-3", &c3.path());
     assert!(taken.code() >= 100);
-    assert!(
-        taken.json()["msg"].as_str().unwrap().contains("10.83.0.60"),
-        "{}",
-        taken.stdout
-    );
+    assert!(taken.json()["msg"].as_str().unwrap().contains("10.83.0.60"), "{}", taken.stdout);
     assert!(!c3.has_link("eth0"), "failed ADD left the veth behind");
     assert_eq!(lab.leases(), vec!["10.83.0.50", "10.83.0.60"]);
 }
@@ -133,10 +105,7 @@ fn ip_masq_rules_follow_the_container() {
     let r = lab.cni("ADD", &conf, "masq", &c.path()).expect_ok().json();
     let ip = addr_of(&result_ips(&r)[0]).to_owned();
     let rules = nft_rules(&lab);
-    assert!(
-        rules.contains(&format!("ip saddr {ip}")) && rules.contains("masquerade"),
-        "{rules}"
-    );
+    assert!(rules.contains(&format!("ip saddr {ip}")) && rules.contains("masquerade"), "{rules}");
     assert!(rules.contains(&format!("{}/masq", lab.network)), "{rules}");
     lab.cni("DEL", &conf, "masq", &c.path()).expect_ok();
     let rules = nft_rules(&lab);
@@ -155,12 +124,7 @@ fn fifty_parallel_adds_get_fifty_distinct_addresses() {
             .map(|(i, c)| {
                 let (lab, conf) = (&lab, &conf);
                 s.spawn(move || {
-                    result_ips(
-                        &lab.cni("ADD", conf, &format!("par-{i}"), &c.path())
-                            .expect_ok()
-                            .json(),
-                    )[0]
-                    .clone()
+                    result_ips(&lab.cni("ADD", conf, &format!("par-{i}"), &c.path()).expect_ok().json())[0].clone()
                 })
             })
             .collect();
@@ -179,10 +143,7 @@ fn fifty_parallel_adds_get_fifty_distinct_addresses() {
 fn gc_conf(lab: &Lab, key: &str, valid: &[&str]) -> Value {
     let mut conf = lab.bridge_conf("1.1.0", json!({"subnet": "10.86.0.0/24"}));
     conf["ipMasq"] = true.into();
-    let list: Vec<Value> = valid
-        .iter()
-        .map(|id| json!({"containerID": id, "ifname": "eth0"}))
-        .collect();
+    let list: Vec<Value> = valid.iter().map(|id| json!({"containerID": id, "ifname": "eth0"})).collect();
     conf[key] = list.into();
     conf
 }
@@ -194,10 +155,7 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
     let cs: Vec<_> = (0..3).map(|_| lab.container()).collect();
     let mut ips = Vec::new();
     for (i, c) in cs.iter().enumerate() {
-        let r = lab
-            .cni("ADD", &conf, &format!("gc-{i}"), &c.path())
-            .expect_ok()
-            .json();
+        let r = lab.cni("ADD", &conf, &format!("gc-{i}"), &c.path()).expect_ok().json();
         ips.push(addr_of(&result_ips(&r)[0]).to_owned());
     }
     assert_eq!(lab.leases().len(), 3);
@@ -220,10 +178,7 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
     want.sort();
     assert_eq!(lab.leases(), want);
     let rules = nft_rules(&lab);
-    assert!(
-        rules.contains(&ips[0]) && rules.contains(&ips[2]) && !rules.contains(&ips[1]),
-        "{rules}"
-    );
+    assert!(rules.contains(&ips[0]) && rules.contains(&ips[2]) && !rules.contains(&ips[1]), "{rules}");
 
     // The older key is honoured too.
     gc("cni.dev/attachments", &["gc-2"]);
@@ -233,10 +188,8 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
 #[test]
 fn status_reports_an_exhausted_range_with_code_50() {
     let lab = Lab::new();
-    let conf = lab.bridge_conf(
-        "1.1.0",
-        json!({"subnet": "10.87.0.0/24", "rangeStart": "10.87.0.10", "rangeEnd": "10.87.0.11"}),
-    );
+    let conf = lab
+        .bridge_conf("1.1.0", json!({"subnet": "10.87.0.0/24", "rangeStart": "10.87.0.10", "rangeEnd": "10.87.0.11"}));
     let status = |lab: &Lab| {
         lab.invoke(&Invoke {
             plugin: "wasm-bridge",

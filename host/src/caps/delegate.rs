@@ -20,11 +20,7 @@ pub struct DelegateCap {
 
 impl DelegateCap {
     pub fn new(call: Arc<Call>, runner: Arc<Runner>) -> DelegateCap {
-        DelegateCap {
-            call,
-            runner,
-            added: false,
-        }
+        DelegateCap { call, runner, added: false }
     }
 
     pub async fn run(
@@ -32,17 +28,16 @@ impl DelegateCap {
         command: Command,
         valid: Option<Vec<(String, String)>>,
     ) -> Result<Option<CniResult>, CniError> {
-        let ipam = self.call.conf.ipam.as_ref().ok_or_else(|| {
-            CniError::config("the plugin asked for IPAM but the config has no \"ipam\" section")
-        })?;
+        let ipam = self
+            .call
+            .conf
+            .ipam
+            .as_ref()
+            .ok_or_else(|| CniError::config("the plugin asked for IPAM but the config has no \"ipam\" section"))?;
         let out = match resolve_ipam(ipam)? {
             ModuleSource::Wasm { path, sha256 } => {
-                let target = crate::engine::Target {
-                    path,
-                    sha256,
-                    limits: self.call.conf.ipam_limits,
-                    role: Role::Ipam,
-                };
+                let target =
+                    crate::engine::Target { path, sha256, limits: self.call.conf.ipam_limits, role: Some(Role::Ipam) };
                 Box::pin(self.runner.run(&target, self.call.clone(), command, valid)).await?
             }
             ModuleSource::Exec { kind } => exec::delegate(&kind, command, &self.call).await?,

@@ -2,9 +2,7 @@
 //! to its capability, and refuses when the plugin's role was not granted it.
 
 use super::State;
-use super::bindings::wasmcni::plugin::netlink::{
-    BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec,
-};
+use super::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
 use super::bindings::wasmcni::plugin::{delegate, ipam_store, log, netlink, types};
 use super::netlink::{NetlinkCap, RouteOp};
 use crate::cni::env::Command;
@@ -16,21 +14,13 @@ type Res<T> = Result<T, WitError>;
 
 impl From<CniError> for WitError {
     fn from(e: CniError) -> Self {
-        WitError {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
+        WitError { code: e.code, msg: e.msg, details: e.details }
     }
 }
 
 impl From<WitError> for CniError {
     fn from(e: WitError) -> Self {
-        CniError {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
+        CniError { code: e.code, msg: e.msg, details: e.details }
     }
 }
 
@@ -68,21 +58,12 @@ impl From<types::CniResult> for model::CniResult {
             interfaces: r
                 .interfaces
                 .into_iter()
-                .map(|i| model::Interface {
-                    name: i.name,
-                    mac: i.mac,
-                    mtu: i.mtu,
-                    sandbox: i.sandbox,
-                })
+                .map(|i| model::Interface { name: i.name, mac: i.mac, mtu: i.mtu, sandbox: i.sandbox })
                 .collect(),
             ips: r
                 .ips
                 .into_iter()
-                .map(|i| model::IpConfig {
-                    address: i.address,
-                    gateway: i.gateway,
-                    interface: i.iface,
-                })
+                .map(|i| model::IpConfig { address: i.address, gateway: i.gateway, interface: i.iface })
                 .collect(),
             routes: r.routes.into_iter().map(Into::into).collect(),
             dns: r.dns.map(|d| model::Dns {
@@ -101,21 +82,12 @@ impl From<model::CniResult> for types::CniResult {
             interfaces: r
                 .interfaces
                 .into_iter()
-                .map(|i| types::Iface {
-                    name: i.name,
-                    mac: i.mac,
-                    mtu: i.mtu,
-                    sandbox: i.sandbox,
-                })
+                .map(|i| types::Iface { name: i.name, mac: i.mac, mtu: i.mtu, sandbox: i.sandbox })
                 .collect(),
             ips: r
                 .ips
                 .into_iter()
-                .map(|i| types::IpConfig {
-                    address: i.address,
-                    gateway: i.gateway,
-                    iface: i.interface,
-                })
+                .map(|i| types::IpConfig { address: i.address, gateway: i.gateway, iface: i.interface })
                 .collect(),
             routes: r.routes.into_iter().map(Into::into).collect(),
             dns: r.dns.map(|d| types::Dns {
@@ -131,18 +103,13 @@ impl From<model::CniResult> for types::CniResult {
 impl State {
     fn netlink(&mut self) -> Result<&mut NetlinkCap, CniError> {
         let plugin = &self.plugin;
-        self.netlink
-            .as_mut()
-            .ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted netlink")))
+        self.netlink.as_mut().ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted netlink")))
     }
 
     fn ipam(&self) -> Result<&super::IpamStore, CniError> {
-        self.store.as_ref().ok_or_else(|| {
-            CniError::denied(format!(
-                "plugin {} was not granted the IPAM store",
-                self.plugin
-            ))
-        })
+        self.store
+            .as_ref()
+            .ok_or_else(|| CniError::denied(format!("plugin {} was not granted the IPAM store", self.plugin)))
     }
 
     async fn delegate(
@@ -151,9 +118,10 @@ impl State {
         valid: Option<Vec<(String, String)>>,
     ) -> Result<Option<model::CniResult>, CniError> {
         let plugin = self.plugin.clone();
-        let d = self.delegate.as_mut().ok_or_else(|| {
-            CniError::denied(format!("plugin {plugin} was not granted IPAM delegation"))
-        })?;
+        let d = self
+            .delegate
+            .as_mut()
+            .ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted IPAM delegation")))?;
         d.run(command, valid).await
     }
 }
@@ -167,28 +135,16 @@ impl log::Host for State {
 }
 
 fn parse_ip(s: &str) -> Result<std::net::IpAddr, CniError> {
-    s.parse()
-        .map_err(|_| CniError::config(format!("{s:?} is not an IP address")))
+    s.parse().map_err(|_| CniError::config(format!("{s:?} is not an IP address")))
 }
 
 impl ipam_store::Host for State {
-    async fn reserve(
-        &mut self,
-        ip: String,
-        container_id: String,
-        ifname: String,
-        range_set: u32,
-    ) -> Res<bool> {
-        Ok(self
-            .ipam()?
-            .reserve(parse_ip(&ip)?, &container_id, &ifname, range_set)?)
+    async fn reserve(&mut self, ip: String, container_id: String, ifname: String, range_set: u32) -> Res<bool> {
+        Ok(self.ipam()?.reserve(parse_ip(&ip)?, &container_id, &ifname, range_set)?)
     }
 
     async fn last_reserved(&mut self, range_set: u32) -> Res<Option<String>> {
-        Ok(self
-            .ipam()?
-            .last_reserved(range_set)?
-            .map(|ip| ip.to_string()))
+        Ok(self.ipam()?.last_reserved(range_set)?.map(|ip| ip.to_string()))
     }
 
     async fn leases(&mut self) -> Res<Vec<ipam_store::Lease>> {
@@ -196,21 +152,12 @@ impl ipam_store::Host for State {
             .ipam()?
             .list()?
             .into_iter()
-            .map(|l| ipam_store::Lease {
-                ip: l.ip.to_string(),
-                container_id: l.container_id,
-                ifname: l.ifname,
-            })
+            .map(|l| ipam_store::Lease { ip: l.ip.to_string(), container_id: l.container_id, ifname: l.ifname })
             .collect())
     }
 
     async fn release_owner(&mut self, container_id: String, ifname: String) -> Res<Vec<String>> {
-        Ok(self
-            .ipam()?
-            .release_owner(&container_id, &ifname)?
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        Ok(self.ipam()?.release_owner(&container_id, &ifname)?.iter().map(ToString::to_string).collect())
     }
 }
 
@@ -233,10 +180,7 @@ impl delegate::Host for State {
     }
 
     async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
-        let valid = valid
-            .into_iter()
-            .map(|a| (a.container_id, a.ifname))
-            .collect();
+        let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
         Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
     }
 }
@@ -295,29 +239,15 @@ impl netlink::Host for State {
     }
 
     async fn add_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-        Ok(self
-            .netlink()?
-            .change_route(side, dev.as_deref(), route, RouteOp::Add)
-            .await?)
+        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Add).await?)
     }
 
-    async fn replace_route(
-        &mut self,
-        side: Side,
-        dev: Option<String>,
-        route: types::Route,
-    ) -> Res<()> {
-        Ok(self
-            .netlink()?
-            .change_route(side, dev.as_deref(), route, RouteOp::Replace)
-            .await?)
+    async fn replace_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
+        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Replace).await?)
     }
 
     async fn del_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-        Ok(self
-            .netlink()?
-            .change_route(side, dev.as_deref(), route, RouteOp::Delete)
-            .await?)
+        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Delete).await?)
     }
 
     async fn list_routes(&mut self, side: Side, dev: Option<String>) -> Res<Vec<RouteInfo>> {

@@ -45,26 +45,18 @@ impl IpamStore {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| io(lock_path.display(), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io(lock_path.display(), e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(lock_path.display(), e))?;
         Ok(IpamStore { dir, _lock: lock })
     }
 
-    pub fn reserve(
-        &self,
-        ip: IpAddr,
-        container_id: &str,
-        ifname: &str,
-        range_set: u32,
-    ) -> Result<bool, CniError> {
+    pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
         let path = self.dir.join(ip.to_string());
         let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(io(path.display(), e)),
         };
-        let written =
-            f.write_all(format!("{}{LINE_BREAK}{ifname}", container_id.trim()).as_bytes());
+        let written = f.write_all(format!("{}{LINE_BREAK}{ifname}", container_id.trim()).as_bytes());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(io(path.display(), e));
@@ -89,11 +81,7 @@ impl IpamStore {
         let mut leases = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io(self.dir.display(), e))?;
-            let Some(ip) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<IpAddr>().ok())
-            else {
+            let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
                 continue;
             };
             let content = match std::fs::read_to_string(entry.path()) {
@@ -105,11 +93,7 @@ impl IpamStore {
             let mut lines = content.lines().map(str::trim);
             let container_id = lines.next().unwrap_or_default().to_owned();
             let ifname = lines.next().unwrap_or_default().to_owned();
-            leases.push(Lease {
-                ip,
-                container_id,
-                ifname,
-            });
+            leases.push(Lease { ip, container_id, ifname });
         }
         leases.sort_by_key(|l| l.ip);
         Ok(leases)
@@ -120,8 +104,7 @@ impl IpamStore {
     pub fn release_owner(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
         let mut freed = Vec::new();
         for lease in self.list()? {
-            let ours = lease.container_id == container_id.trim()
-                && (lease.ifname == ifname || lease.ifname.is_empty());
+            let ours = lease.container_id == container_id.trim() && (lease.ifname == ifname || lease.ifname.is_empty());
             if ours {
                 let path = self.dir.join(lease.ip.to_string());
                 match std::fs::remove_file(&path) {
@@ -156,23 +139,14 @@ mod tests {
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(s.reserve(ip, "c1", "eth0", 0).unwrap());
         assert!(!s.reserve(ip, "c2", "eth0", 0).unwrap());
-        assert_eq!(
-            std::fs::read_to_string(root.join("net1/10.0.0.2")).unwrap(),
-            "c1\r\neth0"
-        );
-        assert_eq!(
-            std::fs::read_to_string(root.join("net1/last_reserved_ip.0")).unwrap(),
-            "10.0.0.2"
-        );
+        assert_eq!(std::fs::read_to_string(root.join("net1/10.0.0.2")).unwrap(), "c1\r\neth0");
+        assert_eq!(std::fs::read_to_string(root.join("net1/last_reserved_ip.0")).unwrap(), "10.0.0.2");
         assert_eq!(s.last_reserved(0).unwrap(), Some(ip));
         assert_eq!(s.last_reserved(1).unwrap(), None);
         // An old-format lease (ID only) belongs to that container on any ifname.
         std::fs::write(root.join("net1/10.0.0.3"), "c1").unwrap();
         assert_eq!(s.list().unwrap().len(), 2);
-        assert_eq!(
-            s.release_owner("c1", "eth1").unwrap(),
-            vec!["10.0.0.3".parse::<IpAddr>().unwrap()]
-        );
+        assert_eq!(s.release_owner("c1", "eth1").unwrap(), vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.release_owner("c1", "eth0").unwrap(), vec![ip]);
         assert!(s.release_owner("c1", "eth0").unwrap().is_empty());
         assert!(s.list().unwrap().is_empty());

@@ -19,10 +19,7 @@ pub fn owner_tag(network: &str, container_id: &str) -> String {
         tag
     } else {
         use sha2::Digest;
-        format!(
-            "{network}/sha256:{}",
-            &hex::encode(sha2::Sha256::digest(container_id))[..32]
-        )
+        format!("{network}/sha256:{}", &hex::encode(sha2::Sha256::digest(container_id))[..32])
     }
 }
 
@@ -34,31 +31,17 @@ fn nft(script: &str) -> Result<String, CniError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| CniError::io(format!("cannot run nft (is nftables installed?): {e}")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())
-        .map_err(|e| CniError::io(format!("nft: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CniError::io(format!("nft: {e}")))?;
+    child.stdin.take().expect("piped").write_all(script.as_bytes()).map_err(|e| CniError::io(format!("nft: {e}")))?;
+    let out = child.wait_with_output().map_err(|e| CniError::io(format!("nft: {e}")))?;
     if !out.status.success() {
-        return Err(CniError::kernel(
-            "nft",
-            String::from_utf8_lossy(&out.stderr).trim(),
-        ));
+        return Err(CniError::kernel("nft", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Masquerades traffic from `source` that leaves `exclude` and is not multicast.
 pub fn add(tag: &str, source: IpAddr, exclude: IpNet) -> Result<(), CniError> {
-    let (fam, multicast) = if source.is_ipv4() {
-        ("ip", "224.0.0.0/4")
-    } else {
-        ("ip6", "ff00::/8")
-    };
+    let (fam, multicast) = if source.is_ipv4() { ("ip", "224.0.0.0/4") } else { ("ip6", "ff00::/8") };
     let script = format!(
         "add table inet {TABLE}\n\
          add chain inet {TABLE} {CHAIN} {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
@@ -79,22 +62,12 @@ fn rules() -> Result<Vec<(u64, String)>, CniError> {
         return Ok(Vec::new());
     }
     let listing = String::from_utf8_lossy(&out.stdout);
-    let json: Value =
-        serde_json::from_str(&listing).map_err(|e| CniError::io(format!("nft output: {e}")))?;
-    let items = json
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let json: Value = serde_json::from_str(&listing).map_err(|e| CniError::io(format!("nft output: {e}")))?;
+    let items = json.get("nftables").and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(items
         .iter()
         .filter_map(|i| i.get("rule"))
-        .filter_map(|r| {
-            Some((
-                r.get("handle")?.as_u64()?,
-                r.get("comment")?.as_str()?.to_owned(),
-            ))
-        })
+        .filter_map(|r| Some((r.get("handle")?.as_u64()?, r.get("comment")?.as_str()?.to_owned())))
         .collect())
 }
 

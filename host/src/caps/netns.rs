@@ -30,10 +30,7 @@ impl Netns {
 
     /// Runs `f` on a fresh thread that has joined this netns, inside the
     /// current tokio runtime's context (so sockets it opens register there).
-    pub fn run<T: Send>(
-        &self,
-        f: impl FnOnce() -> Result<T, CniError> + Send,
-    ) -> Result<T, CniError> {
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> Result<T, CniError> + Send) -> Result<T, CniError> {
         let rt = tokio::runtime::Handle::current();
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -51,8 +48,7 @@ impl Netns {
 /// A netlink connection whose socket lives in `ns` (or the host's netns).
 pub fn connect(ns: Option<&Netns>) -> Result<rtnetlink::Handle, CniError> {
     let open = || {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|e| CniError::kernel("netlink socket", e))?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| CniError::kernel("netlink socket", e))?;
         Ok((conn, handle))
     };
     let (conn, handle) = match ns {

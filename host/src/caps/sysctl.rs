@@ -3,11 +3,7 @@
 use crate::cni::error::CniError;
 
 /// Global keys a plugin may set.
-const GLOBAL: &[&str] = &[
-    "ipv4/ip_forward",
-    "ipv6/conf/all/forwarding",
-    "ipv4/conf/all/rp_filter",
-];
+const GLOBAL: &[&str] = &["ipv4/ip_forward", "ipv6/conf/all/forwarding", "ipv4/conf/all/rp_filter"];
 
 /// Per-interface keys a plugin may set, as `ipvN/conf/<ifname>/<key>`.
 const PER_LINK: &[(&str, &str)] = &[
@@ -42,9 +38,7 @@ pub fn parse_key(key: &str) -> Result<Key<'_>, CniError> {
     {
         return Ok(Key::Link(link));
     }
-    Err(CniError::denied(format!(
-        "sysctl net/{key} is not on the allow-list"
-    )))
+    Err(CniError::denied(format!("sysctl net/{key} is not on the allow-list")))
 }
 
 fn path(key: &str) -> String {
@@ -55,8 +49,7 @@ pub fn write(key: &str, value: &str) -> Result<(), CniError> {
     if value.is_empty() || value.len() > 16 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(CniError::denied(format!("sysctl value {value:?} refused")));
     }
-    std::fs::write(path(key), value)
-        .map_err(|e| CniError::kernel(format!("sysctl net/{key}={value}"), e))
+    std::fs::write(path(key), value).map_err(|e| CniError::kernel(format!("sysctl net/{key}={value}"), e))
 }
 
 pub fn read(key: &str) -> Result<String, CniError> {
@@ -72,10 +65,7 @@ mod tests {
     #[test]
     fn allow_list() {
         assert_eq!(parse_key("ipv4/ip_forward").unwrap(), Key::Global);
-        assert_eq!(
-            parse_key("ipv6/conf/eth0/accept_dad").unwrap(),
-            Key::Link("eth0")
-        );
+        assert_eq!(parse_key("ipv6/conf/eth0/accept_dad").unwrap(), Key::Link("eth0"));
         for bad in [
             "kernel/panic",
             "ipv4/conf/../../../kernel/x/arp_notify",

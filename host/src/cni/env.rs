@@ -56,10 +56,7 @@ pub struct CniEnv {
 impl CniEnv {
     /// Reads the variables `command` needs through `get`, failing with code 4
     /// naming every one that is missing or invalid.
-    pub fn from_vars(
-        command: Command,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<CniEnv, CniError> {
+    pub fn from_vars(command: Command, get: impl Fn(&str) -> Option<String>) -> Result<CniEnv, CniError> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let mut missing = Vec::new();
         let mut required = |name: &'static str, needed: bool| {
@@ -71,17 +68,11 @@ impl CniEnv {
         };
         let per = command.per_attachment();
         let container_id = required("CNI_CONTAINERID", per);
-        let netns = required(
-            "CNI_NETNS",
-            matches!(command, Command::Add | Command::Check),
-        );
+        let netns = required("CNI_NETNS", matches!(command, Command::Add | Command::Check));
         let ifname = required("CNI_IFNAME", per);
         let path = required("CNI_PATH", command != Command::Version);
         if !missing.is_empty() {
-            return Err(CniError::env(format!(
-                "required env variables [{}] missing",
-                missing.join(",")
-            )));
+            return Err(CniError::env(format!("required env variables [{}] missing", missing.join(","))));
         }
         if per {
             validate_container_id(&container_id)?;
@@ -92,11 +83,7 @@ impl CniEnv {
             netns: (!netns.is_empty()).then_some(netns),
             ifname,
             args: parse_args(&get("CNI_ARGS").unwrap_or_default())?,
-            path: path
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            path: path.split(':').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
         })
     }
 }
@@ -120,22 +107,14 @@ fn is_identifier(s: &str) -> bool {
 }
 
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
-    if is_identifier(id) {
-        Ok(())
-    } else {
-        Err(CniError::env(format!(
-            "invalid characters in CNI_CONTAINERID {id:?}"
-        )))
-    }
+    if is_identifier(id) { Ok(()) } else { Err(CniError::env(format!("invalid characters in CNI_CONTAINERID {id:?}"))) }
 }
 
 pub fn validate_network_name(name: &str) -> Result<(), CniError> {
     if is_identifier(name) {
         Ok(())
     } else {
-        Err(CniError::config(format!(
-            "invalid network name {name:?}: must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"
-        )))
+        Err(CniError::config(format!("invalid network name {name:?}: must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$")))
     }
 }
 
@@ -145,14 +124,8 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
         && name.len() <= 15
         && name != "."
         && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if ok {
-        Ok(())
-    } else {
-        Err(CniError::env(format!("invalid CNI_IFNAME {name:?}")))
-    }
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if ok { Ok(()) } else { Err(CniError::env(format!("invalid CNI_IFNAME {name:?}"))) }
 }
 
 #[cfg(test)]
@@ -161,10 +134,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)], cmd: Command) -> Result<CniEnv, CniError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         CniEnv::from_vars(cmd, |k| map.get(k).cloned())
     }
 
@@ -172,20 +142,12 @@ mod tests {
     fn missing_variables_are_named_with_code_4() {
         let err = env(&[("CNI_PATH", "/opt/cni/bin")], Command::Add).unwrap_err();
         assert_eq!(err.code, 4);
-        assert!(
-            err.msg.contains("CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME"),
-            "{}",
-            err.msg
-        );
+        assert!(err.msg.contains("CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME"), "{}", err.msg);
     }
 
     #[test]
     fn del_needs_no_netns_and_gc_needs_no_container() {
-        let base = [
-            ("CNI_CONTAINERID", "c1"),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", "/a:/b"),
-        ];
+        let base = [("CNI_CONTAINERID", "c1"), ("CNI_IFNAME", "eth0"), ("CNI_PATH", "/a:/b")];
         let e = env(&base, Command::Del).unwrap();
         assert_eq!(e.netns, None);
         assert_eq!(e.path, vec!["/a", "/b"]);

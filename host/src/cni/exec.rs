@@ -16,11 +16,7 @@ fn find(kind: &str, path: &[String]) -> Result<PathBuf, CniError> {
         .ok_or_else(|| CniError::config(format!("failed to find plugin {kind:?} in path {path:?}")))
 }
 
-pub async fn delegate(
-    kind: &str,
-    command: Command,
-    call: &Call,
-) -> Result<Option<CniResult>, CniError> {
+pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Option<CniResult>, CniError> {
     let bin = find(kind, &call.env.path)?;
     let mut child = tokio::process::Command::new(&bin)
         .env("CNI_COMMAND", command.as_str())
@@ -30,15 +26,9 @@ pub async fn delegate(
         .spawn()
         .map_err(|e| CniError::io(format!("cannot run {}: {e}", bin.display())))?;
     let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(call.conf.raw.as_bytes())
-        .await
-        .map_err(|e| CniError::io(format!("{kind}: {e}")))?;
+    stdin.write_all(call.conf.raw.as_bytes()).await.map_err(|e| CniError::io(format!("{kind}: {e}")))?;
     drop(stdin);
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| CniError::io(format!("{kind}: {e}")))?;
+    let out = child.wait_with_output().await.map_err(|e| CniError::io(format!("{kind}: {e}")))?;
     if !out.status.success() {
         #[derive(serde::Deserialize)]
         struct Reported {
@@ -48,29 +38,17 @@ pub async fn delegate(
             details: String,
         }
         return Err(match serde_json::from_slice::<Reported>(&out.stdout) {
-            Ok(r) => CniError {
-                code: r.code,
-                msg: format!("{kind}: {}", r.msg),
-                details: r.details,
-            },
+            Ok(r) => CniError { code: r.code, msg: format!("{kind}: {}", r.msg), details: r.details },
             Err(_) => CniError::new(
                 code::PLUGIN_FAILURE,
-                format!(
-                    "{kind} failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout).trim()
-                ),
+                format!("{kind} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stdout).trim()),
             ),
         });
     }
     if command != Command::Add {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        CniError::new(
-            code::DECODE_FAILURE,
-            format!("{kind} printed an invalid result: {e}"),
-        )
-    })?;
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("{kind} printed an invalid result: {e}")))?;
     CniResult::from_any(&value).map(Some)
 }

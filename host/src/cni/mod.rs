@@ -10,7 +10,7 @@ pub mod result;
 pub mod version;
 
 use crate::config::{NetConf, resolve_plugin};
-use crate::engine::{Role, Runner, Target};
+use crate::engine::{Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
 use error::{CniError, code};
@@ -49,11 +49,7 @@ pub fn plugin_main() -> ExitCode {
 fn error_version(stdin: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .map(str::to_owned)
-        })
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_owned))
         .filter(|v| version::SUPPORTED.contains(&v.as_str()))
         .unwrap_or_else(|| version::CURRENT.to_owned())
 }
@@ -61,11 +57,7 @@ fn error_version(stdin: &[u8]) -> String {
 fn version_reply(stdin: &[u8]) -> serde_json::Value {
     let asked = serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .map(str::to_owned)
-        })
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_owned))
         .unwrap_or_else(|| version::CURRENT.to_owned());
     serde_json::json!({ "cniVersion": asked, "supportedVersions": version::SUPPORTED })
 }
@@ -91,20 +83,11 @@ pub fn handle(
     if !allowed {
         return Err(CniError::new(
             code::INCOMPATIBLE_VERSION,
-            format!(
-                "config version {} does not allow {}",
-                conf.cni_version,
-                command.as_str()
-            ),
+            format!("config version {} does not allow {}", conf.cni_version, command.as_str()),
         ));
     }
     let path = resolve_plugin(argv0, &conf.kind, conf.plugin.as_deref())?;
-    let target = Target {
-        path,
-        sha256: conf.plugin_sha256.clone(),
-        limits: conf.limits,
-        role: Role::Plugin,
-    };
+    let target = Target { path, sha256: conf.plugin_sha256.clone(), limits: conf.limits, role: None };
     let valid = (command == Command::Gc).then(|| conf.valid_attachments.clone());
     let call = Arc::new(Call { env, conf });
     let runtime = tokio::runtime::Builder::new_current_thread()

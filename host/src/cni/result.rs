@@ -90,12 +90,7 @@ struct LegacyIp {
 impl CniResult {
     /// Reads a result in any spec version (prevResult, a delegate's output).
     pub fn from_any(v: &Value) -> Result<CniResult, CniError> {
-        let bad = |e: serde_json::Error| {
-            CniError::new(
-                code::DECODE_FAILURE,
-                format!("cannot decode CNI result: {e}"),
-            )
-        };
+        let bad = |e: serde_json::Error| CniError::new(code::DECODE_FAILURE, format!("cannot decode CNI result: {e}"));
         if v.get("ip4").is_some() || v.get("ip6").is_some() {
             let mut out = CniResult::default();
             for key in ["ip4", "ip6"] {
@@ -103,22 +98,10 @@ impl CniResult {
                     continue;
                 };
                 let ip: LegacyIp = serde_json::from_value(section.clone()).map_err(bad)?;
-                out.ips.push(IpConfig {
-                    address: ip.ip,
-                    gateway: ip.gateway,
-                    interface: None,
-                });
-                out.routes.extend(ip.routes.into_iter().map(|r| Route {
-                    dst: r.dst,
-                    gw: r.gw,
-                    ..Route::default()
-                }));
+                out.ips.push(IpConfig { address: ip.ip, gateway: ip.gateway, interface: None });
+                out.routes.extend(ip.routes.into_iter().map(|r| Route { dst: r.dst, gw: r.gw, ..Route::default() }));
             }
-            out.dns = v
-                .get("dns")
-                .map(|d| serde_json::from_value(d.clone()))
-                .transpose()
-                .map_err(bad)?;
+            out.dns = v.get("dns").map(|d| serde_json::from_value(d.clone())).transpose().map_err(bad)?;
             return Ok(out);
         }
         serde_json::from_value(v.clone()).map_err(bad)
@@ -129,23 +112,16 @@ impl CniResult {
         let dns = self.dns.as_ref().filter(|d| !d.is_empty());
         if v < Version::V0_3_0 {
             let legacy = |want_v6: bool| {
-                self.ips
-                    .iter()
-                    .find(|ip| is_v6(&ip.address) == want_v6)
-                    .map(|ip| LegacyIp {
-                        ip: ip.address.clone(),
-                        gateway: ip.gateway.clone(),
-                        routes: self
-                            .routes
-                            .iter()
-                            .filter(|r| is_v6(&r.dst) == want_v6)
-                            .map(|r| Route {
-                                dst: r.dst.clone(),
-                                gw: r.gw.clone(),
-                                ..Route::default()
-                            })
-                            .collect(),
-                    })
+                self.ips.iter().find(|ip| is_v6(&ip.address) == want_v6).map(|ip| LegacyIp {
+                    ip: ip.address.clone(),
+                    gateway: ip.gateway.clone(),
+                    routes: self
+                        .routes
+                        .iter()
+                        .filter(|r| is_v6(&r.dst) == want_v6)
+                        .map(|r| Route { dst: r.dst.clone(), gw: r.gw.clone(), ..Route::default() })
+                        .collect(),
+                })
             };
             let mut out = json!({ "cniVersion": cni_version });
             if let Some(ip4) = legacy(false) {
@@ -160,37 +136,19 @@ impl CniResult {
             return out;
         }
         let modern = v >= Version::V1_1_0;
-        let interfaces: Vec<Interface> = self
-            .interfaces
-            .iter()
-            .map(|i| Interface {
-                mtu: if modern { i.mtu } else { None },
-                ..i.clone()
-            })
-            .collect();
-        let routes: Vec<Route> = self
-            .routes
-            .iter()
-            .map(|r| {
-                if modern {
-                    r.clone()
-                } else {
-                    Route {
-                        dst: r.dst.clone(),
-                        gw: r.gw.clone(),
-                        ..Route::default()
-                    }
-                }
-            })
-            .collect();
+        let interfaces: Vec<Interface> =
+            self.interfaces.iter().map(|i| Interface { mtu: if modern { i.mtu } else { None }, ..i.clone() }).collect();
+        let routes: Vec<Route> =
+            self.routes
+                .iter()
+                .map(|r| {
+                    if modern { r.clone() } else { Route { dst: r.dst.clone(), gw: r.gw.clone(), ..Route::default() } }
+                })
+                .collect();
         let mut ips = serde_json::to_value(&self.ips).expect("plain struct");
         if v < Version::V1_0_0 {
             for ip in ips.as_array_mut().expect("a list") {
-                let family = if is_v6(ip["address"].as_str().unwrap_or_default()) {
-                    "6"
-                } else {
-                    "4"
-                };
+                let family = if is_v6(ip["address"].as_str().unwrap_or_default()) { "6" } else { "4" };
                 ip["version"] = family.into();
             }
         }
@@ -204,9 +162,7 @@ impl CniResult {
         if !routes.is_empty() {
             out["routes"] = serde_json::to_value(routes).expect("plain struct");
         }
-        out["dns"] = dns
-            .map(|d| serde_json::to_value(d).expect("plain struct"))
-            .unwrap_or(json!({}));
+        out["dns"] = dns.map(|d| serde_json::to_value(d).expect("plain struct")).unwrap_or(json!({}));
         out
     }
 }
@@ -224,33 +180,14 @@ mod tests {
                 sandbox: "/var/run/netns/x".into(),
             }],
             ips: vec![
-                IpConfig {
-                    address: "10.1.0.5/16".into(),
-                    gateway: Some("10.1.0.1".into()),
-                    interface: Some(0),
-                },
-                IpConfig {
-                    address: "fd00::5/64".into(),
-                    gateway: Some("fd00::1".into()),
-                    interface: Some(0),
-                },
+                IpConfig { address: "10.1.0.5/16".into(), gateway: Some("10.1.0.1".into()), interface: Some(0) },
+                IpConfig { address: "fd00::5/64".into(), gateway: Some("fd00::1".into()), interface: Some(0) },
             ],
             routes: vec![
-                Route {
-                    dst: "0.0.0.0/0".into(),
-                    gw: Some("10.1.0.1".into()),
-                    priority: Some(10),
-                    ..Route::default()
-                },
-                Route {
-                    dst: "::/0".into(),
-                    ..Route::default()
-                },
+                Route { dst: "0.0.0.0/0".into(), gw: Some("10.1.0.1".into()), priority: Some(10), ..Route::default() },
+                Route { dst: "::/0".into(), ..Route::default() },
             ],
-            dns: Some(Dns {
-                nameservers: vec!["10.1.0.53".into()],
-                ..Dns::default()
-            }),
+            dns: Some(Dns { nameservers: vec!["10.1.0.53".into()], ..Dns::default() }),
         }
     }
 

@@ -3,9 +3,7 @@
 use super::error::{CniError, code};
 
 /// Every version this host speaks, oldest first.
-pub const SUPPORTED: &[&str] = &[
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
+pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 pub const CURRENT: &str = "1.1.0";
 
 /// A parsed `major.minor.patch`.
@@ -33,9 +31,7 @@ impl Version {
             Some(v) if SUPPORTED.contains(&s) => Ok(v),
             _ => Err(CniError::new(
                 code::INCOMPATIBLE_VERSION,
-                format!(
-                    "incompatible CNI versions: config is {s:?}, plugin supports {SUPPORTED:?}"
-                ),
+                format!("incompatible CNI versions: config is {s:?}, plugin supports {SUPPORTED:?}"),
             )),
         }
     }

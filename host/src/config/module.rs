@@ -12,39 +12,28 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_MODULE_DIR: &str = "/opt/cni/wasm";
 
 pub fn module_dir() -> PathBuf {
-    std::env::var_os("WASMCNI_MODULE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| DEFAULT_MODULE_DIR.into())
+    std::env::var_os("WASMCNI_MODULE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_MODULE_DIR.into())
 }
 
 /// Where a plugin's code comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModuleSource {
     /// A Wasm component run in this process.
-    Wasm {
-        path: PathBuf,
-        sha256: Option<String>,
-    },
+    Wasm { path: PathBuf, sha256: Option<String> },
     /// A CNI binary exec'd from CNI_PATH (only for IPAM delegation).
     Exec { kind: String },
 }
 
 /// The `<name>` of a `wasm-<name>` invocation name or type.
 fn wasm_link_name(s: &str) -> Option<&str> {
-    Path::new(s)
-        .file_name()?
-        .to_str()?
-        .strip_prefix("wasm-")
-        .filter(|n| !n.is_empty())
+    Path::new(s).file_name()?.to_str()?.strip_prefix("wasm-").filter(|n| !n.is_empty())
 }
 
 fn locate(name_or_path: &str) -> Result<PathBuf, CniError> {
     let path = if name_or_path.starts_with('/') {
         PathBuf::from(name_or_path)
     } else {
-        let valid = name_or_path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        let valid = name_or_path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !name_or_path.starts_with('.');
         if !valid {
             return Err(CniError::config(format!(
@@ -53,14 +42,7 @@ fn locate(name_or_path: &str) -> Result<PathBuf, CniError> {
         }
         module_dir().join(format!("{name_or_path}.wasm"))
     };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(CniError::config(format!(
-            "plugin module {} not found",
-            path.display()
-        )))
-    }
+    if path.is_file() { Ok(path) } else { Err(CniError::config(format!("plugin module {} not found", path.display()))) }
 }
 
 /// The module of the main plugin, from argv[0] or the config.
@@ -69,9 +51,7 @@ pub fn resolve_plugin(argv0: &str, kind: &str, plugin: Option<&str>) -> Result<P
         (_, Some(p)) if kind == "wasmcni" => p.to_owned(),
         (Some(name), _) => name.to_owned(),
         (None, _) if kind == "wasmcni" => {
-            return Err(CniError::config(
-                "\"type\": \"wasmcni\" needs a \"plugin\" (module name or absolute path)",
-            ));
+            return Err(CniError::config("\"type\": \"wasmcni\" needs a \"plugin\" (module name or absolute path)"));
         }
         (None, _) => match wasm_link_name(kind) {
             Some(name) => name.to_owned(),
@@ -92,32 +72,21 @@ pub fn resolve_ipam(ipam: &Value) -> Result<ModuleSource, CniError> {
     if kind.is_empty() {
         return Err(CniError::config("ipam section has no \"type\""));
     }
-    let sha256 = ipam
-        .get("pluginSha256")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    let sha256 = ipam.get("pluginSha256").and_then(Value::as_str).map(str::to_ascii_lowercase);
     if kind == "wasmcni" {
         let plugin = ipam
             .get("plugin")
             .and_then(Value::as_str)
             .ok_or_else(|| CniError::config("ipam \"type\": \"wasmcni\" needs a \"plugin\""))?;
-        return Ok(ModuleSource::Wasm {
-            path: locate(plugin)?,
-            sha256,
-        });
+        return Ok(ModuleSource::Wasm { path: locate(plugin)?, sha256 });
     }
     if let Some(name) = wasm_link_name(kind) {
-        return Ok(ModuleSource::Wasm {
-            path: locate(name)?,
-            sha256,
-        });
+        return Ok(ModuleSource::Wasm { path: locate(name)?, sha256 });
     }
     if kind.contains('/') {
         return Err(CniError::config(format!("invalid ipam type {kind:?}")));
     }
-    Ok(ModuleSource::Exec {
-        kind: kind.to_owned(),
-    })
+    Ok(ModuleSource::Exec { kind: kind.to_owned() })
 }
 
 #[cfg(test)]
@@ -134,43 +103,17 @@ mod tests {
 
     #[test]
     fn unknown_types_and_missing_modules_are_config_errors() {
-        assert_eq!(
-            resolve_plugin("wasmcni", "bridge", None).unwrap_err().code,
-            7
-        );
-        assert_eq!(
-            resolve_plugin("wasmcni", "wasmcni", None).unwrap_err().code,
-            7
-        );
-        assert_eq!(
-            resolve_plugin("wasmcni", "wasmcni", Some("/nonexistent/x.wasm"))
-                .unwrap_err()
-                .code,
-            7
-        );
-        assert_eq!(
-            resolve_plugin("wasmcni", "wasmcni", Some("../etc/x"))
-                .unwrap_err()
-                .code,
-            7
-        );
+        assert_eq!(resolve_plugin("wasmcni", "bridge", None).unwrap_err().code, 7);
+        assert_eq!(resolve_plugin("wasmcni", "wasmcni", None).unwrap_err().code, 7);
+        assert_eq!(resolve_plugin("wasmcni", "wasmcni", Some("/nonexistent/x.wasm")).unwrap_err().code, 7);
+        assert_eq!(resolve_plugin("wasmcni", "wasmcni", Some("../etc/x")).unwrap_err().code, 7);
     }
 
     #[test]
     fn ipam_types_pick_wasm_or_exec() {
         let exec = resolve_ipam(&serde_json::json!({"type": "host-local"})).unwrap();
-        assert_eq!(
-            exec,
-            ModuleSource::Exec {
-                kind: "host-local".into()
-            }
-        );
+        assert_eq!(exec, ModuleSource::Exec { kind: "host-local".into() });
         assert_eq!(resolve_ipam(&serde_json::json!({})).unwrap_err().code, 7);
-        assert_eq!(
-            resolve_ipam(&serde_json::json!({"type": "../x"}))
-                .unwrap_err()
-                .code,
-            7
-        );
+        assert_eq!(resolve_ipam(&serde_json::json!({"type": "../x"})).unwrap_err().code, 7);
     }
 }

@@ -17,10 +17,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(10),
-            memory_bytes: 64 << 20,
-        }
+        Limits { timeout: Duration::from_secs(10), memory_bytes: 64 << 20 }
     }
 }
 
@@ -35,28 +32,20 @@ struct RawLimits {
 impl Limits {
     fn from_value(v: Option<&Value>, base: Limits) -> Result<Limits, CniError> {
         let Some(v) = v else { return Ok(base) };
-        let raw: RawLimits = serde_json::from_value(v.clone())
-            .map_err(|e| CniError::config(format!("invalid \"limits\": {e}")))?;
-        let timeout = raw
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(base.timeout);
+        let raw: RawLimits =
+            serde_json::from_value(v.clone()).map_err(|e| CniError::config(format!("invalid \"limits\": {e}")))?;
+        let timeout = raw.timeout_ms.map(Duration::from_millis).unwrap_or(base.timeout);
         let memory_bytes = match raw.memory_mib {
             Some(m) if (1..=4096).contains(&m) => (m as usize) << 20,
             Some(m) => {
-                return Err(CniError::config(format!(
-                    "limits.memoryMiB {m} out of range 1-4096"
-                )));
+                return Err(CniError::config(format!("limits.memoryMiB {m} out of range 1-4096")));
             }
             None => base.memory_bytes,
         };
         if timeout.is_zero() {
             return Err(CniError::config("limits.timeoutMs must be positive"));
         }
-        Ok(Limits {
-            timeout,
-            memory_bytes,
-        })
+        Ok(Limits { timeout, memory_bytes })
     }
 }
 
@@ -102,17 +91,10 @@ impl NetConf {
     /// Parses stdin: not JSON → 6; a field of the wrong type or a bad name → 7;
     /// an unsupported cniVersion → 1.
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(
-                code::DECODE_FAILURE,
-                format!("network config is not valid JSON: {e}"),
-            )
-        })?;
+        let value: Value = serde_json::from_slice(stdin)
+            .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
         if !value.is_object() {
-            return Err(CniError::new(
-                code::DECODE_FAILURE,
-                "network config must be a JSON object",
-            ));
+            return Err(CniError::new(code::DECODE_FAILURE, "network config must be a JSON object"));
         }
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
@@ -124,9 +106,7 @@ impl NetConf {
         if let Some(pin) = &raw.plugin_sha256
             && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            return Err(CniError::config(format!(
-                "pluginSha256 {pin:?} is not a hex sha256"
-            )));
+            return Err(CniError::config(format!("pluginSha256 {pin:?} is not a hex sha256")));
         }
         if let Some(ipam) = &raw.ipam
             && !ipam.is_object()
@@ -134,13 +114,8 @@ impl NetConf {
             return Err(CniError::config("\"ipam\" must be an object"));
         }
         let limits = Limits::from_value(value.get("limits"), Limits::default())?;
-        let ipam_limits =
-            Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
-        let prev_result = raw
-            .prev_result
-            .as_ref()
-            .map(CniResult::from_any)
-            .transpose()?;
+        let ipam_limits = Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
+        let prev_result = raw.prev_result.as_ref().map(CniResult::from_any).transpose()?;
         Ok(NetConf {
             cni_version: raw.cni_version,
             version,
@@ -167,18 +142,13 @@ fn valid_attachments(v: &Value) -> Result<Vec<(String, String)>, CniError> {
         container_id: String,
         ifname: String,
     }
-    let list = v
-        .get("cni.dev/valid-attachments")
-        .or_else(|| v.get("cni.dev/attachments"));
+    let list = v.get("cni.dev/valid-attachments").or_else(|| v.get("cni.dev/attachments"));
     let Some(list) = list else {
         return Ok(Vec::new());
     };
     let items: Vec<Attachment> = serde_json::from_value(list.clone())
         .map_err(|e| CniError::config(format!("invalid cni.dev/valid-attachments: {e}")))?;
-    Ok(items
-        .into_iter()
-        .map(|a| (a.container_id, a.ifname))
-        .collect())
+    Ok(items.into_iter().map(|a| (a.container_id, a.ifname)).collect())
 }
 
 #[cfg(test)]
@@ -193,34 +163,12 @@ mod tests {
     fn error_codes_for_bad_input() {
         assert_eq!(parse("{not json").unwrap_err().code, 6);
         assert_eq!(parse("[1]").unwrap_err().code, 6);
+        assert_eq!(parse(r#"{"cniVersion":"1.0.0","name":"a b","type":"x"}"#).unwrap_err().code, 7);
+        assert_eq!(parse(r#"{"cniVersion":"1.0.0","name":"n","type":5}"#).unwrap_err().code, 7);
+        assert_eq!(parse(r#"{"cniVersion":"9.9.9","name":"n","type":"x"}"#).unwrap_err().code, 1);
+        assert_eq!(parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","pluginSha256":"zz"}"#).unwrap_err().code, 7);
         assert_eq!(
-            parse(r#"{"cniVersion":"1.0.0","name":"a b","type":"x"}"#)
-                .unwrap_err()
-                .code,
-            7
-        );
-        assert_eq!(
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":5}"#)
-                .unwrap_err()
-                .code,
-            7
-        );
-        assert_eq!(
-            parse(r#"{"cniVersion":"9.9.9","name":"n","type":"x"}"#)
-                .unwrap_err()
-                .code,
-            1
-        );
-        assert_eq!(
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","pluginSha256":"zz"}"#)
-                .unwrap_err()
-                .code,
-            7
-        );
-        assert_eq!(
-            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","limits":{"memoryMiB":0}}"#)
-                .unwrap_err()
-                .code,
+            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","limits":{"memoryMiB":0}}"#).unwrap_err().code,
             7
         );
     }
@@ -237,10 +185,7 @@ mod tests {
         assert_eq!(c.limits.timeout, Duration::from_millis(250));
         assert_eq!(c.ipam_limits.timeout, Duration::from_millis(250));
         assert_eq!(c.ipam_limits.memory_bytes, 8 << 20);
-        assert_eq!(
-            c.valid_attachments,
-            vec![("c1".to_string(), "eth0".to_string())]
-        );
+        assert_eq!(c.valid_attachments, vec![("c1".to_string(), "eth0".to_string())]);
         assert_eq!(c.prev_result.unwrap().ips[0].address, "10.0.0.2/24");
         assert_eq!(c.bridge, "cni0");
     }

@@ -13,9 +13,7 @@ use wasmtime::component::Component;
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/wasmcni";
 
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("WASMCNI_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| DEFAULT_CACHE_DIR.into())
+    std::env::var_os("WASMCNI_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_CACHE_DIR.into())
 }
 
 /// A loaded module and its identity.
@@ -34,15 +32,12 @@ fn engine_key(engine: &Engine) -> String {
 
 fn artifact_paths(engine: &Engine, sha256: &str) -> (PathBuf, PathBuf) {
     let base = cache_dir().join(format!("{sha256}-{}", engine_key(engine)));
-    (
-        base.with_extension("cwasm"),
-        base.with_extension("cwasm.sha256"),
-    )
+    (base.with_extension("cwasm"), base.with_extension("cwasm.sha256"))
 }
 
 fn read_module(path: &Path) -> Result<(Vec<u8>, String), CniError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CniError::config(format!("cannot read module {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| CniError::config(format!("cannot read module {}: {e}", path.display())))?;
     let sha = hex::encode(Sha256::digest(&bytes));
     Ok((bytes, sha))
 }
@@ -62,10 +57,7 @@ fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
     match unsafe { Component::deserialize(engine, &bytes) } {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!(
-                "cache entry {} unusable ({e}); rebuilding",
-                artifact.display()
-            );
+            tracing::warn!("cache entry {} unusable ({e}); rebuilding", artifact.display());
             None
         }
     }
@@ -79,20 +71,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn store_artifact(engine: &Engine, sha256: &str, component: &Component) -> Result<(), CniError> {
     let (artifact, sum) = artifact_paths(engine, sha256);
-    let bytes = component
-        .serialize()
-        .map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
+    let bytes = component.serialize().map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(cache_dir())?;
         write_atomically(&artifact, &bytes)?;
         write_atomically(&sum, hex::encode(Sha256::digest(&bytes)).as_bytes())
     };
-    write().map_err(|e| {
-        CniError::io(format!(
-            "cannot write cache entry {}: {e}",
-            artifact.display()
-        ))
-    })
+    write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }
 
 /// Loads `path` (checking `pin` first), from the cache when possible.
@@ -107,25 +92,13 @@ pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, C
         )));
     }
     if let Some(component) = load_artifact(engine, &sha256) {
-        return Ok(Loaded {
-            component,
-            sha256,
-            compiled: false,
-        });
+        return Ok(Loaded { component, sha256, compiled: false });
     }
-    let component = Component::from_binary(engine, &bytes).map_err(|e| {
-        CniError::config(format!(
-            "module {} is not a valid component: {e:#}",
-            path.display()
-        ))
-    })?;
+    let component = Component::from_binary(engine, &bytes)
+        .map_err(|e| CniError::config(format!("module {} is not a valid component: {e:#}", path.display())))?;
     // A read-only or full cache costs speed, not correctness.
     if let Err(e) = store_artifact(engine, &sha256, &component) {
         tracing::warn!("{e}");
     }
-    Ok(Loaded {
-        component,
-        sha256,
-        compiled: true,
-    })
+    Ok(Loaded { component, sha256, compiled: true })
 }

@@ -10,10 +10,7 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(max_bytes: usize) -> Self {
-        MemoryLimiter {
-            max_bytes,
-            hit: false,
-        }
+        MemoryLimiter { max_bytes, hit: false }
     }
 
     pub fn max_mib(&self) -> usize {
@@ -22,12 +19,7 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
             // Trap rather than let the guest see a failed grow and limp on.
@@ -36,12 +28,7 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

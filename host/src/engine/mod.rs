@@ -22,9 +22,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// cache key, so stale artifacts are never loaded.
 pub fn new_engine() -> Result<Engine, CniError> {
     let mut cfg = Config::new();
-    cfg.epoch_interruption(true)
-        .wasm_component_model(true)
-        .cranelift_opt_level(OptLevel::Speed);
+    cfg.epoch_interruption(true).wasm_component_model(true).cranelift_opt_level(OptLevel::Speed);
     Engine::new(&cfg).map_err(|e| CniError::io(format!("cannot create the wasm engine: {e}")))
 }
 

@@ -24,7 +24,9 @@ pub struct Target {
     pub path: PathBuf,
     pub sha256: Option<String>,
     pub limits: Limits,
-    pub role: Role,
+    /// The role the caller needs; `None` (a module exec'd directly by a
+    /// runtime or another plugin) runs it in the role its world declares.
+    pub role: Option<Role>,
 }
 
 pub struct Runner {
@@ -33,9 +35,7 @@ pub struct Runner {
 }
 
 fn module_name(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 impl Runner {
@@ -43,8 +43,7 @@ impl Runner {
         let engine = super::new_engine()?;
         super::start_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        let link_err =
-            |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
+        let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
         HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
         Ok(Arc::new(Runner { engine, linker }))
@@ -54,30 +53,20 @@ impl Runner {
     fn state(
         self: &Arc<Self>,
         target: &Target,
+        role: Role,
         call: &Arc<Call>,
         netns: Option<Netns>,
     ) -> Result<State, CniError> {
         let mut state = State::new(module_name(&target.path), target.limits.memory_bytes);
-        match target.role {
+        match role {
             Role::Plugin => {
-                let owner = Owner {
-                    network: call.conf.name.clone(),
-                    container_id: call.env.container_id.clone(),
-                };
-                state.netlink = Some(NetlinkCap::new(
-                    owner,
-                    netns,
-                    call.conf.bridge.clone(),
-                    call.prev_host_links(),
-                )?);
+                let owner = Owner { network: call.conf.name.clone(), container_id: call.env.container_id.clone() };
+                state.netlink = Some(NetlinkCap::new(owner, netns, call.conf.bridge.clone(), call.prev_host_links())?);
                 state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
             }
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
-                let data_dir = ipam
-                    .and_then(|i| i.get("dataDir"))
-                    .and_then(|d| d.as_str())
-                    .unwrap_or(DEFAULT_DATA_DIR);
+                let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
                 state.store = Some(IpamStore::open(Path::new(data_dir), &call.conf.name)?);
             }
         }
@@ -89,15 +78,7 @@ impl Runner {
             container_id: call.env.container_id.clone(),
             ifname: call.env.ifname.clone(),
             netns: call.env.netns.clone().filter(|_| netns_open),
-            args: call
-                .env
-                .args
-                .iter()
-                .map(|(k, v)| types::Arg {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
+            args: call.env.args.iter().map(|(k, v)| types::Arg { key: k.clone(), value: v.clone() }).collect(),
             network_name: call.conf.name.clone(),
             config: call.conf.raw.clone(),
             prev_result: call.conf.prev_result.clone().map(Into::into),
@@ -117,47 +98,31 @@ impl Runner {
         if loaded.compiled {
             tracing::info!(plugin = %name, "compiled {} (cache miss)", target.path.display());
         }
-        world::check(
-            &world::describe(&self.engine, &loaded.component),
-            target.role,
-            &name,
-        )?;
-        let netns = match (&call.env.netns, target.role) {
+        let info = world::describe(&self.engine, &loaded.component);
+        let declared = if info.world == Role::Ipam.world() { Role::Ipam } else { Role::Plugin };
+        let role = target.role.unwrap_or(declared);
+        world::check(&info, role, &name)?;
+        let netns = match (&call.env.netns, role) {
             (Some(path), Role::Plugin) => Netns::open(path)?,
             _ => None,
         };
-        if netns.is_none()
-            && matches!(command, Command::Add | Command::Check)
-            && target.role == Role::Plugin
-        {
+        if netns.is_none() && matches!(command, Command::Add | Command::Check) && role == Role::Plugin {
             return Err(CniError::env(format!(
                 "CNI_NETNS {:?} does not exist",
                 call.env.netns.as_deref().unwrap_or("")
             )));
         }
         let inv = Self::invocation(&call, netns.is_some());
-        let state = self.state(target, &call, netns)?;
+        let state = self.state(target, role, &call, netns)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = target
-            .limits
-            .timeout
-            .as_millis()
-            .div_ceil(super::TICK.as_millis()) as u64
-            + 1;
+        let ticks = target.limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
         let outcome = tokio::time::timeout(
             target.limits.timeout + super::TICK * 10,
-            call_export(
-                &self.linker,
-                &loaded.component,
-                &mut store,
-                command,
-                inv,
-                valid,
-            ),
+            call_export(&self.linker, &loaded.component, &mut store, command, inv, valid),
         )
         .await;
         let result = match outcome {
@@ -194,10 +159,7 @@ async fn call_export(
             let valid: Vec<types::Attachment> = valid
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(container_id, ifname)| types::Attachment {
-                    container_id,
-                    ifname,
-                })
+                .map(|(container_id, ifname)| types::Attachment { container_id, ifname })
                 .collect();
             h.call_gc(&mut *store, &inv, &valid).await?.map(|()| None)
         }
@@ -206,31 +168,18 @@ async fn call_export(
 }
 
 fn timed_out(plugin: &str, limits: Limits) -> CniError {
-    CniError::new(
-        code::PLUGIN_FAILURE,
-        format!(
-            "plugin {plugin} timed out after {} ms",
-            limits.timeout.as_millis()
-        ),
-    )
+    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} timed out after {} ms", limits.timeout.as_millis()))
 }
 
 fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -> CniError {
     if state.limiter.hit {
         return CniError::new(
             code::PLUGIN_FAILURE,
-            format!(
-                "plugin {plugin} exceeded its memory limit of {} MiB",
-                state.limiter.max_mib()
-            ),
+            format!("plugin {plugin} exceeded its memory limit of {} MiB", state.limiter.max_mib()),
         );
     }
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return timed_out(plugin, limits);
     }
-    CniError::new(
-        code::PLUGIN_FAILURE,
-        format!("plugin {plugin} trapped: {err}"),
-    )
-    .with_details(format!("{err:?}"))
+    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} trapped: {err}")).with_details(format!("{err:?}"))
 }

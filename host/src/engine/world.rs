@@ -60,34 +60,18 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    let ours: Vec<&str> = imports
-        .iter()
-        .filter_map(|n| our_interface(n))
-        .map(|(i, _)| i)
-        .collect();
-    let world = if ours.contains(&"ipam-store")
-        && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate"))
-    {
+    let ours: Vec<&str> = imports.iter().filter_map(|n| our_interface(n)).map(|(i, _)| i).collect();
+    let world = if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
         "ipam"
-    } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate"))
-        && !ours.contains(&"ipam-store")
-    {
+    } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) && !ours.contains(&"ipam-store") {
         "cni-plugin"
     } else if ours.iter().all(|i| matches!(*i, "types" | "log")) {
         "policy"
     } else {
         "mixed (no world grants this)"
     };
-    let wit_version = exports
-        .iter()
-        .find_map(|n| our_interface(n))
-        .map(|(_, v)| v.to_owned());
-    ModuleInfo {
-        world: world.into(),
-        wit_version,
-        imports,
-        exports,
-    }
+    let wit_version = exports.iter().find_map(|n| our_interface(n)).map(|(_, v)| v.to_owned());
+    ModuleInfo { world: world.into(), wit_version, imports, exports }
 }
 
 /// Refuses a module that imports what `role`'s world does not grant, or that
@@ -117,9 +101,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
         }
     }
     if info.wit_version.is_none() {
-        return Err(CniError::config(format!(
-            "module {module} does not export {PACKAGE}/handler"
-        )));
+        return Err(CniError::config(format!("module {module} does not export {PACKAGE}/handler")));
     }
     Ok(())
 }
@@ -139,27 +121,13 @@ mod tests {
 
     #[test]
     fn an_ipam_module_may_not_import_netlink() {
-        let ok = info(&[
-            "wasi:cli/environment@0.2.6",
-            "wasmcni:plugin/ipam-store@0.1.0",
-            "wasmcni:plugin/log@0.1.0",
-        ]);
+        let ok = info(&["wasi:cli/environment@0.2.6", "wasmcni:plugin/ipam-store@0.1.0", "wasmcni:plugin/log@0.1.0"]);
         check(&ok, Role::Ipam, "m").unwrap();
-        let bad = info(&[
-            "wasmcni:plugin/ipam-store@0.1.0",
-            "wasmcni:plugin/netlink@0.1.0",
-        ]);
+        let bad = info(&["wasmcni:plugin/ipam-store@0.1.0", "wasmcni:plugin/netlink@0.1.0"]);
         let err = check(&bad, Role::Ipam, "m").unwrap_err();
         assert_eq!(err.code, 7);
         assert!(err.msg.contains("netlink"), "{}", err.msg);
-        assert!(
-            check(
-                &info(&["wasmcni:plugin/ipam-store@0.1.0"]),
-                Role::Plugin,
-                "m"
-            )
-            .is_err()
-        );
+        assert!(check(&info(&["wasmcni:plugin/ipam-store@0.1.0"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["evil:host/shell"]), Role::Plugin, "m").is_err());
     }
 

@@ -12,12 +12,10 @@ use wasmcni_sdk::cni::{delegate, log};
 const CONTAINER_IFACE: u32 = 2;
 
 pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
-    let netns = inv.netns.clone().ok_or_else(|| {
-        Error::new(
-            wasmcni_sdk::codes::INVALID_ENV,
-            "CNI_NETNS is required for ADD",
-        )
-    })?;
+    let netns = inv
+        .netns
+        .clone()
+        .ok_or_else(|| Error::new(wasmcni_sdk::codes::INVALID_ENV, "CNI_NETNS is required for ADD"))?;
     let bridge = netlink::ensure_bridge(&BridgeSpec {
         name: conf.bridge.clone(),
         mtu: conf.mtu,
@@ -39,11 +37,7 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
     netlink::set_link_up(Side::Host, &pair.host.name, true)?;
 
     let mut result = CniResult {
-        interfaces: vec![
-            iface(&bridge, ""),
-            iface(&pair.host, ""),
-            iface(&pair.container, &netns),
-        ],
+        interfaces: vec![iface(&bridge, ""), iface(&pair.host, ""), iface(&pair.container, &netns)],
         ips: Vec::new(),
         routes: Vec::new(),
         dns: None,
@@ -77,17 +71,11 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
 }
 
 fn iface(link: &LinkInfo, sandbox: &str) -> Iface {
-    Iface {
-        name: link.name.clone(),
-        mac: link.mac.clone(),
-        mtu: Some(link.mtu),
-        sandbox: sandbox.into(),
-    }
+    Iface { name: link.name.clone(), mac: link.mac.clone(), mtu: Some(link.mtu), sandbox: sandbox.into() }
 }
 
 pub fn parse_net(cidr: &str) -> Result<IpNet, Error> {
-    cidr.parse()
-        .map_err(|_| Error::plugin(format!("IPAM returned an invalid address {cidr:?}")))
+    cidr.parse().map_err(|_| Error::plugin(format!("IPAM returned an invalid address {cidr:?}")))
 }
 
 fn default_dst(v4: bool) -> &'static str {
@@ -95,26 +83,14 @@ fn default_dst(v4: bool) -> &'static str {
 }
 
 /// Addresses, link up, then routes, inside the container.
-fn configure_container(
-    inv: &Invocation,
-    conf: &BridgeConf,
-    result: &mut CniResult,
-) -> Result<(), Error> {
+fn configure_container(inv: &Invocation, conf: &BridgeConf, result: &mut CniResult) -> Result<(), Error> {
     let ifname = &inv.ifname;
     let has_v6 = result.ips.iter().any(|ip| ip.address.contains(':'));
     if has_v6 && !conf.enabledad {
-        netlink::sysctl_set(
-            Side::Container,
-            &format!("ipv6/conf/{ifname}/accept_dad"),
-            "0",
-        )?;
+        netlink::sysctl_set(Side::Container, &format!("ipv6/conf/{ifname}/accept_dad"), "0")?;
     }
     if result.ips.iter().any(|ip| !ip.address.contains(':')) {
-        netlink::sysctl_set(
-            Side::Container,
-            &format!("ipv4/conf/{ifname}/arp_notify"),
-            "1",
-        )?;
+        netlink::sysctl_set(Side::Container, &format!("ipv4/conf/{ifname}/arp_notify"), "1")?;
     }
     for ip in &result.ips {
         netlink::add_address(Side::Container, ifname, &ip.address)?;
@@ -134,11 +110,7 @@ fn configure_container(
         let mut r = r.clone();
         if r.gw.is_none() {
             let v6 = r.dst.contains(':');
-            r.gw = result
-                .ips
-                .iter()
-                .find(|ip| ip.address.contains(':') == v6)
-                .and_then(|ip| ip.gateway.clone());
+            r.gw = result.ips.iter().find(|ip| ip.address.contains(':') == v6).and_then(|ip| ip.gateway.clone());
         }
         netlink::add_route(Side::Container, Some(ifname), &r)?;
     }
@@ -146,15 +118,7 @@ fn configure_container(
 }
 
 fn route(dst: &str, gw: Option<String>) -> Route {
-    Route {
-        dst: dst.into(),
-        gw,
-        mtu: None,
-        advmss: None,
-        priority: None,
-        table: None,
-        scope: None,
-    }
+    Route { dst: dst.into(), gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
 }
 
 /// Puts each gateway address on the bridge and turns on forwarding.
@@ -163,17 +127,10 @@ fn configure_gateway(conf: &BridgeConf, result: &CniResult) -> Result<(), Error>
     for ip in &result.ips {
         let Some(gw) = &ip.gateway else { continue };
         let net = parse_net(&ip.address)?;
-        let gw: IpAddr = gw
-            .parse()
-            .map_err(|_| Error::plugin(format!("invalid gateway {gw:?}")))?;
-        let want = IpNet::new(gw, net.prefix_len())
-            .map_err(|_| Error::plugin(format!("invalid gateway {gw}")))?;
+        let gw: IpAddr = gw.parse().map_err(|_| Error::plugin(format!("invalid gateway {gw:?}")))?;
+        let want = IpNet::new(gw, net.prefix_len()).map_err(|_| Error::plugin(format!("invalid gateway {gw}")))?;
         ensure_bridge_addr(br, want, conf.force_address)?;
-        let key = if gw.is_ipv4() {
-            "ipv4/ip_forward"
-        } else {
-            "ipv6/conf/all/forwarding"
-        };
+        let key = if gw.is_ipv4() { "ipv4/ip_forward" } else { "ipv6/conf/all/forwarding" };
         netlink::sysctl_set(Side::Host, key, "1")?;
     }
     netlink::set_link_up(Side::Host, br, true)?;
@@ -190,8 +147,7 @@ fn ensure_bridge_addr(br: &str, want: IpNet, force: bool) -> Result<(), Error> {
         }
         let same_family = have.addr().is_ipv4() == want.addr().is_ipv4();
         let link_local = matches!(have.addr(), IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
-        let conflicts =
-            want.addr().is_ipv4() || have.contains(&want.addr()) || want.contains(&have.addr());
+        let conflicts = want.addr().is_ipv4() || have.contains(&want.addr()) || want.contains(&have.addr());
         if !same_family || link_local || !conflicts {
             continue;
         }
@@ -201,10 +157,7 @@ fn ensure_bridge_addr(br: &str, want: IpNet, force: bool) -> Result<(), Error> {
                  set \"forceAddress\": true to replace it"
             )));
         }
-        log::emit(
-            log::Level::Info,
-            &format!("replacing {have} on {br} with {want}"),
-        );
+        log::emit(log::Level::Info, &format!("replacing {have} on {br} with {want}"));
         netlink::del_address(Side::Host, br, &have.to_string())?;
     }
     netlink::add_address(Side::Host, br, &want.to_string())?;

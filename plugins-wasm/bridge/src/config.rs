@@ -41,22 +41,16 @@ fn default_bridge() -> String {
 impl BridgeConf {
     pub fn parse(inv: &Invocation) -> Result<BridgeConf, Error> {
         let raw: Value = invocation::parse_config(&inv.config)?;
-        let mut conf: BridgeConf = serde_json::from_value(raw.clone())
-            .map_err(|e| Error::config(format!("invalid bridge config: {e}")))?;
+        let mut conf: BridgeConf =
+            serde_json::from_value(raw.clone()).map_err(|e| Error::config(format!("invalid bridge config: {e}")))?;
         if conf.is_default_gateway {
             conf.is_gateway = true;
         }
         if conf.vlan > 4094 {
-            return Err(Error::config(format!(
-                "invalid VLAN ID {} (must be 0-4094)",
-                conf.vlan
-            )));
+            return Err(Error::config(format!("invalid VLAN ID {} (must be 0-4094)", conf.vlan)));
         }
         if conf.bridge.is_empty() || conf.bridge.len() > 15 {
-            return Err(Error::config(format!(
-                "invalid bridge name {:?}",
-                conf.bridge
-            )));
+            return Err(Error::config(format!("invalid bridge name {:?}", conf.bridge)));
         }
         if conf.ipam.as_ref().is_some_and(|i| i.get("type").is_none()) {
             return Err(Error::config("ipam section has no \"type\""));
@@ -72,11 +66,7 @@ impl BridgeConf {
 
 /// MAC for the container end: runtimeConfig.mac, then args.cni.mac, then CNI_ARGS MAC.
 fn requested_mac(inv: &Invocation, raw: &Value) -> Result<Option<String>, Error> {
-    let from_args = inv
-        .args
-        .iter()
-        .find(|a| a.key == "MAC")
-        .map(|a| a.value.clone());
+    let from_args = inv.args.iter().find(|a| a.key == "MAC").map(|a| a.value.clone());
     let mac = ["/runtimeConfig/mac", "/args/cni/mac"]
         .iter()
         .find_map(|p| raw.pointer(p).and_then(Value::as_str).map(str::to_owned))
@@ -84,8 +74,7 @@ fn requested_mac(inv: &Invocation, raw: &Value) -> Result<Option<String>, Error>
     if let Some(m) = &mac {
         let ok = m.len() == 17
             && m.split(':').count() == 6
-            && m.split(':')
-                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+            && m.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
         if !ok {
             return Err(Error::config(format!("invalid MAC address {m:?}")));
         }

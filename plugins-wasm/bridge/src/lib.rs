@@ -23,9 +23,7 @@ impl wasmcni_sdk::cni::Handler for Bridge {
             delegate::ipam_del()?;
         }
         // Without the netns the veth went with it; only host-side state is left.
-        if inv.netns.is_some()
-            && netlink::get_link(netlink::Side::Container, &inv.ifname)?.is_some()
-        {
+        if inv.netns.is_some() && netlink::get_link(netlink::Side::Container, &inv.ifname)?.is_some() {
             netlink::delete_link(netlink::Side::Container, &inv.ifname)?;
         }
         if conf.ip_masq {

@@ -18,11 +18,7 @@ pub fn next_free(set: &RangeSet, last: Option<IpAddr>, taken: &HashSet<IpAddr>) 
     // first range is revisited from its start so addresses before `last` count.
     for step in 0..=count {
         let range = &set[(start_range + step) % count];
-        let mut cursor = if step == 0 {
-            start_ip.unwrap_or(range.start)
-        } else {
-            range.start
-        };
+        let mut cursor = if step == 0 { start_ip.unwrap_or(range.start) } else { range.start };
         while range.contains(cursor) {
             if cursor != range.gateway && !taken.contains(&cursor) {
                 return Some(cursor);
@@ -62,32 +58,17 @@ mod tests {
         let s = set(&[("10.0.0.0/24", "10.0.0.1", "10.0.0.5")]);
         let none = HashSet::new();
         assert_eq!(next_free(&s, None, &none), Some(ip("10.0.0.2")));
-        assert_eq!(
-            next_free(&s, Some(ip("10.0.0.3")), &none),
-            Some(ip("10.0.0.4"))
-        );
+        assert_eq!(next_free(&s, Some(ip("10.0.0.3")), &none), Some(ip("10.0.0.4")));
         let taken: HashSet<IpAddr> = [ip("10.0.0.4"), ip("10.0.0.5")].into();
-        assert_eq!(
-            next_free(&s, Some(ip("10.0.0.3")), &taken),
-            Some(ip("10.0.0.2"))
-        );
+        assert_eq!(next_free(&s, Some(ip("10.0.0.3")), &taken), Some(ip("10.0.0.2")));
     }
 
     #[test]
     fn wraps_across_ranges_and_reports_exhaustion() {
-        let s = set(&[
-            ("10.0.0.0/24", "10.0.0.10", "10.0.0.11"),
-            ("10.0.1.0/24", "10.0.1.10", "10.0.1.10"),
-        ]);
+        let s = set(&[("10.0.0.0/24", "10.0.0.10", "10.0.0.11"), ("10.0.1.0/24", "10.0.1.10", "10.0.1.10")]);
         let none = HashSet::new();
-        assert_eq!(
-            next_free(&s, Some(ip("10.0.0.11")), &none),
-            Some(ip("10.0.1.10"))
-        );
-        assert_eq!(
-            next_free(&s, Some(ip("10.0.1.10")), &none),
-            Some(ip("10.0.0.10"))
-        );
+        assert_eq!(next_free(&s, Some(ip("10.0.0.11")), &none), Some(ip("10.0.1.10")));
+        assert_eq!(next_free(&s, Some(ip("10.0.1.10")), &none), Some(ip("10.0.0.10")));
         let all: HashSet<IpAddr> = [ip("10.0.0.10"), ip("10.0.0.11"), ip("10.0.1.10")].into();
         assert_eq!(next_free(&s, Some(ip("10.0.0.10")), &all), None);
     }

@@ -49,20 +49,15 @@ fn allocate(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, Error> {
     let taken: HashSet<IpAddr> = leases.iter().filter_map(lease_ip).collect();
     let mut ips = Vec::new();
     for (index, set) in call.sets.iter().enumerate() {
-        if let Some(dup) = leases
-            .iter()
-            .filter(|l| owned_by(l, inv))
-            .find(|l| lease_ip(l).is_some_and(|ip| in_set(set, ip)))
+        if let Some(dup) =
+            leases.iter().filter(|l| owned_by(l, inv)).find(|l| lease_ip(l).is_some_and(|ip| in_set(set, ip)))
         {
             return Err(Error::plugin(format!(
                 "{} has been allocated to {}/{}, duplicate allocation is not allowed",
                 dup.ip, inv.container_id, inv.ifname
             )));
         }
-        let wanted = requested
-            .iter()
-            .position(|ip| in_set(set, *ip))
-            .map(|i| requested.remove(i));
+        let wanted = requested.iter().position(|ip| in_set(set, *ip)).map(|i| requested.remove(i));
         let ip = match wanted {
             Some(ip) => {
                 if set.iter().any(|r| r.gateway == ip) || !reserve(inv, ip, index)? {
@@ -90,10 +85,7 @@ fn allocate(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, Error> {
                 }
             }
         };
-        let range = set
-            .iter()
-            .find(|r| r.contains(ip))
-            .expect("allocated inside the set");
+        let range = set.iter().find(|r| r.contains(ip)).expect("allocated inside the set");
         ips.push(IpConfig {
             address: format!("{ip}/{}", range.subnet.prefix_len()),
             gateway: Some(range.gateway.to_string()),
@@ -102,28 +94,17 @@ fn allocate(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, Error> {
     }
     if !requested.is_empty() {
         let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
-        return Err(Error::plugin(format!(
-            "requested IPs {} were not allocated",
-            list.join(", ")
-        )));
+        return Err(Error::plugin(format!("requested IPs {} were not allocated", list.join(", "))));
     }
     Ok(ips)
 }
 
 fn reserve(inv: &Invocation, ip: IpAddr, set: usize) -> Result<bool, Error> {
-    Ok(ipam_store::reserve(
-        &ip.to_string(),
-        &inv.container_id,
-        &inv.ifname,
-        set as u32,
-    )?)
+    Ok(ipam_store::reserve(&ip.to_string(), &inv.container_id, &inv.ifname, set as u32)?)
 }
 
 fn describe(set: &RangeSet) -> String {
-    set.iter()
-        .map(|r| format!("{}-{}", r.start, r.end))
-        .collect::<Vec<_>>()
-        .join(",")
+    set.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",")
 }
 
 fn to_result(ips: Vec<IpConfig>, ipam: &IpamConfig) -> CniResult {
@@ -158,10 +139,7 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
         match allocate(&inv, &call) {
             Ok(ips) => {
                 let list: Vec<&str> = ips.iter().map(|i| i.address.as_str()).collect();
-                log::emit(
-                    Level::Info,
-                    &format!("allocated {} to {}", list.join(","), inv.container_id),
-                );
+                log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
                 Ok(to_result(ips, &call.ipam))
             }
             Err(e) => {
@@ -179,10 +157,7 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
         }
         let freed = ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
         if !freed.is_empty() {
-            log::emit(
-                Level::Info,
-                &format!("released {} of {}", freed.join(","), inv.container_id),
-            );
+            log::emit(Level::Info, &format!("released {} of {}", freed.join(","), inv.container_id));
         }
         Ok(())
     }
@@ -192,11 +167,8 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
         if ipam_store::leases()?.iter().any(|l| owned_by(l, &inv)) {
             Ok(())
         } else {
-            Err(Error::plugin(format!(
-                "host-local: failed to find address added by container {}",
-                inv.container_id
-            ))
-            .into())
+            Err(Error::plugin(format!("host-local: failed to find address added by container {}", inv.container_id))
+                .into())
         }
     }
 
@@ -204,11 +176,7 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
         let call = Call::parse(&inv)?;
         let leases = ipam_store::leases()?;
         for set in &call.sets {
-            let used = leases
-                .iter()
-                .filter_map(lease_ip)
-                .filter(|ip| in_set(set, *ip))
-                .count();
+            let used = leases.iter().filter_map(lease_ip).filter(|ip| in_set(set, *ip)).count();
             let capacity: u128 = set.iter().map(|r| r.capacity()).sum();
             if capacity <= used as u128 {
                 return Err(Error::new(
@@ -222,10 +190,7 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
     }
 
     fn gc(_inv: Invocation, valid: Vec<Attachment>) -> Result<(), CniError> {
-        let keep: HashSet<(String, String)> = valid
-            .into_iter()
-            .map(|a| (a.container_id, a.ifname))
-            .collect();
+        let keep: HashSet<(String, String)> = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
         let mut owners: Vec<(String, String)> = ipam_store::leases()?
             .into_iter()
             .map(|l| (l.container_id, l.ifname))
@@ -235,10 +200,7 @@ impl wasmcni_sdk::ipam::Handler for HostLocal {
         owners.dedup();
         for (id, ifname) in owners {
             let freed = ipam_store::release_owner(&id, &ifname)?;
-            log::emit(
-                Level::Info,
-                &format!("gc released {} of {id}/{ifname}", freed.join(",")),
-            );
+            log::emit(Level::Info, &format!("gc released {} of {id}/{ifname}", freed.join(",")));
         }
         Ok(())
     }

@@ -9,9 +9,7 @@ struct Loopback;
 const LO: &str = "lo";
 
 fn need_netns(inv: &Invocation) -> Result<&str, CniError> {
-    inv.netns
-        .as_deref()
-        .ok_or_else(|| Error::new(wasmcni_sdk::codes::INVALID_ENV, "CNI_NETNS is required").into())
+    inv.netns.as_deref().ok_or_else(|| Error::new(wasmcni_sdk::codes::INVALID_ENV, "CNI_NETNS is required").into())
 }
 
 impl wasmcni_sdk::cni::Handler for Loopback {
@@ -20,11 +18,7 @@ impl wasmcni_sdk::cni::Handler for Loopback {
         netlink::set_link_up(Side::Container, LO, true)?;
         let ips = netlink::list_addresses(Side::Container, LO)?
             .into_iter()
-            .map(|address| IpConfig {
-                address,
-                gateway: None,
-                iface: Some(0),
-            })
+            .map(|address| IpConfig { address, gateway: None, iface: Some(0) })
             .collect();
         Ok(CniResult {
             interfaces: vec![Iface {

@@ -8,8 +8,7 @@ use rtnetlink::Handle;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
 pub fn parse_cidr(cidr: &str) -> Result<IpNet, CniError> {
-    cidr.parse()
-        .map_err(|_| CniError::config(format!("invalid CIDR {cidr:?}")))
+    cidr.parse().map_err(|_| CniError::config(format!("invalid CIDR {cidr:?}")))
 }
 
 fn address_of(msg: &AddressMessage) -> Option<IpNet> {
@@ -38,20 +37,11 @@ async fn messages(h: &Handle, link: &Link) -> Result<Vec<AddressMessage>, CniErr
 }
 
 pub async fn list(h: &Handle, link: &Link) -> Result<Vec<IpNet>, CniError> {
-    Ok(messages(h, link)
-        .await?
-        .iter()
-        .filter_map(address_of)
-        .collect())
+    Ok(messages(h, link).await?.iter().filter_map(address_of).collect())
 }
 
 pub async fn add(h: &Handle, link: &Link, net: IpNet) -> Result<(), CniError> {
-    match h
-        .address()
-        .add(link.index, net.addr(), net.prefix_len())
-        .execute()
-        .await
-    {
+    match h.address().add(link.index, net.addr(), net.prefix_len()).execute().await {
         Ok(()) => Ok(()),
         Err(e) if exists(&e) => Ok(()),
         Err(e) => Err(CniError::kernel(format!("add {net} to {}", link.name), e)),
@@ -62,10 +52,7 @@ pub async fn del(h: &Handle, link: &Link, net: IpNet) -> Result<(), CniError> {
     for msg in messages(h, link).await? {
         if address_of(&msg) == Some(net) {
             return match h.address().del(msg).execute().await {
-                Err(e) if !no_such_entry(&e) => Err(CniError::kernel(
-                    format!("delete {net} from {}", link.name),
-                    e,
-                )),
+                Err(e) if !no_such_entry(&e) => Err(CniError::kernel(format!("delete {net} from {}", link.name), e)),
                 _ => Ok(()),
             };
         }

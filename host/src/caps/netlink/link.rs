@@ -3,12 +3,9 @@
 use crate::cni::error::CniError;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags,
-    LinkInfo as NlLinkInfo, LinkMessage,
+    BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
-use rtnetlink::{
-    Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec,
-};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec};
 use std::os::fd::AsRawFd;
 
 /// What a plugin learns about a link.
@@ -26,11 +23,7 @@ pub struct Link {
 }
 
 pub fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 pub fn parse_mac(s: &str) -> Result<Vec<u8>, CniError> {
@@ -98,14 +91,7 @@ pub mod libc_errno {
 }
 
 pub async fn by_name(h: &Handle, name: &str) -> Result<Option<Link>, CniError> {
-    match h
-        .link()
-        .get()
-        .match_name(name.to_owned())
-        .execute()
-        .try_next()
-        .await
-    {
+    match h.link().get().match_name(name.to_owned()).execute().try_next().await {
         Ok(msg) => Ok(msg.as_ref().map(to_link)),
         Err(e) if not_found(&e) => Ok(None),
         Err(e) => Err(CniError::kernel(format!("get link {name}"), e)),
@@ -121,28 +107,17 @@ pub async fn by_index(h: &Handle, index: u32) -> Result<Option<Link>, CniError> 
 }
 
 pub async fn require(h: &Handle, name: &str) -> Result<Link, CniError> {
-    by_name(h, name)
-        .await?
-        .ok_or_else(|| CniError::kernel(format!("link {name}"), "no such link"))
+    by_name(h, name).await?.ok_or_else(|| CniError::kernel(format!("link {name}"), "no such link"))
 }
 
 async fn set(h: &Handle, what: String, msg: LinkMessage) -> Result<(), CniError> {
-    h.link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| CniError::kernel(what, e))
+    h.link().set(msg).execute().await.map_err(|e| CniError::kernel(what, e))
 }
 
 pub async fn set_up(h: &Handle, link: &Link, up: bool) -> Result<(), CniError> {
     let b = LinkUnspec::new_with_index(link.index);
     let msg = if up { b.up() } else { b.down() }.build();
-    set(
-        h,
-        format!("set {} {}", link.name, if up { "up" } else { "down" }),
-        msg,
-    )
-    .await
+    set(h, format!("set {} {}", link.name, if up { "up" } else { "down" }), msg).await
 }
 
 pub async fn set_mtu(h: &Handle, link: &Link, mtu: u32) -> Result<(), CniError> {
@@ -151,33 +126,19 @@ pub async fn set_mtu(h: &Handle, link: &Link, mtu: u32) -> Result<(), CniError> 
 }
 
 pub async fn set_master(h: &Handle, link: &Link, master: &Link) -> Result<(), CniError> {
-    let msg = LinkUnspec::new_with_index(link.index)
-        .controller(master.index)
-        .build();
+    let msg = LinkUnspec::new_with_index(link.index).controller(master.index).build();
     set(h, format!("attach {} to {}", link.name, master.name), msg).await
 }
 
 pub async fn set_hairpin(h: &Handle, link: &Link, on: bool) -> Result<(), CniError> {
     let msg = LinkBridgePort::new(link.index).hairpin(on).build();
-    h.link()
-        .set_port(msg)
-        .execute()
-        .await
-        .map_err(|e| CniError::kernel(format!("hairpin on {}", link.name), e))
+    h.link().set_port(msg).execute().await.map_err(|e| CniError::kernel(format!("hairpin on {}", link.name), e))
 }
 
 pub async fn set_port_vlan(h: &Handle, link: &Link, vid: u16) -> Result<(), CniError> {
-    let msg = LinkBridgeVlan::new(link.index)
-        .vlan(
-            vid,
-            BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
-        )
-        .build();
-    h.link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| CniError::kernel(format!("vlan {vid} on {}", link.name), e))
+    let msg =
+        LinkBridgeVlan::new(link.index).vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged).build();
+    h.link().set(msg).execute().await.map_err(|e| CniError::kernel(format!("vlan {vid} on {}", link.name), e))
 }
 
 pub async fn delete(h: &Handle, link: &Link) -> Result<(), CniError> {
@@ -216,15 +177,10 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
     }
     let link = require(h, p.name).await?;
     if link.kind != "bridge" {
-        return Err(CniError::config(format!(
-            "{} exists but is not a bridge (it is {:?})",
-            p.name, link.kind
-        )));
+        return Err(CniError::config(format!("{} exists but is not a bridge (it is {:?})", p.name, link.kind)));
     }
     if p.promisc {
-        let msg = LinkUnspec::new_with_index(link.index)
-            .promiscuous(true)
-            .build();
+        let msg = LinkUnspec::new_with_index(link.index).promiscuous(true).build();
         set(h, format!("promisc on {}", p.name), msg).await?;
     }
     Ok(link)
@@ -238,16 +194,10 @@ pub struct VethParams<'a> {
 }
 
 /// Creates a veth pair in the host netns with its peer born inside `netns`.
-pub async fn create_veth(
-    h: &Handle,
-    netns: &std::fs::File,
-    p: &VethParams<'_>,
-) -> Result<(), CniError> {
-    let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(p.container_name.to_owned())
-        .setns_by_fd(netns.as_raw_fd());
-    let mut host = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
-        .name(p.host_name.to_owned());
+pub async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) -> Result<(), CniError> {
+    let mut peer =
+        LinkMessageBuilder::<LinkUnspec>::new().name(p.container_name.to_owned()).setns_by_fd(netns.as_raw_fd());
+    let mut host = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth).name(p.host_name.to_owned());
     if let Some(mtu) = p.mtu {
         peer = peer.mtu(mtu);
         host = host.mtu(mtu);
@@ -255,16 +205,11 @@ pub async fn create_veth(
     if let Some(mac) = &p.container_mac {
         peer = peer.address(mac.clone());
     }
-    let msg = host
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-        .build();
+    let msg = host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
     h.link().add(msg).execute().await.map_err(|e| {
         let what = format!("create veth {}<->{}", p.host_name, p.container_name);
         if exists(&e) {
-            CniError::kernel(
-                what,
-                "a link with that name already exists (is the container already attached?)",
-            )
+            CniError::kernel(what, "a link with that name already exists (is the container already attached?)")
         } else {
             CniError::kernel(what, e)
         }

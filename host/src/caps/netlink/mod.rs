@@ -8,9 +8,7 @@ mod addr;
 mod link;
 mod route;
 
-use crate::caps::bindings::wasmcni::plugin::netlink::{
-    BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec,
-};
+use crate::caps::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
 use crate::caps::bindings::wasmcni::plugin::types::Route as WitRoute;
 use crate::caps::netns::{self, Netns};
 use crate::caps::{masquerade, sysctl};
@@ -48,12 +46,7 @@ pub struct NetlinkCap {
 impl NetlinkCap {
     /// `bridge`: the bridge the config names; `host_links`: host-side
     /// interfaces listed in prevResult.
-    pub fn new(
-        owner: Owner,
-        netns: Option<Netns>,
-        bridge: String,
-        host_links: Vec<String>,
-    ) -> Result<Self, CniError> {
+    pub fn new(owner: Owner, netns: Option<Netns>, bridge: String, host_links: Vec<String>) -> Result<Self, CniError> {
         Ok(NetlinkCap {
             owner,
             host: netns::connect(None)?,
@@ -66,9 +59,7 @@ impl NetlinkCap {
     }
 
     fn netns(&self) -> Result<&Netns, CniError> {
-        self.netns.as_ref().ok_or_else(|| {
-            CniError::env("this call has no container netns (CNI_NETNS absent or gone)")
-        })
+        self.netns.as_ref().ok_or_else(|| CniError::env("this call has no container netns (CNI_NETNS absent or gone)"))
     }
 
     async fn handle(&mut self, side: Side) -> Result<&Handle, CniError> {
@@ -104,20 +95,10 @@ impl NetlinkCap {
 
     async fn info(&mut self, side: Side, l: Link) -> Result<LinkInfo, CniError> {
         let master = match l.master {
-            Some(i) => link::by_index(self.handle(side).await?, i)
-                .await?
-                .map(|m| m.name),
+            Some(i) => link::by_index(self.handle(side).await?, i).await?.map(|m| m.name),
             None => None,
         };
-        Ok(LinkInfo {
-            name: l.name,
-            index: l.index,
-            mac: l.mac,
-            mtu: l.mtu,
-            up: l.up,
-            kind: l.kind,
-            master,
-        })
+        Ok(LinkInfo { name: l.name, index: l.index, mac: l.mac, mtu: l.mtu, up: l.up, kind: l.kind, master })
     }
 
     pub async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Result<LinkInfo, CniError> {
@@ -135,21 +116,15 @@ impl NetlinkCap {
 
     /// Host end name: stable per (network, container, ifname), so a retry finds it.
     fn host_veth_name(&self, container_ifname: &str) -> String {
-        let digest = sha2::Sha256::digest(format!(
-            "{}/{}/{}",
-            self.owner.network, self.owner.container_id, container_ifname
-        ));
+        let digest =
+            sha2::Sha256::digest(format!("{}/{}/{}", self.owner.network, self.owner.container_id, container_ifname));
         format!("veth{}", &hex::encode(digest)[..8])
     }
 
     pub async fn create_veth(&mut self, spec: VethSpec) -> Result<VethPair, CniError> {
         crate::cni::env::validate_ifname(&spec.container_ifname)?;
         let host_name = self.host_veth_name(&spec.container_ifname);
-        let mac = spec
-            .container_mac
-            .as_deref()
-            .map(link::parse_mac)
-            .transpose()?;
+        let mac = spec.container_mac.as_deref().map(link::parse_mac).transpose()?;
         let params = link::VethParams {
             host_name: &host_name,
             container_name: &spec.container_ifname,
@@ -217,8 +192,7 @@ impl NetlinkCap {
     }
 
     pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkInfo>, CniError> {
-        let Some(l) = link::by_name(self.handle(Side::Container).await?, container_link).await?
-        else {
+        let Some(l) = link::by_name(self.handle(Side::Container).await?, container_link).await? else {
             return Ok(None);
         };
         let Some(peer) = l.peer_index else {
@@ -234,48 +208,28 @@ impl NetlinkCap {
         Ok(Some(self.info(Side::Host, host).await?))
     }
 
-    pub async fn add_address(
-        &mut self,
-        side: Side,
-        name: &str,
-        cidr: &str,
-    ) -> Result<(), CniError> {
+    pub async fn add_address(&mut self, side: Side, name: &str, cidr: &str) -> Result<(), CniError> {
         let net = addr::parse_cidr(cidr)?;
         let l = self.link(side, name).await?;
         addr::add(self.handle(side).await?, &l, net).await
     }
 
-    pub async fn del_address(
-        &mut self,
-        side: Side,
-        name: &str,
-        cidr: &str,
-    ) -> Result<(), CniError> {
+    pub async fn del_address(&mut self, side: Side, name: &str, cidr: &str) -> Result<(), CniError> {
         let net = addr::parse_cidr(cidr)?;
         let l = self.link(side, name).await?;
         addr::del(self.handle(side).await?, &l, net).await
     }
 
-    pub async fn list_addresses(
-        &mut self,
-        side: Side,
-        name: &str,
-    ) -> Result<Vec<String>, CniError> {
+    pub async fn list_addresses(&mut self, side: Side, name: &str) -> Result<Vec<String>, CniError> {
         let l = self.link(side, name).await?;
-        Ok(addr::list(self.handle(side).await?, &l)
-            .await?
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        Ok(addr::list(self.handle(side).await?, &l).await?.iter().map(ToString::to_string).collect())
     }
 
     /// Host-side routes must name a device in scope; container-side ones may not.
     async fn route_dev(&mut self, side: Side, dev: Option<&str>) -> Result<Option<u32>, CniError> {
         match dev {
             Some(name) => Ok(Some(self.link(side, name).await?.index)),
-            None if side == Side::Host => {
-                Err(CniError::denied("host-side routes must name a device"))
-            }
+            None if side == Side::Host => Err(CniError::denied("host-side routes must name a device")),
             None => Ok(None),
         }
     }
@@ -297,17 +251,11 @@ impl NetlinkCap {
         }
     }
 
-    pub async fn list_routes(
-        &mut self,
-        side: Side,
-        dev: Option<&str>,
-    ) -> Result<Vec<RouteInfo>, CniError> {
+    pub async fn list_routes(&mut self, side: Side, dev: Option<&str>) -> Result<Vec<RouteInfo>, CniError> {
         let filter = match dev {
             Some(name) => Some(self.link(side, name).await?.index),
             None if side == Side::Host => {
-                return Err(CniError::denied(
-                    "host-side route listing must name a device",
-                ));
+                return Err(CniError::denied("host-side route listing must name a device"));
             }
             None => None,
         };
@@ -359,9 +307,7 @@ impl NetlinkCap {
     }
 
     pub fn masquerade_add(&mut self, source: &str, exclude: &str) -> Result<(), CniError> {
-        let source = source
-            .parse()
-            .map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
+        let source = source.parse().map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
         let exclude = addr::parse_cidr(exclude)?;
         masquerade::add(&self.tag(), source, exclude)?;
         self.journal.masquerade = true;
@@ -374,13 +320,9 @@ impl NetlinkCap {
     }
 
     pub fn masquerade_gc(&self, keep: &[String]) -> Result<(), CniError> {
-        let keep: HashSet<String> = keep
-            .iter()
-            .map(|id| masquerade::owner_tag(&self.owner.network, id))
-            .collect();
+        let keep: HashSet<String> = keep.iter().map(|id| masquerade::owner_tag(&self.owner.network, id)).collect();
         let network = self.owner.network.as_str();
-        masquerade::delete_where(|t| masquerade::tag_network(t) == network && !keep.contains(t))
-            .map(|_| ())
+        masquerade::delete_where(|t| masquerade::tag_network(t) == network && !keep.contains(t)).map(|_| ())
     }
 
     /// Removes what this call created: the host veths (their container ends

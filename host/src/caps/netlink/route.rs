@@ -7,9 +7,7 @@ use crate::cni::result::Route;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
-};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -26,19 +24,13 @@ pub struct Listed {
 
 fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
     let dst = parse_cidr(&route.dst)?.trunc();
-    let bad = |e: &dyn std::fmt::Display| {
-        CniError::config(format!("invalid route to {}: {e}", route.dst))
-    };
-    let mut b = RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(dst.addr(), dst.prefix_len())
-        .map_err(|e| bad(&e))?;
+    let bad = |e: &dyn std::fmt::Display| CniError::config(format!("invalid route to {}: {e}", route.dst));
+    let mut b =
+        RouteMessageBuilder::<IpAddr>::new().destination_prefix(dst.addr(), dst.prefix_len()).map_err(|e| bad(&e))?;
     let gw = route
         .gw
         .as_deref()
-        .map(|g| {
-            g.parse::<IpAddr>()
-                .map_err(|_| CniError::config(format!("invalid gateway {g:?}")))
-        })
+        .map(|g| g.parse::<IpAddr>().map_err(|_| CniError::config(format!("invalid gateway {g:?}"))))
         .transpose()?;
     if let Some(gw) = gw {
         b = b.gateway(gw).map_err(|e| bad(&e))?;
@@ -59,28 +51,18 @@ fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
     };
     let mut msg = b.scope(scope).build();
     if let Some(mtu) = route.mtu {
-        msg.attributes.push(RouteAttribute::Metrics(vec![
-            rtnetlink::packet_route::route::RouteMetric::Mtu(mtu),
-        ]));
+        msg.attributes.push(RouteAttribute::Metrics(vec![rtnetlink::packet_route::route::RouteMetric::Mtu(mtu)]));
     }
     Ok(msg)
 }
 
-pub async fn add(
-    h: &Handle,
-    route: &Route,
-    oif: Option<u32>,
-    replace: bool,
-) -> Result<(), CniError> {
+pub async fn add(h: &Handle, route: &Route, oif: Option<u32>, replace: bool) -> Result<(), CniError> {
     let msg = build(route, oif)?;
     let req = h.route().add(msg);
     let req = if replace { req.replace() } else { req };
     req.execute().await.map_err(|e| {
         if exists(&e) {
-            CniError::kernel(
-                format!("add route to {}", route.dst),
-                "a route to that destination already exists",
-            )
+            CniError::kernel(format!("add route to {}", route.dst), "a route to that destination already exists")
         } else {
             CniError::kernel(format!("add route to {}", route.dst), e)
         }
@@ -92,10 +74,7 @@ pub async fn del(h: &Handle, route: &Route, oif: Option<u32>) -> Result<(), CniE
     // Match any scope when deleting.
     msg.header.scope = RouteScope::NoWhere;
     match h.route().del(msg).execute().await {
-        Err(e) if !no_such_entry(&e) => Err(CniError::kernel(
-            format!("delete route to {}", route.dst),
-            e,
-        )),
+        Err(e) if !no_such_entry(&e) => Err(CniError::kernel(format!("delete route to {}", route.dst), e)),
         _ => Ok(()),
     }
 }
@@ -120,11 +99,7 @@ fn to_listed(msg: &RouteMessage) -> Option<Listed> {
     if table == TABLE_LOCAL {
         return None;
     }
-    let any: IpAddr = if v6 {
-        Ipv6Addr::UNSPECIFIED.into()
-    } else {
-        Ipv4Addr::UNSPECIFIED.into()
-    };
+    let any: IpAddr = if v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
     let net = IpNet::new(dst.unwrap_or(any), msg.header.destination_prefix_length).ok()?;
     Some(Listed {
         route: Route {
@@ -151,17 +126,9 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 /// Every unicast route of both families outside the local table.
 pub async fn list(h: &Handle) -> Result<Vec<Listed>, CniError> {
     let mut out = Vec::new();
-    for req in [
-        RouteMessageBuilder::<Ipv4Addr>::new().build(),
-        RouteMessageBuilder::<Ipv6Addr>::new().build(),
-    ] {
-        let msgs: Vec<RouteMessage> = h
-            .route()
-            .get(req)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| CniError::kernel("list routes", e))?;
+    for req in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
+        let msgs: Vec<RouteMessage> =
+            h.route().get(req).execute().try_collect().await.map_err(|e| CniError::kernel("list routes", e))?;
         out.extend(msgs.iter().filter_map(to_listed));
     }
     Ok(out)

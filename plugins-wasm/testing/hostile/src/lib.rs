@@ -34,11 +34,7 @@ fn misbehave(inv: &Invocation) -> Result<CniResult, Error> {
         // Create a veth (so the host has something to undo), then reach for a
         // host link this call does not own.
         "touch-host-link" => {
-            netlink::create_veth(&VethSpec {
-                container_ifname: inv.ifname.clone(),
-                mtu: None,
-                container_mac: None,
-            })?;
+            netlink::create_veth(&VethSpec { container_ifname: inv.ifname.clone(), mtu: None, container_mac: None })?;
             netlink::set_link_up(Side::Host, &conf.target, false)?;
             Err(Error::plugin("the host let me touch a link I do not own"))
         }
