@@ -55,7 +55,8 @@ fn each_host_local_reads_and_releases_the_others_leases() {
 /// whenever ip6tables exists (fixed upstream later), so this lab gives the
 /// plugins a PATH that holds only the IPv4 tools.
 fn hide_ip6tables(lab: &Lab) {
-    let dir = std::env::temp_dir().join(wasmcni_e2e::unique("wcni-v4path-"));
+    // Inside the lab's lease directory, so it goes when the lab does.
+    let dir = lab.data_dir.join("v4path");
     std::fs::create_dir_all(&dir).unwrap();
     for tool in ["ip", "iptables", "iptables-save", "iptables-restore"] {
         let real = wasmcni_e2e::must(&["sh", "-c", &format!("command -v {tool}")]);
