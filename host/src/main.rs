@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     logging::init();
+    tracing::debug!("start");
     if std::env::var_os("CNI_COMMAND").is_some() {
         return cni::plugin_main();
     }

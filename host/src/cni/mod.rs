@@ -96,6 +96,7 @@ pub fn handle(
         .map_err(|e| CniError::io(format!("cannot start the runtime: {e}")))?;
     let result = runtime.block_on(async {
         let runner = Runner::new()?;
+        tracing::debug!("engine ready");
         runner.run(&target, call.clone(), command, valid).await
     })?;
     Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))

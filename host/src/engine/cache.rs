@@ -1,14 +1,20 @@
 //! Precompiled artifacts, keyed by the module's sha256 and the engine's
-//! configuration, so later calls never compile. An artifact is written with
-//! its own sha256 beside it and checked before it is loaded: a corrupt or
-//! foreign file is rebuilt, never trusted.
+//! configuration, so later calls never compile.
+//!
+//! Two things keep the hot path cheap without trusting anything blindly:
+//! - a module's sha256 is remembered per (device, inode, size, mtime), so an
+//!   unchanged file is not rehashed, and any replacement is;
+//! - an artifact is stored with its length and xxh3 checksum, checked before
+//!   it is loaded; a corrupt or foreign file is rebuilt, never used.
 
 use crate::cni::error::CniError;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use xxhash_rust::xxh3::xxh3_64;
 
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/wasmcni";
 
@@ -32,35 +38,7 @@ fn engine_key(engine: &Engine) -> String {
 
 fn artifact_paths(engine: &Engine, sha256: &str) -> (PathBuf, PathBuf) {
     let base = cache_dir().join(format!("{sha256}-{}", engine_key(engine)));
-    (base.with_extension("cwasm"), base.with_extension("cwasm.sha256"))
-}
-
-fn read_module(path: &Path) -> Result<(Vec<u8>, String), CniError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CniError::config(format!("cannot read module {}: {e}", path.display())))?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    Ok((bytes, sha))
-}
-
-/// The artifact, if present and intact.
-fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
-    let (artifact, sum) = artifact_paths(engine, sha256);
-    let bytes = std::fs::read(&artifact).ok()?;
-    let expected = std::fs::read_to_string(&sum).ok()?;
-    if hex::encode(Sha256::digest(&bytes)) != expected.trim() {
-        tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
-        return None;
-    }
-    // SAFETY: the bytes were produced by `Component::serialize` of this
-    // engine configuration (the key includes it) and are unchanged since
-    // (their sha256 matched); wasmtime also checks version and settings.
-    match unsafe { Component::deserialize(engine, &bytes) } {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("cache entry {} unusable ({e}); rebuilding", artifact.display());
-            None
-        }
-    }
+    (base.with_extension("cwasm"), base.with_extension("cwasm.sum"))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -69,20 +47,80 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> CniError {
+    CniError::config(format!("cannot read module {}: {e}", path.display()))
+}
+
+/// The file's identity as the filesystem sees it.
+fn stamp(meta: &std::fs::Metadata) -> String {
+    format!("{} {} {} {}.{}", meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec())
+}
+
+fn index_path(path: &Path) -> PathBuf {
+    let key = xxh3_64(path.as_os_str().as_encoded_bytes());
+    cache_dir().join("index").join(format!("{key:016x}"))
+}
+
+/// The module's sha256, from the index when the file is unchanged. Returns
+/// the bytes too when it had to read them.
+fn identify(path: &Path) -> Result<(String, Option<Vec<u8>>), CniError> {
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
+    let stamp = stamp(&meta);
+    let index = index_path(path);
+    if let Ok(entry) = std::fs::read_to_string(&index)
+        && let Some((recorded, sha)) = entry.rsplit_once(' ')
+        && recorded == stamp
+        && sha.len() == 64
+    {
+        return Ok((sha.to_owned(), None));
+    }
+    let bytes = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let _ = std::fs::create_dir_all(index.parent().expect("index has a parent"));
+    let _ = write_atomically(&index, format!("{stamp} {sha}").as_bytes());
+    Ok((sha, Some(bytes)))
+}
+
+/// The artifact, if present and intact. It is mapped rather than read:
+/// page-cache pages map in far faster than they copy into fresh memory.
+fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
+    let (artifact, sum) = artifact_paths(engine, sha256);
+    let file = std::fs::File::open(&artifact).ok()?;
+    // SAFETY: a read-only private mapping; artifacts are only ever replaced
+    // by rename, never written in place, so the mapped file does not change.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let expected = std::fs::read_to_string(&sum).ok()?;
+    if format!("{} {:016x}", map.len(), xxh3_64(&map)) != expected.trim() {
+        tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
+        return None;
+    }
+    drop(map);
+    // SAFETY: the file was produced by `Component::serialize` for this
+    // engine configuration (the key includes it) and is unchanged since
+    // (length and checksum match); wasmtime also checks version and settings.
+    match unsafe { Component::deserialize_file(engine, &artifact) } {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("cache entry {} unusable ({e}); rebuilding", artifact.display());
+            None
+        }
+    }
+}
+
 fn store_artifact(engine: &Engine, sha256: &str, component: &Component) -> Result<(), CniError> {
     let (artifact, sum) = artifact_paths(engine, sha256);
     let bytes = component.serialize().map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(cache_dir())?;
         write_atomically(&artifact, &bytes)?;
-        write_atomically(&sum, hex::encode(Sha256::digest(&bytes)).as_bytes())
+        write_atomically(&sum, format!("{} {:016x}", bytes.len(), xxh3_64(&bytes)).as_bytes())
     };
     write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }
 
 /// Loads `path` (checking `pin` first), from the cache when possible.
 pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, CniError> {
-    let (bytes, sha256) = read_module(path)?;
+    let (sha256, bytes) = identify(path)?;
     if let Some(pin) = pin
         && !pin.eq_ignore_ascii_case(&sha256)
     {
@@ -93,6 +131,15 @@ pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, C
     }
     if let Some(component) = load_artifact(engine, &sha256) {
         return Ok(Loaded { component, sha256, compiled: false });
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => std::fs::read(path).map_err(|e| unreadable(path, e))?,
+    };
+    // The index may be stale if the file changed since it was stat'ed.
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != sha256 {
+        return load(engine, path, pin);
     }
     let component = Component::from_binary(engine, &bytes)
         .map_err(|e| CniError::config(format!("module {} is not a valid component: {e:#}", path.display())))?;

@@ -5,6 +5,7 @@
 pub mod cache;
 mod limiter;
 mod run;
+mod wasi;
 pub mod world;
 
 pub use limiter::MemoryLimiter;

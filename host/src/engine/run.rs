@@ -44,7 +44,7 @@ impl Runner {
         super::start_ticker(&engine);
         let mut linker = Linker::new(&engine);
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
+        super::wasi::add_to_linker(&mut linker).map_err(link_err)?;
         HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
         Ok(Arc::new(Runner { engine, linker }))
     }
@@ -95,6 +95,7 @@ impl Runner {
     ) -> Result<Option<CniResult>, CniError> {
         let name = module_name(&target.path);
         let loaded = cache::load(&self.engine, &target.path, target.sha256.as_deref())?;
+        tracing::debug!(plugin = %name, "loaded");
         if loaded.compiled {
             tracing::info!(plugin = %name, "compiled {} (cache miss)", target.path.display());
         }
@@ -125,6 +126,7 @@ impl Runner {
             call_export(&self.linker, &loaded.component, &mut store, command, inv, valid),
         )
         .await;
+        tracing::debug!(plugin = %name, "returned");
         let result = match outcome {
             Ok(Ok(r)) => r.map_err(CniError::from),
             Ok(Err(trap)) => Err(classify(trap, &name, store.data(), target.limits)),
@@ -149,6 +151,7 @@ async fn call_export(
 ) -> wasmtime::Result<Returned> {
     let pre = HostPre::new(linker.instantiate_pre(component)?)?;
     let instance = pre.instantiate_async(&mut *store).await?;
+    tracing::debug!("instantiated");
     let h: &Guest = instance.wasmcni_plugin_handler();
     Ok(match command {
         Command::Add => h.call_add(&mut *store, &inv).await?.map(|r| Some(r.into())),

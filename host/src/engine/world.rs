@@ -91,7 +91,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
     for name in &info.imports {
         let allowed = match our_interface(name) {
             Some((iface, _)) => role.grants().contains(&iface),
-            None => name.starts_with("wasi:"),
+            None => super::wasi::granted(name),
         };
         if !allowed {
             return Err(CniError::config(format!(
@@ -129,6 +129,9 @@ mod tests {
         assert!(err.msg.contains("netlink"), "{}", err.msg);
         assert!(check(&info(&["wasmcni:plugin/ipam-store@0.1.0"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["evil:host/shell"]), Role::Plugin, "m").is_err());
+        assert!(check(&info(&["wasi:sockets/tcp@0.2.6"]), Role::Plugin, "m").is_err());
+        assert!(check(&info(&["wasi:filesystem/preopens@0.2.6"]), Role::Ipam, "m").is_err());
+        check(&info(&["wasi:cli/stderr@0.2.6", "wasi:io/streams@0.2.3"]), Role::Plugin, "m").unwrap();
     }
 
     #[test]
