@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Builds the wasmcni host (release) and the first-party Wasm plugins, and
 # gathers the modules in target/release/modules/<name>.wasm, where
-# `wasmcni install` looks for them by default.
+# `wasmcni install` looks for them by default (modules that exist only for
+# the tests go to target/release/test-modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-plugins=(bridge host-local loopback hostile)
+plugins=(bridge host-local loopback)
+test_plugins=(hostile)
 cargo build --release --locked -p wasmcni
-cargo build --release --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}")
+cargo build --release --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}")
 
-mkdir -p target/release/modules
-for p in "${plugins[@]}"; do
-    cp "target/wasm32-wasip2/release/wasmcni_plugin_${p//-/_}.wasm" "target/release/modules/$p.wasm"
-done
+gather() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    for p in "$@"; do
+        cp "target/wasm32-wasip2/release/wasmcni_plugin_${p//-/_}.wasm" "$dir/$p.wasm"
+    done
+}
+gather target/release/modules "${plugins[@]}"
+gather target/release/test-modules "${test_plugins[@]}"
 ls -l target/release/modules >&2

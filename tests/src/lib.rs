@@ -24,6 +24,11 @@ pub fn module_dir() -> PathBuf {
     workspace().join("target/release/modules")
 }
 
+/// A module built only for the tests (e.g. `hostile`), by absolute path.
+pub fn test_module(name: &str) -> String {
+    workspace().join("target/release/test-modules").join(format!("{name}.wasm")).display().to_string()
+}
+
 /// The Debian reference plugins.
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 
@@ -35,7 +40,7 @@ pub fn bin_dir() -> PathBuf {
         std::fs::create_dir_all(&dir).expect("bin dir");
         let bin = wasmcni_bin();
         assert!(bin.is_file(), "{} is missing: run scripts/build.sh first", bin.display());
-        for name in ["wasmcni", "wasm-bridge", "wasm-host-local", "wasm-loopback", "wasm-hostile"] {
+        for name in ["wasmcni", "wasm-bridge", "wasm-host-local", "wasm-loopback"] {
             let link = dir.join(name);
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink(&bin, &link).expect("link");

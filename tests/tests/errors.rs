@@ -2,7 +2,7 @@
 //! person can act on, and leaves nothing behind.
 
 use serde_json::{Value, json};
-use wasmcni_e2e::{Invoke, Lab, module_dir};
+use wasmcni_e2e::{Invoke, Lab, module_dir, test_module};
 
 fn call<'a>(command: &'a str, config: &'a Value, netns: &'a str) -> Invoke<'a> {
     Invoke { plugin: "wasm-bridge", command, container_id: "err-ctr", netns, ifname: "eth0", args: "", config }
@@ -181,7 +181,7 @@ fn a_failing_add_after_ipam_releases_the_lease_and_removes_the_veth() {
 
 fn hostile(lab: &Lab, mode: &str, limits: Value, target: &str) -> Value {
     json!({
-        "cniVersion": "1.0.0", "name": lab.network, "type": "wasm-hostile",
+        "cniVersion": "1.0.0", "name": lab.network, "type": "wasmcni", "plugin": test_module("hostile"),
         "mode": mode, "target": target, "limits": limits,
     })
 }
@@ -191,7 +191,7 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
     let lab = Lab::new();
     let c = lab.container();
     let conf = hostile(&lab, "loop", json!({"timeoutMs": 300}), "");
-    let out = lab.invoke(&Invoke { plugin: "wasm-hostile", ..call("ADD", &conf, &c.path()) });
+    let out = lab.invoke(&Invoke { plugin: "wasmcni", ..call("ADD", &conf, &c.path()) });
     assert_eq!(out.code(), 100);
     let msg = out.json()["msg"].as_str().unwrap().to_owned();
     assert!(msg.contains("hostile") && msg.contains("timed out after 300 ms"), "{msg}");
@@ -202,7 +202,7 @@ fn a_memory_bomb_hits_its_limit() {
     let lab = Lab::new();
     let c = lab.container();
     let conf = hostile(&lab, "memory", json!({"memoryMiB": 16}), "");
-    let out = lab.invoke(&Invoke { plugin: "wasm-hostile", ..call("ADD", &conf, &c.path()) });
+    let out = lab.invoke(&Invoke { plugin: "wasmcni", ..call("ADD", &conf, &c.path()) });
     assert_eq!(out.code(), 100);
     let msg = out.json()["msg"].as_str().unwrap().to_owned();
     assert!(msg.contains("memory limit of 16 MiB"), "{msg}");
@@ -213,7 +213,7 @@ fn a_trap_becomes_a_cni_error() {
     let lab = Lab::new();
     let c = lab.container();
     let conf = hostile(&lab, "trap", json!({}), "");
-    let out = lab.invoke(&Invoke { plugin: "wasm-hostile", ..call("ADD", &conf, &c.path()) });
+    let out = lab.invoke(&Invoke { plugin: "wasmcni", ..call("ADD", &conf, &c.path()) });
     assert_eq!(out.code(), 100);
     assert!(out.json()["msg"].as_str().unwrap().contains("trapped"), "{}", out.stdout);
 }
@@ -226,7 +226,7 @@ fn touching_a_host_link_it_does_not_own_is_refused_and_undone() {
     lab.host.must(&["ip", "link", "set", "wcvictim", "up"]);
     let before = host_links(&lab);
     let conf = hostile(&lab, "touch-host-link", json!({}), "wcvictim");
-    let out = lab.invoke(&Invoke { plugin: "wasm-hostile", ..call("ADD", &conf, &c.path()) });
+    let out = lab.invoke(&Invoke { plugin: "wasmcni", ..call("ADD", &conf, &c.path()) });
     assert_eq!(out.code(), 101, "{}", out.stdout);
     assert!(out.json()["msg"].as_str().unwrap().contains("wcvictim"), "{}", out.stdout);
     let victim = lab.host.ip_json(&["link", "show", "dev", "wcvictim"]);

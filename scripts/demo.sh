@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds everything, installs wasmcni into a scratch directory, and attaches
+# two throwaway "containers" (network namespaces) to a bridge network through
+# it, exactly as a container runtime would: ADD, a ping across the bridge,
+# CHECK, then DEL. Everything it creates lives in namespaces it made, and is
+# removed on exit. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[[ $(id -u) == 0 ]] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
+scripts/setup.sh
+scripts/build.sh >/dev/null
+
+id=$$
+scratch=$(mktemp -d /tmp/wasmcni-demo.XXXXXX)
+node=wcdemo-node-$id
+containers=(wcdemo-a-$id wcdemo-b-$id)
+cleanup() {
+    for ns in "$node" "${containers[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+bold "install: binary, wasm-<module> links and modules"
+target/release/wasmcni install --bin-dir "$scratch/bin" --module-dir "$scratch/wasm"
+export WASMCNI_MODULE_DIR=$scratch/wasm WASMCNI_CACHE_DIR=$scratch/cache
+
+# The embedded default network: the bridge and host-local Wasm modules.
+read -r -d '' CONFIG <<JSON || true
+{
+  "cniVersion": "1.1.0",
+  "name": "demo",
+  "type": "wasm-bridge",
+  "bridge": "wcdemo0",
+  "isGateway": true,
+  "ipMasq": true,
+  "ipam": {
+    "type": "wasm-host-local",
+    "ranges": [[{"subnet": "10.88.0.0/24"}], [{"subnet": "fd00:88::/64"}]],
+    "routes": [{"dst": "0.0.0.0/0"}],
+    "dataDir": "$scratch/leases"
+  }
+}
+JSON
+echo "$CONFIG"
+
+# cni COMMAND CONTAINER [CONFIG]: exec the plugin inside the node netns, as a runtime would.
+cni() {
+    local command=$1 container=$2 config=${3:-$CONFIG}
+    echo "$config" | ip netns exec "$node" env CNI_COMMAND="$command" CNI_CONTAINERID="$container" \
+        CNI_NETNS="/var/run/netns/$container" CNI_IFNAME=eth0 CNI_PATH="$scratch/bin" "$scratch/bin/wasm-bridge"
+}
+
+ip netns add "$node"
+ip -n "$node" link set lo up
+declare -A result
+for c in "${containers[@]}"; do
+    ip netns add "$c"
+    ip -n "$c" link set lo up
+    bold "ADD $c"
+    result[$c]=$(cni ADD "$c")
+    echo "${result[$c]}" | python3 -m json.tool
+done
+
+a=${containers[0]} b=${containers[1]}
+ip_b=$(echo "${result[$b]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
+bold "inside $a"
+ip -n "$a" -br addr show eth0
+ip -n "$a" route
+bold "ping $b ($ip_b) from $a, and the gateway"
+ip netns exec "$a" ping -c 2 -W 2 "$ip_b"
+ip netns exec "$a" ping -c 1 -W 2 10.88.0.1
+bold "leases on disk (reference host-local layout)"
+ls "$scratch/leases/demo"
+
+bold "CHECK $a against its result"
+with_prev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$CONFIG" "${result[$a]}")
+cni CHECK "$a" "$with_prev" && echo "CHECK passed"
+
+for c in "${containers[@]}"; do
+    bold "DEL $c"
+    cni DEL "$c" && echo "deleted"
+done
+bold "leases left"
+ls "$scratch/leases/demo"
+echo
+echo "demo finished; namespaces and scratch files are removed on exit"
