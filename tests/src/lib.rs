@@ -126,6 +126,18 @@ impl Netns {
         self.exec(&["ip", "link", "show", "dev", dev]).status.success()
     }
 
+    /// Whether `dev` disappears within a few seconds: the kernel destroys a
+    /// deleted netns (and the veths it held) asynchronously.
+    pub fn link_goes_away(&self, dev: &str) -> bool {
+        (0..100).any(|_| {
+            let gone = !self.has_link(dev);
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            gone
+        })
+    }
+
     pub fn ping(&self, addr: &str) -> bool {
         self.exec(&["ping", "-c", "1", "-W", "2", addr]).status.success()
     }

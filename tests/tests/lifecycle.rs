@@ -112,7 +112,7 @@ fn del_without_netns_or_with_netns_gone_frees_the_lease() {
     lab.cni("DEL", &conf, "gone-1", "").expect_ok();
     assert!(lab.leases().is_empty());
     drop(c1);
-    assert!(!lab.host.has_link(&veth1));
+    assert!(lab.host.link_goes_away(&veth1));
 
     let c2 = lab.container();
     let path = c2.path();
