@@ -11,13 +11,13 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 plugins=(bridge host-local loopback)
 test_plugins=(hostile)
 cargo build --release --locked -p wasmcni
-cargo build --release --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}")
+cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}")
 
 gather() {
     local dir=$1; shift
     mkdir -p "$dir"
     for p in "$@"; do
-        cp "target/wasm32-wasip2/release/wasmcni_plugin_${p//-/_}.wasm" "$dir/$p.wasm"
+        cp "target/wasm32-wasip2/plugin/wasmcni_plugin_${p//-/_}.wasm" "$dir/$p.wasm"
     done
 }
 gather target/release/modules "${plugins[@]}"

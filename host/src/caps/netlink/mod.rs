@@ -17,7 +17,7 @@ use crate::cni::result::Route;
 use link::Link;
 use rtnetlink::Handle;
 use sha2::Digest;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Who the call is for; names host links and tags masquerade rules.
 #[derive(Debug, Clone)]
@@ -40,6 +40,10 @@ pub struct NetlinkCap {
     container: Option<Handle>,
     bridge: String,
     owned: HashSet<String>,
+    /// Links resolved by name in this call, keyed by (in container, name).
+    /// Only their name and index are relied on: neither changes while the
+    /// call runs, and it saves a netlink round trip per operation.
+    known: HashMap<(bool, String), Link>,
     pub journal: Journal,
 }
 
@@ -54,6 +58,7 @@ impl NetlinkCap {
             container: None,
             bridge,
             owned: host_links.into_iter().collect(),
+            known: HashMap::new(),
             journal: Journal::default(),
         })
     }
@@ -85,12 +90,24 @@ impl NetlinkCap {
         }
     }
 
-    /// Resolves a link on `side`, enforcing the host-side scope.
+    /// Resolves a link's name and index on `side`, enforcing the host-side scope.
     async fn link(&mut self, side: Side, name: &str) -> Result<Link, CniError> {
         if side == Side::Host {
             self.allow_host(name)?;
         }
-        link::require(self.handle(side).await?, name).await
+        let key = (side == Side::Container, name.to_owned());
+        if let Some(l) = self.known.get(&key) {
+            return Ok(l.clone());
+        }
+        let l = link::require(self.handle(side).await?, name).await?;
+        self.known.insert(key, l.clone());
+        Ok(l)
+    }
+
+    /// A link as the kernel reports it now (MAC, MTU, state, master).
+    async fn fresh(&mut self, side: Side, name: &str) -> Result<Link, CniError> {
+        self.known.remove(&(side == Side::Container, name.to_owned()));
+        self.link(side, name).await
     }
 
     async fn info(&mut self, side: Side, l: Link) -> Result<LinkInfo, CniError> {
@@ -134,8 +151,8 @@ impl NetlinkCap {
         link::create_veth(&self.host, self.netns()?.file(), &params).await?;
         self.journal.created.push(host_name.clone());
         self.owned.insert(host_name.clone());
-        let host = self.link(Side::Host, &host_name).await?;
-        let container = self.link(Side::Container, &spec.container_ifname).await?;
+        let host = self.fresh(Side::Host, &host_name).await?;
+        let container = self.fresh(Side::Container, &spec.container_ifname).await?;
         Ok(VethPair {
             host: self.info(Side::Host, host).await?,
             container: self.info(Side::Container, container).await?,
@@ -185,6 +202,7 @@ impl NetlinkCap {
         if side == Side::Host {
             self.allow_host(name)?;
         }
+        self.known.remove(&(side == Side::Container, name.to_owned()));
         match link::by_name(self.handle(side).await?, name).await? {
             Some(l) => link::delete(self.handle(side).await?, &l).await,
             None => Ok(()),
