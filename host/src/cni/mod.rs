@@ -9,7 +9,7 @@ pub mod exec;
 pub mod result;
 pub mod version;
 
-use crate::config::{NetConf, resolve_plugin};
+use crate::config::{ModuleSource, NetConf, resolve_ipam, resolve_plugin};
 use crate::engine::{Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
@@ -97,6 +97,9 @@ pub fn handle(
     let result = runtime.block_on(async {
         let runner = Runner::new()?;
         tracing::debug!("engine ready");
+        if let Some(ModuleSource::Wasm { path, sha256 }) = call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok()) {
+            runner.preload(path, sha256);
+        }
         runner.run(&target, call.clone(), command, valid).await
     })?;
     Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))

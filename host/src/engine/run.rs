@@ -14,7 +14,8 @@ use crate::cni::error::{CniError, code};
 use crate::cni::result::CniResult;
 use crate::config::Limits;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -32,7 +33,11 @@ pub struct Target {
 pub struct Runner {
     engine: Engine,
     linker: Linker<State>,
+    /// Modules being loaded on other threads, by path (see `preload`).
+    preloading: Mutex<HashMap<PathBuf, Preload>>,
 }
+
+type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
 
 fn module_name(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
@@ -46,7 +51,34 @@ impl Runner {
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
         super::wasi::add_to_linker(&mut linker).map_err(link_err)?;
         HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
-        Ok(Arc::new(Runner { engine, linker }))
+        Ok(Arc::new(Runner { engine, linker, preloading: Mutex::new(HashMap::new()) }))
+    }
+
+    /// Starts loading a module that a later step of this call will run (the
+    /// IPAM module of a plugin) on another thread, so it overlaps the first
+    /// plugin's work instead of following it.
+    pub fn preload(&self, path: PathBuf, pin: Option<String>) {
+        let engine = self.engine.clone();
+        let p = path.clone();
+        let loading = std::thread::spawn(move || cache::load(&engine, &p, pin.as_deref()));
+        self.preloading.lock().expect("not poisoned").insert(path, loading);
+    }
+
+    fn load(&self, target: &Target) -> Result<cache::Loaded, CniError> {
+        let preloaded = self.preloading.lock().expect("not poisoned").remove(&target.path);
+        match preloaded.map(|t| t.join()) {
+            Some(Ok(loaded)) => {
+                let loaded = loaded?;
+                // Preloaded under the config's pin; recheck against this target's.
+                match &target.sha256 {
+                    Some(pin) if !pin.eq_ignore_ascii_case(&loaded.sha256) => {
+                        cache::load(&self.engine, &target.path, Some(pin))
+                    }
+                    _ => Ok(loaded),
+                }
+            }
+            _ => cache::load(&self.engine, &target.path, target.sha256.as_deref()),
+        }
     }
 
     /// Builds the store state `role` is entitled to.
@@ -94,7 +126,7 @@ impl Runner {
         valid: Option<Vec<(String, String)>>,
     ) -> Result<Option<CniResult>, CniError> {
         let name = module_name(&target.path);
-        let loaded = cache::load(&self.engine, &target.path, target.sha256.as_deref())?;
+        let loaded = self.load(target)?;
         tracing::debug!(plugin = %name, "loaded");
         if loaded.compiled {
             tracing::info!(plugin = %name, "compiled {} (cache miss)", target.path.display());
