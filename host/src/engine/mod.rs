@@ -23,7 +23,14 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// cache key, so stale artifacts are never loaded.
 pub fn new_engine() -> Result<Engine, CniError> {
     let mut cfg = Config::new();
-    cfg.epoch_interruption(true).wasm_component_model(true).cranelift_opt_level(OptLevel::Speed);
+    // No native unwind tables or address maps: they only serve native
+    // debuggers and wasm backtraces, and registering them is a measurable
+    // share of loading a module on every call.
+    cfg.epoch_interruption(true)
+        .wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .native_unwind_info(false)
+        .generate_address_map(false);
     Engine::new(&cfg).map_err(|e| CniError::io(format!("cannot create the wasm engine: {e}")))
 }
 
