@@ -2,7 +2,8 @@
 # Builds the wasmcni host (release) and the first-party Wasm plugins, and
 # gathers the modules in target/release/modules/<name>.wasm, where
 # `wasmcni install` looks for them by default (modules that exist only for
-# the tests go to target/release/test-modules).
+# the tests go to target/release/test-modules, examples to
+# target/release/example-modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,9 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 
 plugins=(bridge host-local loopback)
 test_plugins=(hostile)
+example_plugins=(lowest-free)
 cargo build --release --locked -p wasmcni
-cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}")
+cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}" "${example_plugins[@]}")
 
 gather() {
     local dir=$1; shift
@@ -22,4 +24,5 @@ gather() {
 }
 gather target/release/modules "${plugins[@]}"
 gather target/release/test-modules "${test_plugins[@]}"
+gather target/release/example-modules "${example_plugins[@]}"
 ls -l target/release/modules >&2

@@ -5,7 +5,7 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(iproute2 iptables nftables iputils-ping containernetworking-plugins podman runc hyperfine busybox-static)
+packages=(iproute2 iptables nftables iputils-ping curl containernetworking-plugins podman runc hyperfine busybox-static)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,6 +37,22 @@ enum Cmd {
     },
     /// Show a module's world, WIT version, imports and exports.
     Inspect { module: PathBuf },
+    /// Serve CNI calls from warm modules over an HTTP API on a unix socket.
+    Daemon {
+        #[arg(long, default_value = "/run/wasmcni/wasmcni.sock")]
+        socket: PathBuf,
+        /// Also listen on TCP (needs --token-file).
+        #[arg(long)]
+        tcp: Option<std::net::SocketAddr>,
+        /// File holding the bearer token the TCP API requires.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(long, env = "WASMCNI_MODULE_DIR", default_value = crate::config::DEFAULT_MODULE_DIR)]
+        module_dir: PathBuf,
+        /// How often the module directory is checked for replaced files.
+        #[arg(long, default_value_t = 1000)]
+        watch_interval_ms: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -60,6 +76,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Precompile { path } => precompile(&path),
         Cmd::Inspect { module } => inspect(&module),
         Cmd::Install { bin_dir, module_dir, from } => install(&bin_dir, &module_dir, from),
+        Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms } => {
+            let opts = crate::daemon::Options {
+                socket,
+                tcp,
+                token_file,
+                module_dir,
+                watch_interval: std::time::Duration::from_millis(watch_interval_ms),
+            };
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(crate::daemon::serve(opts))
+        }
     }
 }
 

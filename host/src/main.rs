@@ -6,6 +6,7 @@ mod caps;
 mod cli;
 mod cni;
 mod config;
+mod daemon;
 mod engine;
 mod logging;
 

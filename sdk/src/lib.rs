@@ -11,6 +11,7 @@ pub mod error;
 pub mod invocation;
 pub mod ip;
 pub mod ipam_config;
+pub mod range_ipam;
 
 pub use error::{Error, codes};
 

@@ -4,6 +4,8 @@
 //! container runtime does. Everything is removed on drop, also when a test
 //! fails, and nothing outside these namespaces is touched.
 
+pub mod daemon;
+
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};

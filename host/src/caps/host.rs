@@ -20,7 +20,7 @@ impl From<CniError> for WitError {
 
 impl From<WitError> for CniError {
     fn from(e: WitError) -> Self {
-        CniError { code: e.code, msg: e.msg, details: e.details }
+        CniError::from_parts(e.code, e.msg, e.details)
     }
 }
 

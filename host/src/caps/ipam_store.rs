@@ -27,6 +27,35 @@ pub struct IpamStore {
     _lock: Flock<File>,
 }
 
+/// The leases in a network's directory, read without its lock (a
+/// snapshot for reporting; allocation goes through an open store).
+pub fn read_leases(dir: &Path) -> Result<Vec<Lease>, CniError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir.display(), e)),
+    };
+    let mut leases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir.display(), e))?;
+        let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        let content = match read_lease(&entry.path()) {
+            Ok(c) => c,
+            // Released by someone else between listing and reading.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(entry.path().display(), e)),
+        };
+        let mut lines = content.lines().map(str::trim);
+        let container_id = lines.next().unwrap_or_default().to_owned();
+        let ifname = lines.next().unwrap_or_default().to_owned();
+        leases.push(Lease { ip, container_id, ifname });
+    }
+    leases.sort_by_key(|l| l.ip);
+    Ok(leases)
+}
+
 /// A lease file's content. Leases are tiny and a node holds many, so this
 /// skips the size probe `fs::read` makes: open, one read, close.
 fn read_lease(path: &Path) -> std::io::Result<String> {
@@ -95,26 +124,7 @@ impl IpamStore {
 
     /// Every lease; files that are not leases (lock, last_reserved_ip.*) are skipped.
     pub fn list(&self) -> Result<Vec<Lease>, CniError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| io(self.dir.display(), e))?;
-        let mut leases = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io(self.dir.display(), e))?;
-            let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
-                continue;
-            };
-            let content = match read_lease(&entry.path()) {
-                Ok(c) => c,
-                // Released by someone else between listing and reading.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(entry.path().display(), e)),
-            };
-            let mut lines = content.lines().map(str::trim);
-            let container_id = lines.next().unwrap_or_default().to_owned();
-            let ifname = lines.next().unwrap_or_default().to_owned();
-            leases.push(Lease { ip, container_id, ifname });
-        }
-        leases.sort_by_key(|l| l.ip);
-        Ok(leases)
+        read_leases(&self.dir)
     }
 
     /// Frees every lease of (container, ifname). Leases written by old

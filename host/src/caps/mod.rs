@@ -11,7 +11,7 @@ pub mod netns;
 mod sysctl;
 
 pub use delegate::DelegateCap;
-pub use ipam_store::{DEFAULT_DATA_DIR, IpamStore};
+pub use ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
 pub use netlink::{NetlinkCap, Owner};
 
 use crate::engine::MemoryLimiter;

@@ -50,6 +50,8 @@ pub struct CniEnv {
     pub netns: Option<String>,
     pub ifname: String,
     pub args: Vec<(String, String)>,
+    /// CNI_ARGS as given, for delegates.
+    pub args_raw: String,
     pub path: Vec<String>,
 }
 
@@ -83,6 +85,7 @@ impl CniEnv {
             netns: (!netns.is_empty()).then_some(netns),
             ifname,
             args: parse_args(&get("CNI_ARGS").unwrap_or_default())?,
+            args_raw: get("CNI_ARGS").unwrap_or_default(),
             path: path.split(':').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
         })
     }

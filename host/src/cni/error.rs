@@ -7,6 +7,7 @@ pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
     pub const INVALID_ENV: u32 = 4;
     pub const IO_FAILURE: u32 = 5;
+    pub const TRY_AGAIN_LATER: u32 = 11;
     pub const DECODE_FAILURE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
     /// A plugin trapped, timed out, ran out of memory or broke the contract.
@@ -17,6 +18,14 @@ pub mod code {
     pub const KERNEL: u32 = 102;
 }
 
+/// How a plugin call failed, when the sandbox stopped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Trap,
+    Timeout,
+    OutOfMemory,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{msg} (code {code})")]
 pub struct CniError {
@@ -24,11 +33,23 @@ pub struct CniError {
     pub msg: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub details: String,
+    /// Set when the sandbox stopped the plugin (for metrics; not printed).
+    #[serde(skip)]
+    pub failure: Option<Failure>,
 }
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Self { code, msg: msg.into(), details: String::new() }
+        Self { code, msg: msg.into(), details: String::new(), failure: None }
+    }
+
+    pub fn from_parts(code: u32, msg: String, details: String) -> Self {
+        Self { code, msg, details, failure: None }
+    }
+
+    pub fn with_failure(mut self, failure: Failure) -> Self {
+        self.failure = Some(failure);
+        self
     }
 
     pub fn with_details(mut self, details: impl std::fmt::Display) -> Self {

@@ -1,5 +1,6 @@
 //! Delegation to a CNI binary from CNI_PATH, as the spec's delegation rules
-//! describe: same environment but CNI_COMMAND, same config on stdin.
+//! describe: the call's CNI_* variables (CNI_COMMAND set to the delegated
+//! command), the same config on stdin.
 
 use super::call::Call;
 use super::env::Command;
@@ -18,8 +19,16 @@ fn find(kind: &str, path: &[String]) -> Result<PathBuf, CniError> {
 
 pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Option<CniResult>, CniError> {
     let bin = find(kind, &call.env.path)?;
+    // The call's own CNI_* values, not this process's: in daemon mode they
+    // came in the request.
+    let env = &call.env;
     let mut child = tokio::process::Command::new(&bin)
         .env("CNI_COMMAND", command.as_str())
+        .env("CNI_CONTAINERID", &env.container_id)
+        .env("CNI_NETNS", env.netns.as_deref().unwrap_or(""))
+        .env("CNI_IFNAME", &env.ifname)
+        .env("CNI_ARGS", &env.args_raw)
+        .env("CNI_PATH", env.path.join(":"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -38,7 +47,7 @@ pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Optio
             details: String,
         }
         return Err(match serde_json::from_slice::<Reported>(&out.stdout) {
-            Ok(r) => CniError { code: r.code, msg: format!("{kind}: {}", r.msg), details: r.details },
+            Ok(r) => CniError::from_parts(r.code, format!("{kind}: {}", r.msg), r.details),
             Err(_) => CniError::new(
                 code::PLUGIN_FAILURE,
                 format!("{kind} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stdout).trim()),

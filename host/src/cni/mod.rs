@@ -7,6 +7,7 @@ pub mod env;
 pub mod error;
 pub mod exec;
 pub mod result;
+mod shim;
 pub mod version;
 
 use crate::config::{ModuleSource, NetConf, resolve_ipam, resolve_plugin};
@@ -19,34 +20,42 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use version::Version;
 
-/// Runs one CNI call from the process environment; stdout gets the result
-/// or the error, nothing else.
+/// Runs one CNI call from the process environment, in this process or
+/// through the daemon; stdout gets the result or the error, nothing else.
 pub fn plugin_main() -> ExitCode {
     let mut stdin = Vec::new();
     let read = std::io::stdin().read_to_end(&mut stdin);
     let argv0 = std::env::args().next().unwrap_or_default();
     let command = std::env::var("CNI_COMMAND").unwrap_or_default();
-    let outcome = match read {
-        Ok(_) => handle(&command, &argv0, &stdin, |k| std::env::var(k).ok()),
-        Err(e) => Err(CniError::io(format!("cannot read stdin: {e}"))),
+    let (stdout, code) = match read {
+        Ok(_) => match shim::daemon_for(&stdin) {
+            Ok(Some(daemon)) if command != "VERSION" => shim::through(&daemon, &command, &argv0, &stdin),
+            Ok(_) => printed(handle(&command, &argv0, &stdin, |k| std::env::var(k).ok()), &stdin),
+            Err(e) => printed(Err(e), &stdin),
+        },
+        Err(e) => printed(Err(CniError::io(format!("cannot read stdin: {e}"))), &stdin),
     };
-    let (out, status) = match outcome {
-        Ok(Some(v)) => (Some(v), ExitCode::SUCCESS),
-        Ok(None) => (None, ExitCode::SUCCESS),
-        Err(e) => {
-            tracing::error!(command = %command, "{e}");
-            (Some(e.to_json(&error_version(&stdin))), ExitCode::FAILURE)
-        }
-    };
-    if let Some(v) = out {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{v}");
+    if !stdout.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", stdout.trim_end());
     }
-    status
+    if code == 0 { ExitCode::SUCCESS } else { ExitCode::from(code.clamp(1, 255) as u8) }
+}
+
+/// What a local call prints, and its exit status.
+pub fn printed(outcome: Result<Option<serde_json::Value>, CniError>, stdin: &[u8]) -> (String, i32) {
+    match outcome {
+        Ok(Some(v)) => (v.to_string(), 0),
+        Ok(None) => (String::new(), 0),
+        Err(e) => {
+            tracing::error!("{e}");
+            (e.to_json(&error_version(stdin)).to_string(), 1)
+        }
+    }
 }
 
 /// The version errors are printed in: the config's when it has a valid one.
-fn error_version(stdin: &[u8]) -> String {
+pub fn error_version(stdin: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
         .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_owned))
@@ -62,16 +71,32 @@ fn version_reply(stdin: &[u8]) -> serde_json::Value {
     serde_json::json!({ "cniVersion": asked, "supportedVersions": version::SUPPORTED })
 }
 
-/// Handles one call; `Ok(None)` means success with nothing to print.
-pub fn handle(
+/// A call parsed and validated, ready to run.
+pub struct Request {
+    pub command: Command,
+    pub call: Arc<Call>,
+    pub target: Target,
+    valid: Option<Vec<(String, String)>>,
+}
+
+/// What a parsed call needs next.
+pub enum Prepared {
+    /// Answered without running anything (VERSION).
+    Reply(serde_json::Value),
+    Run(Request),
+}
+
+/// Parses and validates one call: the command, the CNI_* variables (read
+/// through `vars`) and the config on stdin.
+pub fn prepare(
     command: &str,
     argv0: &str,
     stdin: &[u8],
     vars: impl Fn(&str) -> Option<String>,
-) -> Result<Option<serde_json::Value>, CniError> {
+) -> Result<Prepared, CniError> {
     let command = Command::parse(command)?;
     if command == Command::Version {
-        return Ok(Some(version_reply(stdin)));
+        return Ok(Prepared::Reply(version_reply(stdin)));
     }
     let env = CniEnv::from_vars(command, vars)?;
     let conf = NetConf::parse(stdin)?;
@@ -89,18 +114,46 @@ pub fn handle(
     let path = resolve_plugin(argv0, &conf.kind, conf.plugin.as_deref())?;
     let target = Target { path, sha256: conf.plugin_sha256.clone(), limits: conf.limits, role: None };
     let valid = (command == Command::Gc).then(|| conf.valid_attachments.clone());
-    let call = Arc::new(Call { env, conf });
+    Ok(Prepared::Run(Request { command, call: Arc::new(Call { env, conf }), target, valid }))
+}
+
+impl Request {
+    /// The IPAM module this call will delegate to, if it is a Wasm module.
+    pub fn ipam_module(&self) -> Option<(std::path::PathBuf, Option<String>)> {
+        match self.call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok()) {
+            Some(ModuleSource::Wasm { path, sha256 }) => Some((path, sha256)),
+            _ => None,
+        }
+    }
+
+    /// Runs the call; `Ok(None)` means success with nothing to print.
+    pub async fn execute(self, runner: &Arc<Runner>) -> Result<Option<serde_json::Value>, CniError> {
+        let result = runner.run(&self.target, self.call.clone(), self.command, self.valid).await?;
+        Ok(result.map(|r| r.to_version(&self.call.conf.cni_version, self.call.conf.version)))
+    }
+}
+
+/// Handles one call in this process; `Ok(None)` means success with nothing to print.
+pub fn handle(
+    command: &str,
+    argv0: &str,
+    stdin: &[u8],
+    vars: impl Fn(&str) -> Option<String>,
+) -> Result<Option<serde_json::Value>, CniError> {
+    let request = match prepare(command, argv0, stdin, vars)? {
+        Prepared::Reply(v) => return Ok(Some(v)),
+        Prepared::Run(r) => r,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CniError::io(format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         let runner = Runner::new()?;
         tracing::debug!("engine ready");
-        if let Some(ModuleSource::Wasm { path, sha256 }) = call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok()) {
+        if let Some((path, sha256)) = request.ipam_module() {
             runner.preload(path, sha256);
         }
-        runner.run(&target, call.clone(), command, valid).await
-    })?;
-    Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))
+        request.execute(&runner).await
+    })
 }

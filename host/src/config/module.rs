@@ -11,7 +11,17 @@ use std::path::{Path, PathBuf};
 /// Default directory of named modules; `WASMCNI_MODULE_DIR` overrides it.
 pub const DEFAULT_MODULE_DIR: &str = "/opt/cni/wasm";
 
+static MODULE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Fixes the module directory for this process (the daemon's `--module-dir`).
+pub fn set_module_dir(dir: PathBuf) {
+    let _ = MODULE_DIR.set(dir);
+}
+
 pub fn module_dir() -> PathBuf {
+    if let Some(dir) = MODULE_DIR.get() {
+        return dir.clone();
+    }
     std::env::var_os("WASMCNI_MODULE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_MODULE_DIR.into())
 }
 

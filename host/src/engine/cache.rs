@@ -51,7 +51,12 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> CniError {
     CniError::config(format!("cannot read module {}: {e}", path.display()))
 }
 
-/// The file's identity as the filesystem sees it.
+/// A file's identity as the filesystem sees it: it changes whenever the
+/// file is replaced or rewritten.
+pub fn file_stamp(path: &Path) -> Option<String> {
+    std::fs::metadata(path).ok().map(|m| stamp(&m))
+}
+
 fn stamp(meta: &std::fs::Metadata) -> String {
     format!("{} {} {} {}.{}", meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec())
 }
@@ -107,7 +112,8 @@ fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
     }
 }
 
-fn store_artifact(engine: &Engine, sha256: &str, component: &Component) -> Result<(), CniError> {
+/// Saves `component` (the module with `sha256`) for later processes.
+pub fn store_artifact(engine: &Engine, sha256: &str, component: &Component) -> Result<(), CniError> {
     let (artifact, sum) = artifact_paths(engine, sha256);
     let bytes = component.serialize().map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
     let write = || -> std::io::Result<()> {

@@ -2,7 +2,8 @@
 //! with the role's capabilities and limits, call the export, classify
 //! failures, and undo what a failed ADD left on the host.
 
-use super::{cache, world, world::Role};
+use super::module::Module;
+use super::{cache, world::Role};
 use crate::caps::bindings::exports::wasmcni::plugin::handler::Guest;
 use crate::caps::bindings::wasmcni::plugin::types;
 use crate::caps::bindings::{WasmcniHost as HostWorld, WasmcniHostPre as HostPre};
@@ -10,13 +11,13 @@ use crate::caps::netns::Netns;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::cni::call::Call;
 use crate::cni::env::Command;
-use crate::cni::error::{CniError, code};
+use crate::cni::error::{CniError, Failure, code};
 use crate::cni::result::CniResult;
 use crate::config::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 /// What to run and how.
@@ -33,15 +34,14 @@ pub struct Target {
 pub struct Runner {
     engine: Engine,
     linker: Linker<State>,
+    /// Modules ready to run, by path. A swap replaces an entry; calls
+    /// already running keep the module they started with.
+    modules: Mutex<HashMap<PathBuf, Arc<Module>>>,
     /// Modules being loaded on other threads, by path (see `preload`).
     preloading: Mutex<HashMap<PathBuf, Preload>>,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
-
-fn module_name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-}
 
 impl Runner {
     pub fn new() -> Result<Arc<Runner>, CniError> {
@@ -51,7 +51,16 @@ impl Runner {
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
         super::wasi::add_to_linker(&mut linker).map_err(link_err)?;
         HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
-        Ok(Arc::new(Runner { engine, linker, preloading: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Runner {
+            engine,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+            preloading: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Starts loading a module that a later step of this call will run (the
@@ -64,32 +73,65 @@ impl Runner {
         self.preloading.lock().expect("not poisoned").insert(path, loading);
     }
 
-    fn load(&self, target: &Target) -> Result<cache::Loaded, CniError> {
-        let preloaded = self.preloading.lock().expect("not poisoned").remove(&target.path);
-        match preloaded.map(|t| t.join()) {
-            Some(Ok(loaded)) => {
-                let loaded = loaded?;
-                // Preloaded under the config's pin; recheck against this target's.
-                match &target.sha256 {
-                    Some(pin) if !pin.eq_ignore_ascii_case(&loaded.sha256) => {
-                        cache::load(&self.engine, &target.path, Some(pin))
-                    }
-                    _ => Ok(loaded),
-                }
-            }
-            _ => cache::load(&self.engine, &target.path, target.sha256.as_deref()),
+    /// Links a compiled component for `path`, refusing one that fits no
+    /// world; nothing is served from it until `replace`.
+    pub fn link(&self, path: &Path, component: Component, sha256: String) -> Result<Arc<Module>, CniError> {
+        Ok(Arc::new(Module::new(&self.engine, &self.linker, path, component, sha256)?))
+    }
+
+    /// Makes `module` the one served for its path; calls already running
+    /// finish on the module they started with. Returns the one replaced.
+    pub fn replace(&self, module: Arc<Module>) -> Option<Arc<Module>> {
+        self.modules.lock().expect("not poisoned").insert(module.path.clone(), module)
+    }
+
+    /// The module served for `path`, if loaded.
+    pub fn served(&self, path: &Path) -> Option<Arc<Module>> {
+        self.modules.lock().expect("not poisoned").get(path).cloned()
+    }
+
+    /// Every module ready to run.
+    pub fn modules(&self) -> Vec<Arc<Module>> {
+        self.modules.lock().expect("not poisoned").values().cloned().collect()
+    }
+
+    /// The module for `target`, loading it on first use.
+    fn module(&self, target: &Target) -> Result<Arc<Module>, CniError> {
+        let ready = self.modules.lock().expect("not poisoned").get(&target.path).cloned();
+        if let Some(m) = ready {
+            return match &target.sha256 {
+                Some(pin) if !pin.eq_ignore_ascii_case(&m.sha256) => Err(CniError::config(format!(
+                    "module {} has sha256 {}, but the config pins {pin}",
+                    target.path.display(),
+                    m.sha256
+                ))),
+                _ => Ok(m),
+            };
         }
+        let preloaded = self.preloading.lock().expect("not poisoned").remove(&target.path);
+        let loaded = match preloaded.map(|t| t.join()) {
+            // Preloaded under the config's pin; recheck against this target's.
+            Some(Ok(Ok(l))) if target.sha256.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&l.sha256)) => l,
+            _ => cache::load(&self.engine, &target.path, target.sha256.as_deref())?,
+        };
+        if loaded.compiled {
+            tracing::info!("compiled {} (cache miss)", target.path.display());
+        }
+        let module = self.link(&target.path, loaded.component, loaded.sha256)?;
+        self.replace(module.clone());
+        Ok(module)
     }
 
     /// Builds the store state `role` is entitled to.
     fn state(
         self: &Arc<Self>,
+        module: &Module,
         target: &Target,
         role: Role,
         call: &Arc<Call>,
         netns: Option<Netns>,
     ) -> Result<State, CniError> {
-        let mut state = State::new(module_name(&target.path), target.limits.memory_bytes);
+        let mut state = State::new(module.name.clone(), target.limits.memory_bytes);
         match role {
             Role::Plugin => {
                 let owner = Owner { network: call.conf.name.clone(), container_id: call.env.container_id.clone() };
@@ -125,16 +167,11 @@ impl Runner {
         command: Command,
         valid: Option<Vec<(String, String)>>,
     ) -> Result<Option<CniResult>, CniError> {
-        let name = module_name(&target.path);
-        let loaded = self.load(target)?;
+        let module = self.module(target)?;
+        let name = module.name.clone();
         tracing::debug!(plugin = %name, "loaded");
-        if loaded.compiled {
-            tracing::info!(plugin = %name, "compiled {} (cache miss)", target.path.display());
-        }
-        let info = world::describe(&self.engine, &loaded.component);
-        let declared = if info.world == Role::Ipam.world() { Role::Ipam } else { Role::Plugin };
-        let role = target.role.unwrap_or(declared);
-        world::check(&info, role, &name)?;
+        let role = module.role(target.role)?;
+        module.count_call();
         let netns = match (&call.env.netns, role) {
             (Some(path), Role::Plugin) => Netns::open(path)?,
             _ => None,
@@ -146,7 +183,7 @@ impl Runner {
             )));
         }
         let inv = Self::invocation(&call, netns.is_some());
-        let state = self.state(target, role, &call, netns)?;
+        let state = self.state(&module, target, role, &call, netns)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = target.limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
@@ -155,7 +192,7 @@ impl Runner {
 
         let outcome = tokio::time::timeout(
             target.limits.timeout + super::TICK * 10,
-            call_export(&self.linker, &loaded.component, &mut store, command, inv, valid),
+            call_export(&module.pre, &mut store, command, inv, valid),
         )
         .await;
         tracing::debug!(plugin = %name, "returned");
@@ -174,14 +211,12 @@ impl Runner {
 type Returned = Result<Option<CniResult>, types::CniError>;
 
 async fn call_export(
-    linker: &Linker<State>,
-    component: &wasmtime::component::Component,
+    pre: &HostPre<State>,
     store: &mut Store<State>,
     command: Command,
     inv: types::Invocation,
     valid: Option<Vec<(String, String)>>,
 ) -> wasmtime::Result<Returned> {
-    let pre = HostPre::new(linker.instantiate_pre(component)?)?;
     let instance = pre.instantiate_async(&mut *store).await?;
     tracing::debug!("instantiated");
     let h: &Guest = instance.wasmcni_plugin_handler();
@@ -204,6 +239,7 @@ async fn call_export(
 
 fn timed_out(plugin: &str, limits: Limits) -> CniError {
     CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} timed out after {} ms", limits.timeout.as_millis()))
+        .with_failure(Failure::Timeout)
 }
 
 fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -> CniError {
@@ -211,10 +247,13 @@ fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -
         return CniError::new(
             code::PLUGIN_FAILURE,
             format!("plugin {plugin} exceeded its memory limit of {} MiB", state.limiter.max_mib()),
-        );
+        )
+        .with_failure(Failure::OutOfMemory);
     }
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return timed_out(plugin, limits);
     }
-    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} trapped: {err}")).with_details(format!("{err:?}"))
+    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} trapped: {err}"))
+        .with_details(format!("{err:?}"))
+        .with_failure(Failure::Trap)
 }

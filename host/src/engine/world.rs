@@ -36,12 +36,19 @@ impl Role {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModuleInfo {
     pub world: String,
     pub wit_version: Option<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// The role the module's imports declare.
+    pub fn declared_role(&self) -> Role {
+        if self.world == Role::Ipam.world() { Role::Ipam } else { Role::Plugin }
+    }
 }
 
 /// `wasmcni:plugin/netlink@0.1.0` → (`netlink`, `0.1.0`).

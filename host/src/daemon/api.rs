@@ -1,0 +1,231 @@
+//! The HTTP API (JSON, under /v1) and the state it serves from.
+
+use super::metrics::{CommandLabels, Metrics, NetworkLabels, PluginLabels, RequestLabels};
+use super::protocol::{CniReply, CniRequest};
+use crate::caps::{DEFAULT_DATA_DIR, read_leases};
+use crate::cni::error::{CniError, Failure};
+use crate::cni::{self, Prepared, version};
+use crate::engine::Runner;
+use crate::engine::module::module_name;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use tower_http::timeout::TimeoutLayer;
+
+pub struct AppState {
+    pub runner: Arc<Runner>,
+    pub module_dir: PathBuf,
+    pub metrics: Metrics,
+    /// Set on SIGTERM: new calls are refused while in-flight ones finish.
+    pub draining: AtomicBool,
+    /// One lock per network: calls on a network are serialized (the spec's
+    /// locking), different networks run concurrently.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Lease directory of every network seen, for /leases and /metrics.
+    networks: std::sync::Mutex<HashMap<String, PathBuf>>,
+}
+
+impl AppState {
+    pub fn new(runner: Arc<Runner>, module_dir: PathBuf) -> AppState {
+        AppState {
+            runner,
+            module_dir,
+            metrics: Metrics::new(),
+            draining: AtomicBool::new(false),
+            locks: Default::default(),
+            networks: Default::default(),
+        }
+    }
+
+    fn network_lock(&self, network: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("not poisoned").entry(network.to_owned()).or_default().clone()
+    }
+}
+
+/// A 4xx/5xx with a JSON body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+const CNI_BODY_LIMIT: usize = 1 << 20;
+const MODULE_BODY_LIMIT: usize = 64 << 20;
+const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+pub fn router(state: Arc<AppState>, token: Option<String>) -> Router {
+    let api = Router::new()
+        .route("/v1/cni", post(cni_call).layer(DefaultBodyLimit::max(CNI_BODY_LIMIT)))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/plugins/{name}", put(put_plugin).layer(DefaultBodyLimit::max(MODULE_BODY_LIMIT)))
+        .route("/v1/networks/{name}/leases", get(leases))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_DEADLINE))
+        .with_state(state);
+    match token {
+        Some(token) => api.layer(middleware::from_fn(move |req: Request, next: Next| {
+            let expected = format!("Bearer {token}");
+            async move {
+                let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                if given == Some(expected.as_str()) {
+                    next.run(req).await
+                } else {
+                    ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()).into_response()
+                }
+            }
+        })),
+        None => api,
+    }
+}
+
+fn reply(result: Result<Option<Value>, CniError>, cni_version: &str) -> CniReply {
+    match result {
+        Ok(Some(v)) => CniReply { exit_code: 0, stdout: v.to_string() },
+        Ok(None) => CniReply { exit_code: 0, stdout: String::new() },
+        Err(e) => CniReply { exit_code: 1, stdout: e.to_json(cni_version).to_string() },
+    }
+}
+
+async fn cni_call(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<CniRequest>, JsonRejection>,
+) -> Result<Json<CniReply>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down".into()));
+    }
+    let started = Instant::now();
+    let version = cni::error_version(req.stdin.as_bytes());
+    let prepared = cni::prepare(&req.command, &req.argv0, req.stdin.as_bytes(), |k| req.env.get(k).cloned());
+    let (plugin, result) = match prepared {
+        Ok(Prepared::Reply(v)) => (String::new(), Ok(Some(v))),
+        Err(e) => (String::new(), Err(e)),
+        Ok(Prepared::Run(request)) => {
+            let network = request.call.conf.name.clone();
+            let data_dir = request.call.conf.ipam.as_ref().and_then(|i| i.get("dataDir")).and_then(Value::as_str);
+            state
+                .networks
+                .lock()
+                .expect("not poisoned")
+                .insert(network.clone(), PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR)).join(&network));
+            let plugin = module_name(&request.target.path);
+            let lock = state.network_lock(&network);
+            let _serialized = lock.lock().await;
+            (plugin, request.execute(&state.runner).await)
+        }
+    };
+    let outcome = match &result {
+        Ok(_) => "success".to_owned(),
+        Err(e) => format!("error-{}", e.code),
+    };
+    if let Err(CniError { failure: Some(f), .. }) = &result {
+        let family = if *f == Failure::Timeout { &state.metrics.timeouts } else { &state.metrics.traps };
+        family.get_or_create(&PluginLabels { plugin: plugin.clone() }).inc();
+    }
+    let command = req.command.clone();
+    state.metrics.requests.get_or_create(&RequestLabels { command: command.clone(), plugin, outcome }).inc();
+    state.metrics.latency.get_or_create(&CommandLabels { command }).observe(started.elapsed().as_secs_f64());
+    Ok(Json(reply(result, &version)))
+}
+
+fn plugin_json(m: &crate::engine::module::Module) -> Value {
+    json!({
+        "name": m.name,
+        "path": m.path,
+        "sha256": m.sha256,
+        "world": m.info.world,
+        "witVersion": m.info.wit_version,
+        "loadedAt": m.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
+        "calls": m.calls(),
+    })
+}
+
+async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut modules = state.runner.modules();
+    modules.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(Value::Array(modules.iter().map(|m| plugin_json(m)).collect()))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Uploads a module: compiled and checked first, then written to the module
+/// directory and swapped in; a module that fails is rejected and the old
+/// one keeps serving.
+async fn put_plugin(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if !valid_name(&name) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("invalid module name {name:?}")));
+    }
+    let path = state.module_dir.join(format!("{name}.wasm"));
+    let staged = tokio::task::spawn_blocking({
+        let state = state.clone();
+        let path = path.clone();
+        move || super::watch::stage(&state, &path, &body)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match staged {
+        Ok(module) => {
+            let info = plugin_json(&module);
+            let old = state.runner.replace(module);
+            state.metrics.swap(true);
+            tracing::info!(module = %name, from = ?old.map(|m| m.sha256.clone()), "module swapped by API");
+            Ok(Json(info))
+        }
+        Err(e) => {
+            state.metrics.swap(false);
+            tracing::warn!(module = %name, "upload rejected: {}", e.msg);
+            Err(ApiError(StatusCode::BAD_REQUEST, e.msg))
+        }
+    }
+}
+
+async fn leases(State(state): State<Arc<AppState>>, Path(network): Path<String>) -> Result<Json<Value>, ApiError> {
+    crate::cni::env::validate_network_name(&network).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.msg))?;
+    let known = state.networks.lock().expect("not poisoned").get(&network).cloned();
+    let dir = known.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR).join(&network));
+    let leases = read_leases(&dir).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.msg))?;
+    let list: Vec<Value> = leases
+        .iter()
+        .map(|l| json!({"ip": l.ip.to_string(), "containerID": l.container_id, "ifname": l.ifname}))
+        .collect();
+    Ok(Json(json!({ "network": network, "leases": list })))
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let status = if state.draining.load(Ordering::SeqCst) { "draining" } else { "ok" };
+    let body = json!({ "status": status, "modules": state.runner.modules().len(), "cniVersions": version::SUPPORTED });
+    Json(body).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let networks: Vec<(String, PathBuf)> =
+        state.networks.lock().expect("not poisoned").iter().map(|(n, d)| (n.clone(), d.clone())).collect();
+    for (network, dir) in networks {
+        let count = read_leases(&dir).map(|l| l.len()).unwrap_or_default();
+        state.metrics.leases.get_or_create(&NetworkLabels { network }).set(count as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}

@@ -1,0 +1,12 @@
+//! Daemon mode: `wasmcni daemon` keeps every module compiled and linked
+//! behind an HTTP API on a unix socket, swaps modules live, and serves
+//! metrics; the exec'd binary becomes a shim that forwards CNI calls to it.
+
+mod api;
+pub mod client;
+mod metrics;
+pub mod protocol;
+mod server;
+mod watch;
+
+pub use server::{Options, serve};

@@ -1,0 +1,88 @@
+//! Modules from the module directory: loaded at start, reloaded when a file
+//! is replaced, and staged from uploads. A module that does not compile or
+//! fits no world is rejected and the one before keeps serving.
+
+use super::api::AppState;
+use crate::cni::error::CniError;
+use crate::engine::cache;
+use crate::engine::module::Module;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+
+/// Compiles and links an uploaded module, then writes it to `path` (where
+/// one-shot calls find it) and its artifact to the cache. Nothing is served
+/// from it until the caller swaps it in.
+pub fn stage(state: &AppState, path: &Path, bytes: &[u8]) -> Result<Arc<Module>, CniError> {
+    let engine = state.runner.engine();
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let component =
+        Component::from_binary(engine, bytes).map_err(|e| CniError::config(format!("not a valid component: {e:#}")))?;
+    let module = state.runner.link(path, component.clone(), sha256.clone())?;
+    if let Err(e) = cache::store_artifact(engine, &sha256, &component) {
+        tracing::warn!("{e}");
+    }
+    let tmp = path.with_extension("wasm.upload");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| CniError::io(format!("cannot write {}: {e}", path.display())))?;
+    Ok(module)
+}
+
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect()
+}
+
+/// Loads every module file that is new or changed since `seen`.
+pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
+    for path in wasm_files(&state.module_dir) {
+        let Some(stamp) = cache::file_stamp(&path) else { continue };
+        if seen.get(&path) == Some(&stamp) {
+            continue;
+        }
+        seen.insert(path.clone(), stamp);
+        let engine = state.runner.engine().clone();
+        let p = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || cache::load(&engine, &p, None)).await;
+        let old = state.runner.served(&path);
+        let linked = match loaded {
+            Ok(Ok(l)) if old.as_ref().is_some_and(|o| o.sha256 == l.sha256) => continue,
+            Ok(Ok(l)) => state.runner.link(&path, l.component, l.sha256),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(CniError::io(e.to_string())),
+        };
+        match (linked, old) {
+            (Ok(module), None) => {
+                tracing::info!(module = %module.name, sha256 = %module.sha256, "loaded");
+                state.runner.replace(module);
+            }
+            (Ok(module), Some(old)) => {
+                tracing::info!(module = %module.name, from = %old.sha256, to = %module.sha256, "module file replaced: swapped");
+                state.runner.replace(module);
+                state.metrics.swap(true);
+            }
+            (Err(e), old) => {
+                tracing::warn!(
+                    "{} rejected, {}: {}",
+                    path.display(),
+                    if old.is_some() { "the previous version keeps serving" } else { "not loaded" },
+                    e.msg
+                );
+                state.metrics.swap(false);
+            }
+        }
+    }
+}
+
+pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBuf, String>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        scan(&state, &mut seen).await;
+    }
+}

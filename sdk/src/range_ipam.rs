@@ -1,0 +1,223 @@
+//! A complete IPAM plugin over the host's lease store, reading the
+//! host-local config (ranges, routes, dns, requested IPs), with the choice of
+//! the next free address left to a [`Policy`]. host-local is this with a
+//! round-robin policy; another policy is a few lines:
+//!
+//! ```text
+//! struct LowestFree;
+//! impl wasmcni_sdk::range_ipam::Policy for LowestFree {
+//!     fn pick(set: &RangeSet, _last: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> { ... }
+//! }
+//! type Plugin = wasmcni_sdk::range_ipam::RangeIpam<LowestFree>;
+//! wasmcni_sdk::export_ipam!(Plugin);
+//! ```
+
+use crate::ipam::ipam_store::{self, Lease};
+use crate::ipam::log::{self, Level};
+use crate::ipam::types::{Attachment, CniError, CniResult, Dns, Invocation, IpConfig, Route};
+use crate::ipam_config::{IpamConfig, RangeSet};
+use crate::{Error, codes, invocation};
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::net::IpAddr;
+
+/// How an IPAM plugin chooses among free addresses.
+pub trait Policy: 'static {
+    /// A free address of `set`, given the last one reserved in it (if any)
+    /// and every address taken; never a range's gateway. `None` when full.
+    fn pick(set: &RangeSet, last_reserved: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr>;
+}
+
+/// The IPAM plugin for policy `P`; export it with [`crate::export_ipam`].
+pub struct RangeIpam<P>(PhantomData<P>);
+
+struct Call {
+    config: serde_json::Value,
+    ipam: IpamConfig,
+    sets: Vec<RangeSet>,
+}
+
+impl Call {
+    fn parse(inv: &Invocation) -> Result<Call, Error> {
+        let config: serde_json::Value = invocation::parse_config(&inv.config)?;
+        let ipam = IpamConfig::from_plugin_config(&config)?;
+        let sets = ipam.range_sets()?;
+        Ok(Call { config, ipam, sets })
+    }
+}
+
+fn owned_by(lease: &Lease, inv: &Invocation) -> bool {
+    lease.container_id == inv.container_id && lease.ifname == inv.ifname
+}
+
+fn lease_ip(lease: &Lease) -> Option<IpAddr> {
+    lease.ip.parse().ok()
+}
+
+fn in_set(set: &RangeSet, ip: IpAddr) -> bool {
+    set.iter().any(|r| r.contains(ip))
+}
+
+fn allocate<P: Policy>(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, Error> {
+    let args = inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str()));
+    let mut requested = invocation::requested_ips(&call.config, invocation::arg(args, "IP"))?;
+    let leases = ipam_store::leases()?;
+    let taken: HashSet<IpAddr> = leases.iter().filter_map(lease_ip).collect();
+    let mut ips = Vec::new();
+    for (index, set) in call.sets.iter().enumerate() {
+        if let Some(dup) =
+            leases.iter().filter(|l| owned_by(l, inv)).find(|l| lease_ip(l).is_some_and(|ip| in_set(set, ip)))
+        {
+            return Err(Error::plugin(format!(
+                "{} has been allocated to {}/{}, duplicate allocation is not allowed",
+                dup.ip, inv.container_id, inv.ifname
+            )));
+        }
+        let wanted = requested.iter().position(|ip| in_set(set, *ip)).map(|i| requested.remove(i));
+        let ip = match wanted {
+            Some(ip) => {
+                if set.iter().any(|r| r.gateway == ip) || !reserve(inv, ip, index)? {
+                    return Err(Error::plugin(format!(
+                        "requested IP address {ip} is not available in range set {}",
+                        describe(set)
+                    )));
+                }
+                ip
+            }
+            None => {
+                let last = ipam_store::last_reserved(index as u32)?.and_then(|s| s.parse().ok());
+                let mut skip = taken.clone();
+                loop {
+                    let ip = P::pick(set, last, &skip).ok_or_else(|| {
+                        Error::new(
+                            codes::PLUGIN_NOT_AVAILABLE,
+                            format!("no IP addresses available in range set: {}", describe(set)),
+                        )
+                    })?;
+                    if reserve(inv, ip, index)? {
+                        break ip;
+                    }
+                    skip.insert(ip);
+                }
+            }
+        };
+        let range = set.iter().find(|r| r.contains(ip)).expect("allocated inside the set");
+        ips.push(IpConfig {
+            address: format!("{ip}/{}", range.subnet.prefix_len()),
+            gateway: Some(range.gateway.to_string()),
+            iface: None,
+        });
+    }
+    if !requested.is_empty() {
+        let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
+        return Err(Error::plugin(format!("requested IPs {} were not allocated", list.join(", "))));
+    }
+    Ok(ips)
+}
+
+fn reserve(inv: &Invocation, ip: IpAddr, set: usize) -> Result<bool, Error> {
+    Ok(ipam_store::reserve(&ip.to_string(), &inv.container_id, &inv.ifname, set as u32)?)
+}
+
+fn describe(set: &RangeSet) -> String {
+    set.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",")
+}
+
+fn to_result(ips: Vec<IpConfig>, ipam: &IpamConfig) -> CniResult {
+    CniResult {
+        interfaces: Vec::new(),
+        ips,
+        routes: ipam
+            .routes
+            .iter()
+            .map(|r| Route {
+                dst: r.dst.clone(),
+                gw: r.gw.map(|g| g.to_string()),
+                mtu: None,
+                advmss: None,
+                priority: r.priority,
+                table: None,
+                scope: None,
+            })
+            .collect(),
+        dns: ipam.dns.clone().map(|d| Dns {
+            nameservers: d.nameservers,
+            domain: d.domain,
+            search: d.search,
+            options: d.options,
+        }),
+    }
+}
+
+impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
+    fn add(inv: Invocation) -> Result<CniResult, CniError> {
+        let call = Call::parse(&inv)?;
+        match allocate::<P>(&inv, &call) {
+            Ok(ips) => {
+                let list: Vec<&str> = ips.iter().map(|i| i.address.as_str()).collect();
+                log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
+                Ok(to_result(ips, &call.ipam))
+            }
+            Err(e) => {
+                // Leave nothing behind from the range sets already served.
+                ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn del(inv: Invocation) -> Result<(), CniError> {
+        // A config error must not stop a DEL from freeing what it can.
+        if let Err(e) = Call::parse(&inv) {
+            log::emit(Level::Warn, &format!("DEL with invalid config: {}", e.msg));
+        }
+        let freed = ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
+        if !freed.is_empty() {
+            log::emit(Level::Info, &format!("released {} of {}", freed.join(","), inv.container_id));
+        }
+        Ok(())
+    }
+
+    fn check(inv: Invocation) -> Result<(), CniError> {
+        Call::parse(&inv)?;
+        if ipam_store::leases()?.iter().any(|l| owned_by(l, &inv)) {
+            Ok(())
+        } else {
+            Err(Error::plugin(format!("host-local: failed to find address added by container {}", inv.container_id))
+                .into())
+        }
+    }
+
+    fn status(inv: Invocation) -> Result<(), CniError> {
+        let call = Call::parse(&inv)?;
+        let leases = ipam_store::leases()?;
+        for set in &call.sets {
+            let used = leases.iter().filter_map(lease_ip).filter(|ip| in_set(set, *ip)).count();
+            let capacity: u128 = set.iter().map(|r| r.capacity()).sum();
+            if capacity <= used as u128 {
+                return Err(Error::new(
+                    codes::PLUGIN_NOT_AVAILABLE,
+                    format!("range set {} is exhausted ({used} leases)", describe(set)),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(_inv: Invocation, valid: Vec<Attachment>) -> Result<(), CniError> {
+        let keep: HashSet<(String, String)> = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
+        let mut owners: Vec<(String, String)> = ipam_store::leases()?
+            .into_iter()
+            .map(|l| (l.container_id, l.ifname))
+            .filter(|o| !keep.contains(o))
+            .collect();
+        owners.sort();
+        owners.dedup();
+        for (id, ifname) in owners {
+            let freed = ipam_store::release_owner(&id, &ifname)?;
+            log::emit(Level::Info, &format!("gc released {} of {id}/{ifname}", freed.join(",")));
+        }
+        Ok(())
+    }
+}
