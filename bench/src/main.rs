@@ -1,157 +1,191 @@
-//! Sends N containers through ADD then DEL with the reference bridge +
-//! host-local and with wasmcni's bridge + host-local modules, alternating
-//! call by call so both see the same machine, and prints p50/p95 per
-//! operation with the ratios. Run as root: `scripts/bench.sh`.
+//! Times wasmcni against the reference CNI plugins, side by side in one run:
+//! the reference bridge + host-local, wasmcni one-shot (bridge + host-local
+//! Wasm modules, one process per call), wasmcni through its daemon (the shim
+//! forwarding to warm modules), and the kernel floor (the same netlink work
+//! as iproute2 batches). Calls alternate between implementations so all see
+//! the same machine. Then a churn of ADD+DEL cycles with 4 in parallel, and
+//! the daemon's memory. Run as root: `scripts/bench.sh`.
 //!
-//! The process joins a throwaway "node" netns once and execs the plugins
+//! The process joins a throwaway "node" netns and execs the plugins
 //! directly, so no wrapper (ip netns exec) is timed.
 
+mod daemon;
+mod exec;
+mod floor;
+
 use clap::Parser;
-use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use exec::Plugin;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use wasmcni_e2e::{Netns, REFERENCE_DIR, bin_dir, cache_dir, module_dir, unique};
+use wasmcni_e2e::{Netns, REFERENCE_DIR, bin_dir, unique};
 
 #[derive(Parser)]
 struct Args {
-    /// Containers per implementation.
+    /// Containers per implementation in the latency runs.
     #[arg(long, default_value_t = 50)]
     containers: usize,
     /// VERSION calls per implementation.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 100)]
     version_calls: usize,
+    /// ADD+DEL cycles per implementation in the churn run.
+    #[arg(long, default_value_t = 1000)]
+    churn: usize,
+    /// Parallel workers in the churn run.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
 }
 
-/// One implementation under test.
-struct Impl {
-    label: &'static str,
-    bridge_bin: String,
-    conf: Value,
-}
-
-fn exec(bin: &str, command: &str, id: &str, netns: &str, conf: &Value) -> Duration {
-    let path = format!("{}:{REFERENCE_DIR}", bin_dir().display());
-    let start = Instant::now();
-    let mut child = Command::new(bin)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", path)
-        .env("WASMCNI_MODULE_DIR", module_dir())
-        .env("WASMCNI_CACHE_DIR", cache_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plugin");
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{bin} {command} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+    sorted[i].as_secs_f64() * 1000.0
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+struct Series {
+    label: &'static str,
+    samples: Vec<Duration>,
 }
 
-struct Row {
-    op: &'static str,
-    samples: Vec<Vec<Duration>>,
+fn print_op(op: &str, series: &mut [Series]) {
+    for s in series.iter_mut() {
+        s.samples.sort();
+    }
+    let ref50 = percentile(&series[0].samples, 0.5);
+    let ref95 = percentile(&series[0].samples, 0.95);
+    for s in series.iter() {
+        let (p50, p95) = (percentile(&s.samples, 0.5), percentile(&s.samples, 0.95));
+        println!("{op:<8} {:<10} {p50:>9.2} {p95:>9.2} {:>9.2}x {:>9.2}x", s.label, p50 / ref50, p95 / ref95);
+    }
+}
+
+/// Runs `cycles` ADD+DEL cycles over `parallel` workers: cycles per second,
+/// and the ADD and DEL p50 under that load.
+fn churn(plugin: &Plugin, cycles: usize, parallel: usize) -> (f64, f64, f64) {
+    let netns: Vec<Netns> = (0..parallel).map(|_| Netns::new("wcbk")).collect();
+    let start = Instant::now();
+    let (mut adds, mut dels): (Vec<Duration>, Vec<Duration>) = std::thread::scope(|s| {
+        let workers: Vec<_> = netns
+            .iter()
+            .enumerate()
+            .map(|(w, ns)| {
+                let share = cycles / parallel + usize::from(w < cycles % parallel);
+                s.spawn(move || {
+                    (0..share)
+                        .map(|n| {
+                            let id = format!("churn-{w}-{n}");
+                            (plugin.exec("ADD", &id, &ns.path()), plugin.exec("DEL", &id, &ns.path()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).unzip()
+    });
+    let rate = cycles as f64 / start.elapsed().as_secs_f64();
+    adds.sort();
+    dels.sort();
+    (rate, percentile(&adds, 0.5), percentile(&dels, 0.5))
 }
 
 fn main() {
     let args = Args::parse();
     let node = Netns::new("wcbench");
     node.must(&["ip", "link", "set", "lo", "up"]);
-    let data_dir = std::env::temp_dir().join(unique("wcni-bench-"));
+    let scratch = std::env::temp_dir().join(unique("wcni-bench-"));
+    std::fs::create_dir_all(&scratch).unwrap();
     let ns = std::fs::File::open(node.path()).expect("node netns");
     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("join the node netns");
 
     let conf = |bridge: &str, ipam: &str, subnet: &str| {
         json!({
             "cniVersion": "1.0.0", "name": unique("bn"), "type": "bridge", "bridge": bridge, "isGateway": true,
-            "ipam": {"type": ipam, "subnet": subnet, "dataDir": data_dir.display().to_string()}
+            "ipam": {"type": ipam, "subnet": subnet, "dataDir": scratch.join("leases").display().to_string()}
         })
     };
-    let impls = [
-        Impl {
-            label: "reference",
-            bridge_bin: format!("{REFERENCE_DIR}/bridge"),
-            conf: conf("wcbref", "host-local", "10.60.0.0/16"),
-        },
-        Impl {
-            label: "wasmcni",
-            bridge_bin: bin_dir().join("wasm-bridge").display().to_string(),
-            conf: conf("wcbwasm", "wasm-host-local", "10.61.0.0/16"),
-        },
+    let daemon = daemon::BenchDaemon::start(&scratch);
+    let shim_env = vec![("WASMCNI_DAEMON_SOCKET".to_string(), daemon.socket.display().to_string())];
+    let wasm_bridge = bin_dir().join("wasm-bridge").display().to_string();
+    let plugins = [
+        (
+            "reference",
+            Plugin {
+                bin: format!("{REFERENCE_DIR}/bridge"),
+                conf: conf("wcbref", "host-local", "10.60.0.0/16"),
+                env: vec![],
+            },
+        ),
+        (
+            "one-shot",
+            Plugin { bin: wasm_bridge.clone(), conf: conf("wcbone", "wasm-host-local", "10.61.0.0/16"), env: vec![] },
+        ),
+        ("daemon", Plugin { bin: wasm_bridge, conf: conf("wcbdmn", "wasm-host-local", "10.62.0.0/16"), env: shim_env }),
     ];
-    // One container netns per call, per implementation.
-    let containers: Vec<[Netns; 2]> = (0..args.containers).map(|_| [Netns::new("wcbc"), Netns::new("wcbc")]).collect();
+    let floor = floor::Floor::new();
 
-    // Warm up: first calls create the bridges and fill the module cache.
+    // Warm up: the first calls create the bridges and fill the caches.
     let warm = Netns::new("wcbw");
-    for im in &impls {
-        exec(&im.bridge_bin, "ADD", "warm", &warm.path(), &im.conf);
-        exec(&im.bridge_bin, "DEL", "warm", &warm.path(), &im.conf);
+    for (_, p) in &plugins {
+        p.exec("ADD", "warm", &warm.path());
+        p.exec("DEL", "warm", &warm.path());
     }
 
-    let mut rows = vec![
-        Row { op: "ADD", samples: vec![Vec::new(), Vec::new()] },
-        Row { op: "DEL", samples: vec![Vec::new(), Vec::new()] },
-        Row { op: "VERSION", samples: vec![Vec::new(), Vec::new()] },
-    ];
-    for (op_index, op) in ["ADD", "DEL"].iter().enumerate() {
-        for (i, c) in containers.iter().enumerate() {
-            for (k, im) in impls.iter().enumerate() {
-                let id = format!("bench-{}-{i}", im.label);
-                rows[op_index].samples[k].push(exec(&im.bridge_bin, op, &id, &c[k].path(), &im.conf));
-            }
+    let containers: Vec<Vec<Netns>> =
+        (0..args.containers).map(|_| (0..=plugins.len()).map(|_| Netns::new("wcbc")).collect()).collect();
+    let series = |with_floor: bool| {
+        let mut v: Vec<Series> = plugins.iter().map(|(l, _)| Series { label: l, samples: Vec::new() }).collect();
+        if with_floor {
+            v.push(Series { label: "floor", samples: Vec::new() });
         }
+        v
+    };
+    let (mut adds, mut dels, mut versions) = (series(true), series(true), series(false));
+    for (i, cs) in containers.iter().enumerate() {
+        for (k, (label, p)) in plugins.iter().enumerate() {
+            adds[k].samples.push(p.exec("ADD", &format!("bench-{label}-{i}"), &cs[k].path()));
+        }
+        adds[plugins.len()].samples.push(floor.add(i, &cs[plugins.len()]));
+    }
+    for (i, cs) in containers.iter().enumerate() {
+        for (k, (label, p)) in plugins.iter().enumerate() {
+            dels[k].samples.push(p.exec("DEL", &format!("bench-{label}-{i}"), &cs[k].path()));
+        }
+        dels[plugins.len()].samples.push(floor.del(&cs[plugins.len()]));
     }
     for _ in 0..args.version_calls {
-        for (k, im) in impls.iter().enumerate() {
-            rows[2].samples[k].push(exec(&im.bridge_bin, "VERSION", "", "", &json!({"cniVersion": "1.0.0"})));
+        for (k, (_, p)) in plugins.iter().enumerate() {
+            versions[k].samples.push(p.exec("VERSION", "", ""));
         }
-    }
-
-    println!(
-        "{} containers, {} VERSION calls; wasmcni = bridge + host-local Wasm modules, reference = Debian containernetworking-plugins",
-        args.containers, args.version_calls
-    );
-    println!(
-        "{:<8} {:>14} {:>14} {:>14} {:>14} {:>10} {:>10}",
-        "op", "ref p50 ms", "ref p95 ms", "wasm p50 ms", "wasm p95 ms", "p50 ratio", "p95 ratio"
-    );
-    for row in &mut rows {
-        for s in &mut row.samples {
-            s.sort();
-        }
-        let (r, w) = (&row.samples[0], &row.samples[1]);
-        let (r50, r95, w50, w95) = (percentile(r, 0.5), percentile(r, 0.95), percentile(w, 0.5), percentile(w, 0.95));
-        println!(
-            "{:<8} {:>14.2} {:>14.2} {:>14.2} {:>14.2} {:>9.2}x {:>9.2}x",
-            row.op,
-            ms(r50),
-            ms(r95),
-            ms(w50),
-            ms(w95),
-            ms(w50) / ms(r50),
-            ms(w95) / ms(r95)
-        );
     }
     drop(containers);
-    let _ = std::fs::remove_dir_all(&data_dir);
+
+    println!(
+        "{} containers per implementation; reference = Debian containernetworking-plugins bridge + host-local;\n\
+         one-shot = wasmcni bridge + host-local modules, one process per call; daemon = the same through the shim;\n\
+         floor = the same netlink work as two iproute2 batches. Times in ms; ratios against the reference.\n",
+        args.containers
+    );
+    println!("{:<8} {:<10} {:>9} {:>9} {:>10} {:>10}", "op", "impl", "p50", "p95", "p50 ratio", "p95 ratio");
+    print_op("ADD", &mut adds);
+    print_op("DEL", &mut dels);
+    print_op("VERSION", &mut versions);
+    let floor50 = percentile(&adds[plugins.len()].samples, 0.5);
+    let daemon50 = percentile(&adds[2].samples, 0.5);
+    println!("\ndaemon ADD p50 - floor ADD p50 = {:.2} ms", daemon50 - floor50);
+
+    let rss_loaded = daemon.rss_mib();
+    println!("\nchurn: {} ADD+DEL cycles, {} in parallel", args.churn, args.parallel);
+    println!("{:<10} {:>10} {:>8} {:>12} {:>12}", "impl", "cycles/s", "ratio", "ADD p50 ms", "DEL p50 ms");
+    let mut reference = 0.0;
+    for (label, p) in &plugins {
+        let (rate, add50, del50) = churn(p, args.churn, args.parallel);
+        if reference == 0.0 {
+            reference = rate;
+        }
+        println!("{label:<10} {rate:>10.1} {:>7.2}x {add50:>12.2} {del50:>12.2}", rate / reference);
+    }
+    println!(
+        "\ndaemon RSS with five modules loaded: {rss_loaded:.1} MiB at start, {:.1} MiB after the churn",
+        daemon.rss_mib()
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -84,7 +84,12 @@ fn run(cli: Cli) -> Result<()> {
                 module_dir,
                 watch_interval: std::time::Duration::from_millis(watch_interval_ms),
             };
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(crate::daemon::serve(opts))
+            // Netlink requests run synchronously inside the kernel's sendmsg
+            // (a veth deletion waits there for RCU), so a worker can stall for
+            // tens of ms: keep enough workers that other calls go on meanwhile.
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2) * 8;
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+            runtime.block_on(crate::daemon::serve(opts))
         }
     }
 }

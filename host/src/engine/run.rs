@@ -39,6 +39,10 @@ pub struct Runner {
     modules: Mutex<HashMap<PathBuf, Arc<Module>>>,
     /// Modules being loaded on other threads, by path (see `preload`).
     preloading: Mutex<HashMap<PathBuf, Preload>>,
+    /// One lock per network for IPAM calls: calls in this process queue
+    /// here, without blocking a thread, before taking the on-disk lock
+    /// (which other processes, e.g. the reference host-local, also take).
+    ipam_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
@@ -56,6 +60,7 @@ impl Runner {
             linker,
             modules: Mutex::new(HashMap::new()),
             preloading: Mutex::new(HashMap::new()),
+            ipam_locks: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -141,7 +146,13 @@ impl Runner {
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
-                state.store = Some(IpamStore::open(Path::new(data_dir), &call.conf.name)?);
+                let open = || IpamStore::open(Path::new(data_dir), &call.conf.name);
+                // flock blocks: off the runtime's worker when there are several.
+                let store = match tokio::runtime::Handle::current().runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(open)?,
+                    _ => open()?,
+                };
+                state.store = Some(store);
             }
         }
         Ok(state)
@@ -183,6 +194,12 @@ impl Runner {
             )));
         }
         let inv = Self::invocation(&call, netns.is_some());
+        let network_lock =
+            self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
+        let _serialized = match role {
+            Role::Ipam => Some(network_lock.lock().await),
+            Role::Plugin => None,
+        };
         let state = self.state(&module, target, role, &call, netns)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -1,0 +1,64 @@
+//! A wasmcni daemon for the benchmark, serving five modules.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use wasmcni_e2e::{cache_dir, module_dir, wasmcni_bin};
+
+pub struct BenchDaemon {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl BenchDaemon {
+    /// Starts `wasmcni daemon` in this process's netns with the first-party,
+    /// example and test modules (five in all).
+    pub fn start(dir: &Path) -> BenchDaemon {
+        let modules = dir.join("modules");
+        std::fs::create_dir_all(&modules).unwrap();
+        let built = module_dir();
+        let root = built.parent().unwrap();
+        for sub in ["modules", "example-modules", "test-modules"] {
+            for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, modules.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let socket = dir.join("wasmcni.sock");
+        let child = Command::new(wasmcni_bin())
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .arg("--module-dir")
+            .arg(&modules)
+            .env("WASMCNI_CACHE_DIR", cache_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon");
+        for _ in 0..200 {
+            if socket.exists() {
+                return BenchDaemon { child, socket };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the daemon did not start");
+    }
+
+    /// Resident set size in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0.0);
+        kib / 1024.0
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
