@@ -35,12 +35,15 @@ impl BenchDaemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the daemon");
+        let mut daemon = BenchDaemon { child, socket };
         for _ in 0..200 {
-            if socket.exists() {
-                return BenchDaemon { child, socket };
+            if daemon.socket.exists() {
+                return daemon;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = daemon.child.kill();
+        let _ = daemon.child.wait();
         panic!("the daemon did not start");
     }
 
