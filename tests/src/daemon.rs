@@ -60,7 +60,7 @@ impl Daemon {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--unix-socket"]).arg(&self.socket);
         if let Some(f) = body_file {
-            cmd.arg("--data-binary").arg(format!("@{}", f.display()));
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary"]).arg(format!("@{}", f.display()));
         }
         let out = cmd.arg(format!("http://wasmcni{path}")).output().expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

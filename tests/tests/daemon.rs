@@ -140,6 +140,10 @@ fn bad_requests_get_json_4xx_and_the_daemon_keeps_serving() {
     assert!(serde_json::from_str::<Value>(&body).unwrap().get("error").is_some(), "{body}");
     let (status, _) = d.http("GET", "/v1/nothing", None);
     assert_eq!(status, 404);
+    let huge = lab.data_dir.join("huge.json");
+    std::fs::write(&huge, vec![b' '; 2 << 20]).unwrap();
+    let (status, _) = d.http("POST", "/v1/cni", Some(&huge));
+    assert_eq!(status, 413, "an oversized body was accepted");
 
     use_daemon(&lab, &d);
     let c = lab.container();
@@ -215,21 +219,8 @@ fn swapping_the_ipam_module_twenty_times_under_load_loses_no_lease() {
 fn a_daemon_killed_mid_add_leaves_nothing_once_del_arrives() {
     let lab = Lab::new();
     let mut d = Daemon::start(&lab, &[]);
-    // An IPAM binary that takes a real lease (the reference host-local),
-    // then stalls: the daemon is killed while it waits.
-    let bin = lab.data_dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let marker = lab.data_dir.join("ipam-added");
-    let script = format!(
-        "#!/bin/sh\nout=$(/usr/lib/cni/host-local)\nrc=$?\n[ \"$CNI_COMMAND\" = ADD ] && {{ touch {m}; sleep 3; }}\necho \"$out\"\nexit $rc\n",
-        m = marker.display()
-    );
-    std::fs::write(bin.join("slow-ipam"), script).unwrap();
-    std::fs::set_permissions(bin.join("slow-ipam"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    lab.extra_env
-        .lock()
-        .unwrap()
-        .push(("CNI_PATH".into(), format!("{}:{}", bin.display(), wasmcni_e2e::bin_dir().display())));
+    // The IPAM takes a real lease, then stalls: the daemon is killed meanwhile.
+    let marker = slow_ipam(&lab, 3);
     use_daemon(&lab, &d);
     let conf = lab.bridge_conf("1.0.0", json!({"type": "slow-ipam", "subnet": "10.65.0.0/24"}));
     let c = lab.container();
@@ -253,4 +244,97 @@ fn a_daemon_killed_mid_add_leaves_nothing_once_del_arrives() {
     assert!(!c.has_link("eth0"));
     let veths = lab.host.must(&["ip", "-o", "link", "show", "type", "veth"]);
     assert!(veths.trim().is_empty(), "veth left: {veths}");
+}
+
+/// An IPAM binary wrapping the reference host-local that takes `secs` on ADD
+/// after the lease is made, touching `marker` first.
+fn slow_ipam(lab: &Lab, secs: u32) -> std::path::PathBuf {
+    let bin = lab.data_dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = lab.data_dir.join("ipam-added");
+    let script = format!(
+        "#!/bin/sh\nout=$(/usr/lib/cni/host-local)\nrc=$?\n[ \"$CNI_COMMAND\" = ADD ] && {{ touch {m}; sleep {secs}; }}\necho \"$out\"\nexit $rc\n",
+        m = marker.display()
+    );
+    std::fs::write(bin.join("slow-ipam"), script).unwrap();
+    std::fs::set_permissions(bin.join("slow-ipam"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab.extra_env
+        .lock()
+        .unwrap()
+        .push(("CNI_PATH".into(), format!("{}:{}", bin.display(), wasmcni_e2e::bin_dir().display())));
+    marker
+}
+
+#[test]
+fn sigterm_finishes_the_call_in_flight_then_exits() {
+    let lab = Lab::new();
+    let mut d = Daemon::start(&lab, &[]);
+    let marker = slow_ipam(&lab, 1);
+    use_daemon(&lab, &d);
+    let conf = lab.bridge_conf("1.0.0", json!({"type": "slow-ipam", "subnet": "10.64.0.0/24"}));
+    let (c, c2) = (lab.container(), lab.container());
+    let in_flight = std::thread::scope(|s| {
+        let add = s.spawn(|| lab.cni("ADD", &conf, "draining", &c.path()));
+        while !marker.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        wasmcni_e2e::must(&["kill", "-TERM", &d.child.id().to_string()]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // A new call is refused by the daemon and served in this process.
+        let late = lab.cni("ADD", &lab.bridge_conf("1.0.0", json!({"subnet": "10.64.0.0/24"})), "late", &c2.path());
+        late.expect_ok();
+        assert!(late.stderr.contains("in this process"), "{}", late.stderr);
+        add.join().unwrap()
+    });
+    let result = in_flight.expect_ok().json();
+    assert_eq!(c.addrs("eth0"), result_ips(&result));
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "daemon exit: {status}");
+    assert!(!d.socket.exists(), "the socket was left behind");
+}
+
+#[test]
+fn replacing_a_module_file_swaps_it_and_a_broken_file_is_rejected() {
+    let lab = Lab::new();
+    let d = Daemon::start(&lab, &[]);
+    let sha_of = |name: &str| {
+        d.get("/v1/plugins")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["sha256"].clone())
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        for _ in 0..100 {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    let before = sha_of("host-local").unwrap();
+    let lowest_free = module_dir().parent().unwrap().join("example-modules/lowest-free.wasm");
+    let staged = d.module_dir.join("host-local.wasm.new");
+    std::fs::copy(&lowest_free, &staged).unwrap();
+    std::fs::rename(&staged, d.module_dir.join("host-local.wasm")).unwrap();
+    assert!(wait_for(&|| sha_of("host-local") != Some(before.clone())), "the replaced file was not picked up");
+    assert_eq!(d.metric("wasmcni_module_swaps_total{result=\"accepted\"}"), 1.0);
+    let swapped = sha_of("host-local").unwrap();
+
+    std::fs::write(&staged, b"not wasm at all").unwrap();
+    std::fs::rename(&staged, d.module_dir.join("host-local.wasm")).unwrap();
+    assert!(wait_for(&|| d.metric("wasmcni_module_swaps_total{result=\"rejected\"}") == 1.0));
+    assert_eq!(sha_of("host-local").unwrap(), swapped, "a broken file replaced a working module");
+
+    // The swapped-in policy serves: lowest free address, not round-robin.
+    use_daemon(&lab, &d);
+    let conf = lab.bridge_conf("1.0.0", json!({"subnet": "10.63.0.0/24"}));
+    let (a, b) = (lab.container(), lab.container());
+    lab.cni("ADD", &conf, "lf-a", &a.path()).expect_ok();
+    lab.cni("DEL", &conf, "lf-a", &a.path()).expect_ok();
+    let r = lab.cni("ADD", &conf, "lf-b", &b.path()).expect_ok().json();
+    assert_eq!(result_ips(&r), vec!["10.63.0.2/24".to_string()], "round-robin would have moved on to .3");
 }

@@ -34,8 +34,13 @@ async fn send(socket: &Path, body: Vec<u8>) -> Result<CniReply, ForwardError> {
     let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
     let status = response.status();
     let bytes = response.into_body().collect().await.map_err(|e| broken(&e))?.to_bytes();
+    let text = || format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+    // 503: a draining daemon refused the call before acting on it.
+    if status == hyper::StatusCode::SERVICE_UNAVAILABLE {
+        return Err(ForwardError::Unavailable(text()));
+    }
     if !status.is_success() {
-        return Err(ForwardError::Broken(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))));
+        return Err(ForwardError::Broken(text()));
     }
     serde_json::from_slice(&bytes).map_err(|e| broken(&e))
 }
