@@ -15,7 +15,9 @@ id=$$
 scratch=$(mktemp -d /tmp/wasmcni-demo.XXXXXX)
 node=wcdemo-node-$id
 containers=(wcdemo-a-$id wcdemo-b-$id)
+daemon_pid=
 cleanup() {
+    [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
     for ns in "$node" "${containers[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$scratch"
 }
@@ -79,11 +81,34 @@ bold "CHECK $a against its result"
 with_prev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$CONFIG" "${result[$a]}")
 cni CHECK "$a" "$with_prev" && echo "CHECK passed"
 
-for c in "${containers[@]}"; do
+bold "daemon mode: warm modules behind $scratch/wasmcni.sock"
+ip netns exec "$node" "$scratch/bin/wasmcni" daemon --socket "$scratch/wasmcni.sock" --module-dir "$scratch/wasm" \
+    2>"$scratch/daemon.log" &
+daemon_pid=$!
+until [[ -S $scratch/wasmcni.sock ]]; do sleep 0.1; done
+export WASMCNI_DAEMON_SOCKET=$scratch/wasmcni.sock
+api() { curl -s --unix-socket "$scratch/wasmcni.sock" "$@"; echo; }
+api http://wasmcni/v1/plugins | python3 -m json.tool
+
+bold "hot swap: host-local's round-robin replaced by the lowest-free policy (examples/ipam-lowest-free)"
+api -X PUT --data-binary @target/release/example-modules/lowest-free.wasm http://wasmcni/v1/plugins/host-local
+bold "DEL $a through the daemon: its lease, made by the old module, is released by the new one"
+cni DEL "$a" && echo "deleted"
+c=wcdemo-c-$id
+containers+=("$c")
+ip netns add "$c"
+bold "ADD $c: lowest free address (${ip_b%.*}.2 again), where round-robin would have moved on"
+cni ADD "$c" | python3 -c 'import json,sys; print([i["address"] for i in json.load(sys.stdin)["ips"]])'
+bold "leases, as the daemon reports them"
+api http://wasmcni/v1/networks/demo/leases | python3 -m json.tool
+bold "metrics (excerpt)"
+api http://wasmcni/metrics | grep -E '^wasmcni_(requests_total|module_swaps_total|leases)'
+
+for c in "$b" "$c"; do
     bold "DEL $c"
     cni DEL "$c" && echo "deleted"
 done
 bold "leases left"
 ls "$scratch/leases/demo"
 echo
-echo "demo finished; namespaces and scratch files are removed on exit"
+echo "demo finished; the daemon, namespaces and scratch files are removed on exit"
