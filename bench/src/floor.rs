@@ -33,8 +33,8 @@ impl Floor {
 
     /// veth into the container, on the bridge, up; address and up inside.
     pub fn add(&self, i: usize, c: &Netns) -> Duration {
-        let veth = format!("vethfl{i:05}");
-        let ip = format!("10.59.{}.{}/16", 1 + i / 250, 1 + i % 250);
+        let veth = format!("vethfl{i:06}");
+        let ip = format!("10.59.{}.{}/16", 1 + (i / 250) % 250, 1 + i % 250);
         let start = Instant::now();
         batch(
             None,

@@ -57,9 +57,33 @@ fn print_op(op: &str, series: &mut [Series]) {
     }
 }
 
+/// One ADD+DEL cycle of an implementation, timed per operation.
+trait Cycle: Sync {
+    fn add(&self, worker: usize, n: usize, ns: &Netns) -> Duration;
+    fn del(&self, worker: usize, n: usize, ns: &Netns) -> Duration;
+}
+
+impl Cycle for Plugin {
+    fn add(&self, w: usize, n: usize, ns: &Netns) -> Duration {
+        self.exec("ADD", &format!("churn-{w}-{n}"), &ns.path())
+    }
+    fn del(&self, w: usize, n: usize, ns: &Netns) -> Duration {
+        self.exec("DEL", &format!("churn-{w}-{n}"), &ns.path())
+    }
+}
+
+impl Cycle for floor::Floor {
+    fn add(&self, w: usize, n: usize, ns: &Netns) -> Duration {
+        floor::Floor::add(self, w * 10_000 + n % 10_000, ns)
+    }
+    fn del(&self, _w: usize, _n: usize, ns: &Netns) -> Duration {
+        floor::Floor::del(self, ns)
+    }
+}
+
 /// Runs `cycles` ADD+DEL cycles over `parallel` workers: cycles per second,
 /// and the ADD and DEL p50 under that load.
-fn churn(plugin: &Plugin, cycles: usize, parallel: usize) -> (f64, f64, f64) {
+fn churn(imp: &dyn Cycle, cycles: usize, parallel: usize) -> (f64, f64, f64) {
     let netns: Vec<Netns> = (0..parallel).map(|_| Netns::new("wcbk")).collect();
     let start = Instant::now();
     let (mut adds, mut dels): (Vec<Duration>, Vec<Duration>) = std::thread::scope(|s| {
@@ -68,14 +92,7 @@ fn churn(plugin: &Plugin, cycles: usize, parallel: usize) -> (f64, f64, f64) {
             .enumerate()
             .map(|(w, ns)| {
                 let share = cycles / parallel + usize::from(w < cycles % parallel);
-                s.spawn(move || {
-                    (0..share)
-                        .map(|n| {
-                            let id = format!("churn-{w}-{n}");
-                            (plugin.exec("ADD", &id, &ns.path()), plugin.exec("DEL", &id, &ns.path()))
-                        })
-                        .collect::<Vec<_>>()
-                })
+                s.spawn(move || (0..share).map(|n| (imp.add(w, n, ns), imp.del(w, n, ns))).collect::<Vec<_>>())
             })
             .collect();
         workers.into_iter().flat_map(|w| w.join().unwrap()).unzip()
@@ -175,8 +192,10 @@ fn main() {
     println!("\nchurn: {} ADD+DEL cycles, {} in parallel", args.churn, args.parallel);
     println!("{:<10} {:>10} {:>8} {:>12} {:>12}", "impl", "cycles/s", "ratio", "ADD p50 ms", "DEL p50 ms");
     let mut reference = 0.0;
-    for (label, p) in &plugins {
-        let (rate, add50, del50) = churn(p, args.churn, args.parallel);
+    let mut imps: Vec<(&str, &dyn Cycle)> = plugins.iter().map(|(l, p)| (*l, p as &dyn Cycle)).collect();
+    imps.push(("floor", &floor));
+    for (label, imp) in imps {
+        let (rate, add50, del50) = churn(imp, args.churn, args.parallel);
         if reference == 0.0 {
             reference = rate;
         }

@@ -34,7 +34,6 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
     if conf.vlan != 0 {
         netlink::set_port_vlan(&pair.host.name, conf.vlan)?;
     }
-    netlink::set_link_up(Side::Host, &pair.host.name, true)?;
 
     let mut result = CniResult {
         interfaces: vec![iface(&bridge, ""), iface(&pair.host, ""), iface(&pair.container, &netns)],
@@ -52,7 +51,7 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
         }
         configure_container(inv, conf, &mut result)?;
         if conf.is_gateway {
-            configure_gateway(conf, &result)?;
+            configure_gateway(conf, &result, bridge.up)?;
         }
         if conf.ip_masq {
             for ip in &result.ips {
@@ -122,7 +121,7 @@ fn route(dst: &str, gw: Option<String>) -> Route {
 }
 
 /// Puts each gateway address on the bridge and turns on forwarding.
-fn configure_gateway(conf: &BridgeConf, result: &CniResult) -> Result<(), Error> {
+fn configure_gateway(conf: &BridgeConf, result: &CniResult, bridge_up: bool) -> Result<(), Error> {
     let br = &conf.bridge;
     for ip in &result.ips {
         let Some(gw) = &ip.gateway else { continue };
@@ -133,7 +132,9 @@ fn configure_gateway(conf: &BridgeConf, result: &CniResult) -> Result<(), Error>
         let key = if gw.is_ipv4() { "ipv4/ip_forward" } else { "ipv6/conf/all/forwarding" };
         netlink::sysctl_set(Side::Host, key, "1")?;
     }
-    netlink::set_link_up(Side::Host, br, true)?;
+    if !bridge_up {
+        netlink::set_link_up(Side::Host, br, true)?;
+    }
     Ok(())
 }
 

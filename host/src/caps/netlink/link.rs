@@ -158,7 +158,8 @@ pub struct BridgeParams<'a> {
 
 /// Creates the bridge, or reuses it when it exists (and is a bridge).
 pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, CniError> {
-    if by_name(h, p.name).await?.is_none() {
+    let existing = by_name(h, p.name).await?;
+    if existing.is_none() {
         let mut b = LinkBridge::new(p.name).up();
         // Only ask for filtering when wanted: kernels without
         // CONFIG_BRIDGE_VLAN_FILTERING refuse the attribute even when false.
@@ -175,7 +176,10 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
             Err(e) => return Err(CniError::kernel(format!("create bridge {}", p.name), e)),
         }
     }
-    let link = require(h, p.name).await?;
+    let link = match existing {
+        Some(l) => l,
+        None => require(h, p.name).await?,
+    };
     if link.kind != "bridge" {
         return Err(CniError::config(format!("{} exists but is not a bridge (it is {:?})", p.name, link.kind)));
     }
@@ -197,7 +201,9 @@ pub struct VethParams<'a> {
 pub async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) -> Result<(), CniError> {
     let mut peer =
         LinkMessageBuilder::<LinkUnspec>::new().name(p.container_name.to_owned()).setns_by_fd(netns.as_raw_fd());
-    let mut host = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth).name(p.host_name.to_owned());
+    // The host end is born up: nothing reaches it before it joins a bridge.
+    let mut host =
+        LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth).name(p.host_name.to_owned()).up();
     if let Some(mtu) = p.mtu {
         peer = peer.mtu(mtu);
         host = host.mtu(mtu);

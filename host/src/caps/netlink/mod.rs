@@ -308,7 +308,10 @@ impl NetlinkCap {
         let key = self.sysctl_key(side, key)?;
         match side {
             Side::Host => sysctl::write(key, value),
-            Side::Container => self.netns()?.run(|| sysctl::write(key, value)),
+            Side::Container => {
+                let (key, value) = (key.to_owned(), value.to_owned());
+                self.netns()?.run(move || sysctl::write(&key, &value))
+            }
         }
     }
 
@@ -316,7 +319,10 @@ impl NetlinkCap {
         let key = self.sysctl_key(side, key)?;
         match side {
             Side::Host => sysctl::read(key),
-            Side::Container => self.netns()?.run(|| sysctl::read(key)),
+            Side::Container => {
+                let key = key.to_owned();
+                self.netns()?.run(move || sysctl::read(&key))
+            }
         }
     }
 
