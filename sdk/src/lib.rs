@@ -8,10 +8,13 @@
 //! ```
 
 pub mod error;
+mod host;
 pub mod invocation;
 pub mod ip;
 pub mod ipam_config;
 pub mod range_ipam;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use error::{Error, codes};
 
@@ -32,13 +35,15 @@ pub mod bindings {
 /// The `cni-plugin` world: netlink, IPAM delegation, log.
 pub mod cni {
     pub use crate::bindings::exports::wasmcni::plugin::handler::Guest as Handler;
-    pub use crate::bindings::wasmcni::plugin::{delegate, log, netlink, types};
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::{delegate, log, netlink};
 }
 
 /// The `ipam` world: the host's lease store and log.
 pub mod ipam {
     pub use crate::bindings::exports::wasmcni::plugin::handler::Guest as Handler;
-    pub use crate::bindings::wasmcni::plugin::{ipam_store, log, types};
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::{ipam_store, log};
 }
 
 /// Exports a type implementing [`cni::Handler`] as a `cni-plugin` module.

@@ -62,17 +62,38 @@ fn allocate<P: Policy>(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, E
     let args = inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str()));
     let mut requested = invocation::requested_ips(&call.config, invocation::arg(args, "IP"))?;
     let leases = ipam_store::leases()?;
+    // Checked before anything is reserved: a refused ADD must not touch the
+    // attachment's existing leases.
+    if let Some(dup) = leases
+        .iter()
+        .filter(|l| owned_by(l, inv))
+        .find(|l| lease_ip(l).is_some_and(|ip| call.sets.iter().any(|set| in_set(set, ip))))
+    {
+        return Err(Error::plugin(format!(
+            "{} has been allocated to {}/{}, duplicate allocation is not allowed",
+            dup.ip, inv.container_id, inv.ifname
+        )));
+    }
     let taken: HashSet<IpAddr> = leases.iter().filter_map(lease_ip).collect();
+    match reserve_all::<P>(inv, call, &taken, &mut requested) {
+        Ok(ips) => Ok(ips),
+        Err(e) => {
+            // The attachment held nothing before: free what this call took.
+            ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
+            Err(e)
+        }
+    }
+}
+
+/// One address per range set (the requested one where given).
+fn reserve_all<P: Policy>(
+    inv: &Invocation,
+    call: &Call,
+    taken: &HashSet<IpAddr>,
+    requested: &mut Vec<IpAddr>,
+) -> Result<Vec<IpConfig>, Error> {
     let mut ips = Vec::new();
     for (index, set) in call.sets.iter().enumerate() {
-        if let Some(dup) =
-            leases.iter().filter(|l| owned_by(l, inv)).find(|l| lease_ip(l).is_some_and(|ip| in_set(set, ip)))
-        {
-            return Err(Error::plugin(format!(
-                "{} has been allocated to {}/{}, duplicate allocation is not allowed",
-                dup.ip, inv.container_id, inv.ifname
-            )));
-        }
         let wanted = requested.iter().position(|ip| in_set(set, *ip)).map(|i| requested.remove(i));
         let ip = match wanted {
             Some(ip) => {
@@ -152,18 +173,10 @@ fn to_result(ips: Vec<IpConfig>, ipam: &IpamConfig) -> CniResult {
 impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
     fn add(inv: Invocation) -> Result<CniResult, CniError> {
         let call = Call::parse(&inv)?;
-        match allocate::<P>(&inv, &call) {
-            Ok(ips) => {
-                let list: Vec<&str> = ips.iter().map(|i| i.address.as_str()).collect();
-                log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
-                Ok(to_result(ips, &call.ipam))
-            }
-            Err(e) => {
-                // Leave nothing behind from the range sets already served.
-                ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
-                Err(e.into())
-            }
-        }
+        let ips = allocate::<P>(&inv, &call)?;
+        let list: Vec<&str> = ips.iter().map(|i| i.address.as_str()).collect();
+        log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
+        Ok(to_result(ips, &call.ipam))
     }
 
     fn del(inv: Invocation) -> Result<(), CniError> {
@@ -219,5 +232,102 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
             log::emit(Level::Info, &format!("gc released {} of {id}/{ifname}", freed.join(",")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::Handler;
+    use crate::testing::{self, invocation, with};
+
+    /// The simplest policy: the first free address.
+    struct FirstFree;
+    impl Policy for FirstFree {
+        fn pick(set: &RangeSet, _last: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
+            set.iter().find_map(|r| {
+                let mut a = r.start;
+                while r.contains(a) {
+                    if a != r.gateway && !taken.contains(&a) {
+                        return Some(a);
+                    }
+                    a = crate::ip::next(a)?;
+                }
+                None
+            })
+        }
+    }
+    type Plugin = RangeIpam<FirstFree>;
+
+    const CONF: &str = r#"{"ipam": {"subnet": "10.9.0.0/29", "routes": [{"dst": "0.0.0.0/0"}],
+        "dns": {"nameservers": ["10.9.0.53"]}}}"#;
+
+    #[test]
+    fn add_allocates_skipping_the_gateway_and_reports_routes_and_dns() {
+        testing::reset();
+        let r = Plugin::add(invocation("c1", CONF)).unwrap();
+        assert_eq!(r.ips[0].address, "10.9.0.2/29");
+        assert_eq!(r.ips[0].gateway.as_deref(), Some("10.9.0.1"));
+        assert_eq!(r.routes[0].dst, "0.0.0.0/0");
+        assert_eq!(r.dns.unwrap().nameservers, vec!["10.9.0.53".to_string()]);
+        assert_eq!(with(|h| h.leases.get("10.9.0.2").cloned()), Some(("c1".into(), "eth0".into())));
+    }
+
+    #[test]
+    fn a_second_add_for_the_same_attachment_is_refused_and_leaves_one_lease() {
+        testing::reset();
+        Plugin::add(invocation("c1", CONF)).unwrap();
+        let err = Plugin::add(invocation("c1", CONF)).unwrap_err();
+        assert!(err.code >= 100 && err.msg.contains("duplicate"), "{err:?}");
+        assert_eq!(with(|h| h.leases.len()), 1);
+    }
+
+    #[test]
+    fn requested_ips_are_honoured_or_refused() {
+        testing::reset();
+        let mut inv = invocation("c1", CONF);
+        inv.args.push(crate::ipam::types::Arg { key: "IP".into(), value: "10.9.0.5".into() });
+        assert_eq!(Plugin::add(inv.clone()).unwrap().ips[0].address, "10.9.0.5/29");
+        inv.container_id = "c2".into();
+        let err = Plugin::add(inv.clone()).unwrap_err();
+        assert!(err.msg.contains("10.9.0.5"), "{err:?}");
+        inv.args[0].value = "10.9.0.1".into();
+        assert!(Plugin::add(inv).is_err(), "the gateway was handed out");
+    }
+
+    #[test]
+    fn exhaustion_is_code_50_in_add_and_status() {
+        testing::reset();
+        for i in 0..5 {
+            Plugin::add(invocation(&format!("c{i}"), CONF)).unwrap();
+        }
+        assert_eq!(Plugin::add(invocation("c9", CONF)).unwrap_err().code, 50);
+        assert_eq!(Plugin::status(invocation("", CONF)).unwrap_err().code, 50);
+        Plugin::del(invocation("c0", CONF)).unwrap();
+        Plugin::status(invocation("", CONF)).unwrap();
+    }
+
+    #[test]
+    fn del_is_idempotent_and_gc_keeps_only_valid_attachments() {
+        testing::reset();
+        for id in ["a", "b", "c"] {
+            Plugin::add(invocation(id, CONF)).unwrap();
+        }
+        Plugin::del(invocation("a", CONF)).unwrap();
+        Plugin::del(invocation("a", CONF)).unwrap();
+        let keep = vec![crate::ipam::types::Attachment { container_id: "b".into(), ifname: "eth0".into() }];
+        Plugin::gc(invocation("", CONF), keep).unwrap();
+        let owners: Vec<String> = with(|h| h.leases.values().map(|(id, _)| id.clone()).collect());
+        assert_eq!(owners, vec!["b".to_string()]);
+        assert!(Plugin::check(invocation("b", CONF)).is_ok());
+        assert!(Plugin::check(invocation("c", CONF)).is_err());
+    }
+
+    #[test]
+    fn a_bad_config_is_code_7() {
+        testing::reset();
+        let err = Plugin::add(invocation("c1", r#"{"ipam": {"subnet": "10.9.0.0/33"}}"#)).unwrap_err();
+        assert_eq!(err.code, 7);
+        assert!(with(|h| h.leases.is_empty()));
     }
 }

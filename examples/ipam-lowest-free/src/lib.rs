@@ -27,3 +27,22 @@ impl Policy for LowestFree {
 
 type Plugin = RangeIpam<LowestFree>;
 wasmcni_sdk::export_ipam!(Plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::Plugin;
+    use wasmcni_sdk::ipam::Handler;
+    use wasmcni_sdk::testing::{self, invocation};
+
+    const CONF: &str = r#"{"ipam": {"subnet": "10.9.0.0/24"}}"#;
+
+    #[test]
+    fn a_released_low_address_is_handed_out_again() {
+        testing::reset();
+        let first = Plugin::add(invocation("a", CONF)).unwrap().ips[0].address.clone();
+        Plugin::add(invocation("b", CONF)).unwrap();
+        Plugin::del(invocation("a", CONF)).unwrap();
+        // Round-robin would move on to .4; this policy goes back to .2.
+        assert_eq!(Plugin::add(invocation("c", CONF)).unwrap().ips[0].address, first);
+    }
+}

@@ -4,6 +4,8 @@
 mod add;
 mod check;
 mod config;
+#[cfg(test)]
+mod tests;
 
 use config::BridgeConf;
 use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};

@@ -1,0 +1,112 @@
+//! The bridge logic against the SDK's in-memory host.
+
+use crate::Bridge;
+use wasmcni_sdk::cni::Handler;
+use wasmcni_sdk::cni::types::{CniResult, IpConfig, Route};
+use wasmcni_sdk::testing::{self, invocation, with};
+
+const CONF: &str = r#"{"bridge": "br-test", "isGateway": true, "ipMasq": true, "mtu": 1400,
+    "ipam": {"type": "host-local", "subnet": "10.5.0.0/24"}}"#;
+
+fn ipam_gives(address: &str, gateway: &str) {
+    with(|h| {
+        h.ipam_result = Some(CniResult {
+            interfaces: vec![],
+            ips: vec![IpConfig { address: address.into(), gateway: Some(gateway.into()), iface: None }],
+            routes: vec![Route {
+                dst: "0.0.0.0/0".into(),
+                gw: None,
+                mtu: None,
+                advmss: None,
+                priority: None,
+                table: None,
+                scope: None,
+            }],
+            dns: None,
+        })
+    });
+}
+
+#[test]
+fn add_builds_the_bridge_veth_addresses_routes_gateway_and_masquerade() {
+    testing::reset();
+    ipam_gives("10.5.0.7/24", "10.5.0.1");
+    let r = Bridge::add(invocation("c1", CONF)).unwrap();
+    assert_eq!(r.interfaces.len(), 3);
+    assert_eq!(r.interfaces[2].sandbox, "/run/netns/test");
+    assert_eq!(r.ips[0].iface, Some(2));
+    with(|h| {
+        let eth0 = h.link(true, "eth0").expect("container veth");
+        assert!(eth0.info.up);
+        assert_eq!(eth0.info.mtu, 1400);
+        assert_eq!(eth0.addresses, vec!["10.5.0.7/24".to_string()]);
+        let host_end = h.links.iter().find(|l| !l.container && l.info.kind == "veth").unwrap();
+        assert_eq!(host_end.info.master.as_deref(), Some("br-test"));
+        assert_eq!(h.link(false, "br-test").unwrap().addresses, vec!["10.5.0.1/24".to_string()]);
+        // The route without a gateway goes via the IP's gateway.
+        assert_eq!(h.routes[0].2.gw.as_deref(), Some("10.5.0.1"));
+        assert_eq!(h.sysctls.get(&(false, "ipv4/ip_forward".into())).map(String::as_str), Some("1"));
+        assert_eq!(h.masquerade, vec![("10.5.0.7".to_string(), "10.5.0.0/24".to_string())]);
+        assert_eq!(h.ipam_calls, vec!["ADD".to_string()]);
+    });
+}
+
+#[test]
+fn a_bridge_with_another_address_is_refused_unless_force_address() {
+    use wasmcni_sdk::cni::netlink::{self, BridgeSpec, Side};
+    testing::reset();
+    ipam_gives("10.5.0.8/24", "10.5.0.1");
+    let spec = BridgeSpec { name: "br-test".into(), mtu: None, promisc: false, vlan_filtering: false };
+    netlink::ensure_bridge(&spec).unwrap();
+    netlink::add_address(Side::Host, "br-test", "10.5.9.9/24").unwrap();
+    let err = Bridge::add(invocation("c1", CONF)).unwrap_err();
+    assert!(err.msg.contains("forceAddress"), "{err:?}");
+
+    // The host undoes a failed ADD; here, start the container side over.
+    with(|h| {
+        h.links.retain(|l| l.info.kind == "bridge");
+        h.routes.clear();
+    });
+    let forced = CONF.replace("\"isGateway\": true", "\"isGateway\": true, \"forceAddress\": true");
+    Bridge::add(invocation("c1", &forced)).unwrap();
+    assert_eq!(with(|h| h.link(false, "br-test").unwrap().addresses.clone()), vec!["10.5.0.1/24".to_string()]);
+}
+
+#[test]
+fn del_releases_ipam_removes_the_veth_and_masquerade_and_is_idempotent() {
+    testing::reset();
+    ipam_gives("10.5.0.7/24", "10.5.0.1");
+    Bridge::add(invocation("c1", CONF)).unwrap();
+    Bridge::del(invocation("c1", CONF)).unwrap();
+    with(|h| {
+        assert!(h.link(true, "eth0").is_none());
+        assert!(!h.links.iter().any(|l| l.info.kind == "veth"), "the host end stayed");
+        assert!(h.masquerade.is_empty());
+        assert_eq!(h.ipam_calls, vec!["ADD".to_string(), "DEL".to_string()]);
+    });
+    Bridge::del(invocation("c1", CONF)).unwrap();
+    let mut gone = invocation("c1", CONF);
+    gone.netns = None;
+    Bridge::del(gone).unwrap();
+}
+
+#[test]
+fn check_notices_a_missing_address() {
+    testing::reset();
+    ipam_gives("10.5.0.7/24", "10.5.0.1");
+    let result = Bridge::add(invocation("c1", CONF)).unwrap();
+    let mut inv = invocation("c1", CONF);
+    inv.prev_result = Some(result);
+    Bridge::check(inv.clone()).unwrap();
+    with(|h| h.links.iter_mut().find(|l| l.container).unwrap().addresses.clear());
+    let err = Bridge::check(inv).unwrap_err();
+    assert!(err.msg.contains("10.5.0.7/24"), "{err:?}");
+}
+
+#[test]
+fn config_errors_are_code_7() {
+    testing::reset();
+    for bad in [r#"{"vlan": 5000}"#, r#"{"mtu": "big"}"#, r#"{"ipam": {"subnet": "10.0.0.0/24"}}"#, "not json"] {
+        assert_eq!(Bridge::add(invocation("c1", bad)).unwrap_err().code, 7, "{bad}");
+    }
+}
