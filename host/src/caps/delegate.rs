@@ -34,6 +34,10 @@ impl DelegateCap {
             .ipam
             .as_ref()
             .ok_or_else(|| CniError::config("the plugin asked for IPAM but the config has no \"ipam\" section"))?;
+        // Marked before it runs: an ADD cut short may still have taken a lease.
+        if command == Command::Add {
+            self.added = true;
+        }
         let out = match resolve_ipam(ipam)? {
             ModuleSource::Wasm { path, sha256 } => {
                 let target =
@@ -42,9 +46,6 @@ impl DelegateCap {
             }
             ModuleSource::Exec { kind } => exec::delegate(&kind, command, &self.call).await?,
         };
-        if command == Command::Add {
-            self.added = true;
-        }
         Ok(out)
     }
 

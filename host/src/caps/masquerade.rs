@@ -71,18 +71,25 @@ fn rules() -> Result<Vec<(u64, String)>, CniError> {
         .collect())
 }
 
-/// Deletes every rule whose tag `doomed` picks.
+/// Deletes every rule whose tag `doomed` picks. A concurrent DEL may remove
+/// a listed rule first, failing the batch: list again and retry.
 pub fn delete_where(doomed: impl Fn(&str) -> bool) -> Result<usize, CniError> {
-    let script: String = rules()?
-        .into_iter()
-        .filter(|(_, tag)| doomed(tag))
-        .map(|(handle, _)| format!("delete rule inet {TABLE} {CHAIN} handle {handle}\n"))
-        .collect();
-    if script.is_empty() {
-        return Ok(0);
+    let mut attempt = 0;
+    loop {
+        let script: String = rules()?
+            .into_iter()
+            .filter(|(_, tag)| doomed(tag))
+            .map(|(handle, _)| format!("delete rule inet {TABLE} {CHAIN} handle {handle}\n"))
+            .collect();
+        if script.is_empty() {
+            return Ok(0);
+        }
+        match nft(&script) {
+            Ok(_) => return Ok(script.lines().count()),
+            Err(e) if attempt >= 2 => return Err(e),
+            Err(_) => attempt += 1,
+        }
     }
-    nft(&script)?;
-    Ok(script.lines().count())
 }
 
 /// The network part of a tag.

@@ -23,6 +23,8 @@ pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Optio
     // came in the request.
     let env = &call.env;
     let mut child = tokio::process::Command::new(&bin)
+        // A call that times out takes its delegate down with it.
+        .kill_on_drop(true)
         .env("CNI_COMMAND", command.as_str())
         .env("CNI_CONTAINERID", &env.container_id)
         .env("CNI_NETNS", env.netns.as_deref().unwrap_or(""))

@@ -34,7 +34,14 @@ impl Limits {
         let Some(v) = v else { return Ok(base) };
         let raw: RawLimits =
             serde_json::from_value(v.clone()).map_err(|e| CniError::config(format!("invalid \"limits\": {e}")))?;
-        let timeout = raw.timeout_ms.map(Duration::from_millis).unwrap_or(base.timeout);
+        let timeout = match raw.timeout_ms {
+            // The daemon answers within two minutes; a plugin gets at most one.
+            Some(ms) if ms > 60_000 => {
+                return Err(CniError::config(format!("limits.timeoutMs {ms} is over the 60000 ms maximum")));
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => base.timeout,
+        };
         let memory_bytes = match raw.memory_mib {
             Some(m) if (1..=4096).contains(&m) => (m as usize) << 20,
             Some(m) => {
@@ -143,7 +150,8 @@ fn valid_attachments(v: &Value) -> Result<Vec<(String, String)>, CniError> {
         ifname: String,
     }
     let list = v.get("cni.dev/valid-attachments").or_else(|| v.get("cni.dev/attachments"));
-    let Some(list) = list else {
+    // libcni sends null for an empty list.
+    let Some(list) = list.filter(|l| !l.is_null()) else {
         return Ok(Vec::new());
     };
     let items: Vec<Attachment> = serde_json::from_value(list.clone())

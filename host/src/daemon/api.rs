@@ -117,7 +117,12 @@ async fn cni_call(
             // Calls on one network meet only where the spec needs a lock:
             // the IPAM store (see Runner), so ADDs and DELs overlap.
             let plugin = module_name(&request.target.path);
-            (plugin, request.execute(&state.runner).await)
+            // In a task of its own: a shim that goes away (or the HTTP
+            // deadline) must not cancel a call halfway, skipping its undo.
+            let runner = state.runner.clone();
+            let call = tokio::spawn(async move { request.execute(&runner).await });
+            let result = call.await.unwrap_or_else(|e| Err(CniError::io(format!("call aborted: {e}"))));
+            (plugin, result)
         }
     };
     let outcome = match &result {

@@ -219,7 +219,9 @@ impl NetlinkCap {
         let Some(host) = link::by_index(&self.host, peer).await? else {
             return Ok(None);
         };
-        if host.kind != "veth" {
+        // The index is only meaningful if that host veth points back at us:
+        // the peer might live in another netns, where indexes collide.
+        if host.kind != "veth" || host.peer_index != Some(l.index) {
             return Ok(None);
         }
         self.owned.insert(host.name.clone());
