@@ -37,6 +37,18 @@ enum Cmd {
     },
     /// Show a module's world, WIT version, imports and exports.
     Inspect { module: PathBuf },
+    /// Create a plugin crate: it builds to wasm32-wasip2 and its tests pass.
+    New {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: crate::scaffold::Kind,
+        /// Where to create it (default: ./<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The wasmcni-sdk directory (default: the one of this binary's checkout).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Serve CNI calls from warm modules over an HTTP API on a unix socket.
     Daemon {
         #[arg(long, default_value = "/run/wasmcni/wasmcni.sock")]
@@ -76,6 +88,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Precompile { path } => precompile(&path),
         Cmd::Inspect { module } => inspect(&module),
         Cmd::Install { bin_dir, module_dir, from } => install(&bin_dir, &module_dir, from),
+        Cmd::New { name, kind, dir, sdk } => {
+            let root = crate::scaffold::create(&name, kind, dir, sdk)?;
+            println!("created {}: see its README.md", root.display());
+            Ok(())
+        }
         Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms } => {
             let opts = crate::daemon::Options {
                 socket,

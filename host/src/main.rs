@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod engine;
 mod logging;
+mod scaffold;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,67 @@
+//! `wasmcni new` makes crates that test and build, and whose modules the
+//! host runs: the IPAM one as a bridge's IPAM, the network one chained
+//! after the bridge.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wasmcni_e2e::{Invoke, Lab, result_ips, unique, wasmcni_bin, workspace};
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(dir)
+        // One target dir for both crates and across runs.
+        .env("CARGO_TARGET_DIR", workspace().join("target/scaffold"))
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{args:?} in {} failed:\n{text}", dir.display());
+    text
+}
+
+/// Creates, tests and builds a plugin; returns its module.
+fn scaffold(root: &Path, name: &str, kind: &str) -> PathBuf {
+    run(root, &[wasmcni_bin().to_str().unwrap(), "new", name, "--kind", kind]);
+    let dir = root.join(name);
+    assert!(dir.join("README.md").is_file());
+    let tests = run(&dir, &["cargo", "test"]);
+    assert!(tests.contains("test result: ok.") && !tests.contains(" 0 passed"), "{tests}");
+    run(&dir, &["cargo", "build", "--release", "--target", "wasm32-wasip2"]);
+    workspace().join("target/scaffold/wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+#[test]
+fn scaffolded_plugins_test_build_and_run_in_the_host() {
+    let root = std::env::temp_dir().join(unique("wcni-new-"));
+    std::fs::create_dir_all(&root).unwrap();
+    let ipam = scaffold(&root, "my-ipam", "ipam");
+    let tuning = scaffold(&root, "my-tuning", "cni");
+    let inspect = run(&root, &[wasmcni_bin().to_str().unwrap(), "inspect", tuning.to_str().unwrap()]);
+    assert!(inspect.contains("\"world\": \"cni-plugin\""), "{inspect}");
+
+    let lab = Lab::new();
+    let c = lab.container();
+    let mut bridge = lab.bridge_conf("1.0.0", json!({"subnet": "10.58.0.0/24"}));
+    bridge["ipam"]["type"] = "wasmcni".into();
+    bridge["ipam"]["plugin"] = ipam.display().to_string().into();
+    let result = lab.cni("ADD", &bridge, "scaffold", &c.path()).expect_ok().json();
+    assert_eq!(result_ips(&result), vec!["10.58.0.2/24".to_string()]);
+
+    let chained = json!({
+        "cniVersion": "1.0.0", "name": lab.network, "type": "wasmcni",
+        "plugin": tuning.display().to_string(), "proxyArp": true, "prevResult": result,
+    });
+    let out = lab.invoke(&Invoke {
+        plugin: "wasmcni",
+        command: "ADD",
+        container_id: "scaffold",
+        netns: &c.path(),
+        ifname: "eth0",
+        args: "",
+        config: &chained,
+    });
+    assert_eq!(result_ips(&out.expect_ok().json()), result_ips(&result));
+    assert_eq!(c.must(&["sysctl", "-n", "net.ipv4.conf.eth0.proxy_arp"]).trim(), "1");
+    std::fs::remove_dir_all(&root).unwrap();
+}
