@@ -117,7 +117,8 @@ impl Runner {
         let loaded = match preloaded.map(|t| t.join()) {
             // Preloaded under the config's pin; recheck against this target's.
             Some(Ok(Ok(l))) if target.sha256.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&l.sha256)) => l,
-            _ => cache::load(&self.engine, &target.path, target.sha256.as_deref())?,
+            // A cache miss compiles for a while.
+            _ => blocking(|| cache::load(&self.engine, &target.path, target.sha256.as_deref()))?,
         };
         if loaded.compiled {
             tracing::info!("compiled {} (cache miss)", target.path.display());
@@ -146,13 +147,8 @@ impl Runner {
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
-                let open = || IpamStore::open(Path::new(data_dir), &call.conf.name);
-                // flock blocks: off the runtime's worker when there are several.
-                let store = match tokio::runtime::Handle::current().runtime_flavor() {
-                    tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(open)?,
-                    _ => open()?,
-                };
-                state.store = Some(store);
+                // flock waits for other processes holding the network's lock.
+                state.store = Some(blocking(|| IpamStore::open(Path::new(data_dir), &call.conf.name))?);
             }
         }
         Ok(state)
@@ -222,6 +218,15 @@ impl Runner {
             store.data_mut().undo().await;
         }
         result
+    }
+}
+
+/// Runs blocking work off the daemon's async workers (in a one-shot call,
+/// with its single-threaded runtime, it simply runs).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

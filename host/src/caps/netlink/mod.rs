@@ -263,6 +263,9 @@ impl NetlinkCap {
     ) -> Result<(), CniError> {
         let oif = self.route_dev(side, dev).await?;
         let route = Route::from(r);
+        if side == Side::Host {
+            host_route_allowed(&route)?;
+        }
         let h = self.handle(side).await?;
         match op {
             RouteOp::Add => route::add(h, &route, oif, false).await,
@@ -369,9 +372,40 @@ impl NetlinkCap {
     }
 }
 
+/// On the host a plugin routes to specific destinations in the main table:
+/// it may not take over the node's default route or other routing tables.
+fn host_route_allowed(route: &Route) -> Result<(), CniError> {
+    let dst = addr::parse_cidr(&route.dst)?;
+    if dst.prefix_len() == 0 {
+        return Err(CniError::denied(format!("a plugin may not change the host's default route ({})", route.dst)));
+    }
+    if route.table.is_some_and(|t| t != 254) {
+        return Err(CniError::denied("host-side routes go in the main table"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum RouteOp {
     Add,
     Replace,
     Delete,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(dst: &str, table: Option<u32>) -> Route {
+        Route { dst: dst.into(), table, ..Route::default() }
+    }
+
+    #[test]
+    fn host_routes_may_not_touch_the_default_route_or_other_tables() {
+        assert!(host_route_allowed(&route("10.244.1.0/24", None)).is_ok());
+        assert!(host_route_allowed(&route("10.244.1.0/24", Some(254))).is_ok());
+        assert_eq!(host_route_allowed(&route("0.0.0.0/0", None)).unwrap_err().code, 101);
+        assert_eq!(host_route_allowed(&route("::/0", None)).unwrap_err().code, 101);
+        assert_eq!(host_route_allowed(&route("10.244.1.0/24", Some(100))).unwrap_err().code, 101);
+    }
 }
