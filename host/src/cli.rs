@@ -141,7 +141,8 @@ fn precompile(path: &Path) -> Result<()> {
 fn inspect(module: &Path) -> Result<()> {
     let engine = new_engine()?;
     let loaded = cache::load(&engine, module, None)?;
-    let info = world::describe(&engine, &loaded.component);
+    let mut info = world::describe(&engine, &loaded.component);
+    info.metadata = loaded.metadata;
     let mut out = serde_json::to_value(&info)?;
     out["sha256"] = loaded.sha256.into();
     out["path"] = module.display().to_string().into();

@@ -51,6 +51,7 @@ pub mod ipam {
 macro_rules! export_cni_plugin {
     ($t:ident) => {
         $crate::bindings::export_handler!($t);
+        $crate::__embed_metadata!("cni-plugin");
     };
 }
 
@@ -59,5 +60,48 @@ macro_rules! export_cni_plugin {
 macro_rules! export_ipam {
     ($t:ident) => {
         $crate::bindings::export_handler!($t);
+        $crate::__embed_metadata!("ipam");
+    };
+}
+
+/// What a module says about itself, in its `wasmcni-metadata` custom
+/// section: name, version, world and WIT version. `wasmcni inspect` shows
+/// it; the host refuses a module whose imports do not match its declared
+/// world, or whose WIT version it cannot serve.
+#[doc(hidden)]
+pub mod metadata {
+    /// Copies a string into an array of its length, at compile time.
+    pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
+        let b = s.as_bytes();
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = b[i];
+            i += 1;
+        }
+        out
+    }
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __embed_metadata {
+    ($world:literal) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            // The WIT version is the package's (wit/wasmcni.wit).
+            const META: &str = concat!(
+                "{\"name\":\"",
+                env!("CARGO_PKG_NAME"),
+                "\",\"version\":\"",
+                env!("CARGO_PKG_VERSION"),
+                "\",\"world\":\"",
+                $world,
+                "\",\"wit\":\"0.1.0\"}"
+            );
+            #[unsafe(link_section = "wasmcni-metadata")]
+            #[used]
+            static METADATA: [u8; META.len()] = $crate::metadata::bytes(META);
+        };
     };
 }

@@ -74,5 +74,11 @@ fn inspect_reports_world_and_imports() {
     assert_eq!(hl["wit_version"], "0.1.0");
     let imports = hl["imports"].to_string();
     assert!(imports.contains("ipam-store") && !imports.contains("netlink"), "{imports}");
-    assert_eq!(run("bridge.wasm")["world"], "cni-plugin");
+    let bridge = run("bridge.wasm");
+    assert_eq!(bridge["world"], "cni-plugin");
+    // The SDK embeds what the module says about itself.
+    assert_eq!(bridge["metadata"]["name"], "wasmcni-plugin-bridge");
+    assert_eq!(bridge["metadata"]["world"], "cni-plugin");
+    assert_eq!(bridge["metadata"]["wit"], "0.1.0");
+    assert_eq!(hl["metadata"]["world"], "ipam");
 }

@@ -21,8 +21,10 @@ pub fn stage(state: &AppState, path: &Path, bytes: &[u8]) -> Result<Arc<Module>,
     let sha256 = hex::encode(Sha256::digest(bytes));
     let component =
         Component::from_binary(engine, bytes).map_err(|e| CniError::config(format!("not a valid component: {e:#}")))?;
-    let module = state.runner.link(path, component.clone(), sha256.clone())?;
-    if let Err(e) = cache::store_artifact(engine, &sha256, &component) {
+    let metadata = crate::engine::metadata::read(bytes);
+    let loaded = cache::Loaded { component: component.clone(), sha256: sha256.clone(), metadata, compiled: true };
+    let module = state.runner.link(path, loaded)?;
+    if let Err(e) = cache::store_artifact(engine, &sha256, &component, module.info.metadata.as_ref()) {
         tracing::warn!("{e}");
     }
     let tmp = path.with_extension("wasm.upload");
@@ -51,7 +53,7 @@ pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
         let old = state.runner.served(&path);
         let linked = match loaded {
             Ok(Ok(l)) if old.as_ref().is_some_and(|o| o.sha256 == l.sha256) => continue,
-            Ok(Ok(l)) => state.runner.link(&path, l.component, l.sha256),
+            Ok(Ok(l)) => state.runner.link(&path, l),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(CniError::io(e.to_string())),
         };

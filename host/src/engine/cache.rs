@@ -26,6 +26,8 @@ pub fn cache_dir() -> PathBuf {
 pub struct Loaded {
     pub component: Component,
     pub sha256: String,
+    /// The module's `wasmcni-metadata` section, if it has one.
+    pub metadata: Option<serde_json::Value>,
     /// Whether this call had to compile it (a cache miss).
     pub compiled: bool,
 }
@@ -88,13 +90,17 @@ fn identify(path: &Path) -> Result<(String, Option<Vec<u8>>), CniError> {
 
 /// The artifact, if present and intact. It is mapped rather than read:
 /// page-cache pages map in far faster than they copy into fresh memory.
-fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
+/// The artifact (and the module's metadata, kept with its checksum) if
+/// present and intact.
+fn load_artifact(engine: &Engine, sha256: &str) -> Option<(Component, Option<serde_json::Value>)> {
     let (artifact, sum) = artifact_paths(engine, sha256);
     let file = std::fs::File::open(&artifact).ok()?;
     // SAFETY: a read-only private mapping; artifacts are only ever replaced
     // by rename, never written in place, so the mapped file does not change.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let expected = std::fs::read_to_string(&sum).ok()?;
+    let recorded = std::fs::read_to_string(&sum).ok()?;
+    // Entries from before metadata was recorded are rebuilt.
+    let (expected, metadata) = recorded.split_once('\n')?;
     if format!("{} {:016x}", map.len(), xxh3_64(&map)) != expected.trim() {
         tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
         return None;
@@ -104,7 +110,7 @@ fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
     // engine configuration (the key includes it) and is unchanged since
     // (length and checksum match); wasmtime also checks version and settings.
     match unsafe { Component::deserialize_file(engine, &artifact) } {
-        Ok(c) => Some(c),
+        Ok(c) => Some((c, serde_json::from_str(metadata).ok())),
         Err(e) => {
             tracing::warn!("cache entry {} unusable ({e}); rebuilding", artifact.display());
             None
@@ -112,14 +118,21 @@ fn load_artifact(engine: &Engine, sha256: &str) -> Option<Component> {
     }
 }
 
-/// Saves `component` (the module with `sha256`) for later processes.
-pub fn store_artifact(engine: &Engine, sha256: &str, component: &Component) -> Result<(), CniError> {
+/// Saves `component` (the module with `sha256`, declaring `metadata`) for
+/// later processes.
+pub fn store_artifact(
+    engine: &Engine,
+    sha256: &str,
+    component: &Component,
+    metadata: Option<&serde_json::Value>,
+) -> Result<(), CniError> {
     let (artifact, sum) = artifact_paths(engine, sha256);
     let bytes = component.serialize().map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
+    let meta = metadata.map(ToString::to_string).unwrap_or_default();
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(cache_dir())?;
         write_atomically(&artifact, &bytes)?;
-        write_atomically(&sum, format!("{} {:016x}", bytes.len(), xxh3_64(&bytes)).as_bytes())
+        write_atomically(&sum, format!("{} {:016x}\n{meta}", bytes.len(), xxh3_64(&bytes)).as_bytes())
     };
     write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }
@@ -135,14 +148,13 @@ pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, C
             path.display()
         )));
     }
-    if let Some(component) = load_artifact(engine, &sha256) {
-        return Ok(Loaded { component, sha256, compiled: false });
+    if let Some((component, metadata)) = load_artifact(engine, &sha256) {
+        return Ok(Loaded { component, sha256, metadata, compiled: false });
     }
     let bytes = match bytes {
         Some(b) => b,
         None => std::fs::read(path).map_err(|e| unreadable(path, e))?,
     };
-    // The index may be stale if the file changed since it was stat'ed.
     // The index can be stale if the file was rewritten keeping its size and
     // mtime: trust the bytes, re-pin, and fix the index.
     let actual = hex::encode(Sha256::digest(&bytes));
@@ -158,16 +170,17 @@ pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, C
         if let Some(stamp) = file_stamp(path) {
             let _ = write_atomically(&index_path(path), format!("{stamp} {actual}").as_bytes());
         }
-        if let Some(component) = load_artifact(engine, &actual) {
-            return Ok(Loaded { component, sha256: actual, compiled: false });
+        if let Some((component, metadata)) = load_artifact(engine, &actual) {
+            return Ok(Loaded { component, sha256: actual, metadata, compiled: false });
         }
     }
     let sha256 = actual;
     let component = Component::from_binary(engine, &bytes)
         .map_err(|e| CniError::config(format!("module {} is not a valid component: {e:#}", path.display())))?;
+    let metadata = super::metadata::read(&bytes);
     // A read-only or full cache costs speed, not correctness.
-    if let Err(e) = store_artifact(engine, &sha256, &component) {
+    if let Err(e) = store_artifact(engine, &sha256, &component, metadata.as_ref()) {
         tracing::warn!("{e}");
     }
-    Ok(Loaded { component, sha256, compiled: true })
+    Ok(Loaded { component, sha256, metadata, compiled: true })
 }

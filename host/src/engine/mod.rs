@@ -4,6 +4,7 @@
 
 pub mod cache;
 mod limiter;
+pub mod metadata;
 pub mod module;
 mod run;
 mod wasi;

@@ -35,9 +35,11 @@ impl Module {
         path: &Path,
         component: Component,
         sha256: String,
+        metadata: Option<serde_json::Value>,
     ) -> Result<Module, CniError> {
         let name = module_name(path);
-        let info = world::describe(engine, &component);
+        let mut info = world::describe(engine, &component);
+        info.metadata = metadata;
         world::check(&info, info.declared_role(), &name)?;
         let refuse = |e: wasmtime::Error| CniError::config(format!("module {name} cannot be linked: {e:#}"));
         let pre = WasmcniHostPre::new(linker.instantiate_pre(&component).map_err(refuse)?).map_err(refuse)?;

@@ -17,7 +17,7 @@ use crate::config::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 /// What to run and how.
@@ -80,8 +80,9 @@ impl Runner {
 
     /// Links a compiled component for `path`, refusing one that fits no
     /// world; nothing is served from it until `replace`.
-    pub fn link(&self, path: &Path, component: Component, sha256: String) -> Result<Arc<Module>, CniError> {
-        Ok(Arc::new(Module::new(&self.engine, &self.linker, path, component, sha256)?))
+    pub fn link(&self, path: &Path, loaded: cache::Loaded) -> Result<Arc<Module>, CniError> {
+        let module = Module::new(&self.engine, &self.linker, path, loaded.component, loaded.sha256, loaded.metadata)?;
+        Ok(Arc::new(module))
     }
 
     /// Makes `module` the one served for its path; calls already running
@@ -123,7 +124,7 @@ impl Runner {
         if loaded.compiled {
             tracing::info!("compiled {} (cache miss)", target.path.display());
         }
-        let module = self.link(&target.path, loaded.component, loaded.sha256)?;
+        let module = self.link(&target.path, loaded)?;
         self.replace(module.clone());
         Ok(module)
     }

@@ -42,6 +42,8 @@ pub struct ModuleInfo {
     pub wit_version: Option<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// What the module declares about itself (see `metadata`), if anything.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl ModuleInfo {
@@ -78,7 +80,7 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
         "mixed (no world grants this)"
     };
     let wit_version = exports.iter().find_map(|n| our_interface(n)).map(|(_, v)| v.to_owned());
-    ModuleInfo { world: world.into(), wit_version, imports, exports }
+    ModuleInfo { world: world.into(), wit_version, imports, exports, metadata: None }
 }
 
 /// Refuses a module that imports what `role`'s world does not grant, or that
@@ -107,6 +109,25 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
             )));
         }
     }
+    if let Some(meta) = &info.metadata {
+        let field = |k: &str| meta.get(k).and_then(serde_json::Value::as_str);
+        if let Some(declared) = field("world")
+            && declared != info.world
+        {
+            return Err(CniError::config(format!(
+                "module {module} declares the {declared} world, but its imports make it {}",
+                info.world
+            )));
+        }
+        if let Some(wit) = field("wit")
+            && !compatible(wit)
+        {
+            return Err(CniError::config(format!(
+                "module {module} was built for {PACKAGE}@{wit}; this host serves {}.{}.x",
+                WIT_VERSION.0, WIT_VERSION.1
+            )));
+        }
+    }
     if info.wit_version.is_none() {
         return Err(CniError::config(format!("module {module} does not export {PACKAGE}/handler")));
     }
@@ -123,7 +144,20 @@ mod tests {
             wit_version: Some("0.1.0".into()),
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: vec!["wasmcni:plugin/handler@0.1.0".into()],
+            metadata: None,
         }
+    }
+
+    #[test]
+    fn declared_metadata_must_match_the_imports_and_the_wit_version() {
+        let mut m = info(&["wasmcni:plugin/netlink@0.1.0"]);
+        m.world = "cni-plugin".into();
+        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "0.1.0"}));
+        check(&m, Role::Plugin, "m").unwrap();
+        m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.1.0"}));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("declares the ipam world"));
+        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.0.0"}));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("built for wasmcni:plugin@1.0.0"));
     }
 
     #[test]
