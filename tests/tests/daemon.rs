@@ -279,7 +279,13 @@ fn sigterm_finishes_the_call_in_flight_then_exits() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         wasmcni_e2e::must(&["kill", "-TERM", &d.child.id().to_string()]);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Until the daemon has taken the signal: draining, or no longer listening.
+        for _ in 0..100 {
+            if d.get("/healthz").is_none_or(|h| h["status"] == "draining") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         // A new call is refused by the daemon and served in this process.
         let late = lab.cni("ADD", &lab.bridge_conf("1.0.0", json!({"subnet": "10.64.0.0/24"})), "late", &c2.path());
         late.expect_ok();

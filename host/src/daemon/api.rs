@@ -28,6 +28,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set on SIGTERM: new calls are refused while in-flight ones finish.
     pub draining: AtomicBool,
+    /// Held while a module is being swapped, by the API or the directory
+    /// watcher, so the two never both swap in the same file.
+    pub swapping: tokio::sync::Mutex<()>,
     /// Lease directory of every network seen, for /leases and /metrics.
     networks: std::sync::Mutex<HashMap<String, PathBuf>>,
 }
@@ -39,6 +42,7 @@ impl AppState {
             module_dir,
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
+            swapping: tokio::sync::Mutex::new(()),
             networks: Default::default(),
         }
     }
@@ -176,6 +180,7 @@ async fn put_plugin(
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("invalid module name {name:?}")));
     }
     let path = state.module_dir.join(format!("{name}.wasm"));
+    let _swapping = state.swapping.lock().await;
     let staged = tokio::task::spawn_blocking({
         let state = state.clone();
         let path = path.clone();

@@ -41,6 +41,7 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Loads every module file that is new or changed since `seen`.
 pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
+    let _swapping = state.swapping.lock().await;
     for path in wasm_files(&state.module_dir) {
         let Some(stamp) = cache::file_stamp(&path) else { continue };
         if seen.get(&path) == Some(&stamp) {
