@@ -5,6 +5,7 @@
 use crate::{Error, ip};
 use ipnet::IpNet;
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// One `ranges[i][j]` entry, or the legacy top-level fields.
@@ -106,6 +107,19 @@ impl Range {
 
     pub fn contains(&self, a: IpAddr) -> bool {
         self.subnet.contains(&a) && ip::cmp(a, self.start).is_ge() && ip::cmp(a, self.end).is_le()
+    }
+
+    /// The first address from `from` on, inside this range, that is neither
+    /// the gateway nor in `taken`.
+    pub fn first_free(&self, from: IpAddr, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
+        let mut a = from;
+        while self.contains(a) {
+            if a != self.gateway && !taken.contains(&a) {
+                return Some(a);
+            }
+            a = ip::next(a)?;
+        }
+        None
     }
 
     /// Addresses this range can hand out (its span less the gateway if inside).

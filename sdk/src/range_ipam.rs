@@ -6,7 +6,9 @@
 //! ```text
 //! struct LowestFree;
 //! impl wasmcni_sdk::range_ipam::Policy for LowestFree {
-//!     fn pick(set: &RangeSet, _last: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> { ... }
+//!     fn pick(set: &RangeSet, _last: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
+//!         set.iter().find_map(|r| r.first_free(r.start, taken))
+//!     }
 //! }
 //! type Plugin = wasmcni_sdk::range_ipam::RangeIpam<LowestFree>;
 //! wasmcni_sdk::export_ipam!(Plugin);
@@ -245,16 +247,7 @@ mod tests {
     struct FirstFree;
     impl Policy for FirstFree {
         fn pick(set: &RangeSet, _last: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
-            set.iter().find_map(|r| {
-                let mut a = r.start;
-                while r.contains(a) {
-                    if a != r.gateway && !taken.contains(&a) {
-                        return Some(a);
-                    }
-                    a = crate::ip::next(a)?;
-                }
-                None
-            })
+            set.iter().find_map(|r| r.first_free(r.start, taken))
         }
     }
     type Plugin = RangeIpam<FirstFree>;

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use wasmcni_sdk::ip;
 use wasmcni_sdk::ipam_config::RangeSet;
 use wasmcni_sdk::range_ipam::{Policy, RangeIpam};
 
@@ -12,16 +11,7 @@ struct LowestFree;
 
 impl Policy for LowestFree {
     fn pick(set: &RangeSet, _last_reserved: Option<IpAddr>, taken: &HashSet<IpAddr>) -> Option<IpAddr> {
-        set.iter().find_map(|range| {
-            let mut cursor = range.start;
-            while range.contains(cursor) {
-                if cursor != range.gateway && !taken.contains(&cursor) {
-                    return Some(cursor);
-                }
-                cursor = ip::next(cursor)?;
-            }
-            None
-        })
+        set.iter().find_map(|range| range.first_free(range.start, taken))
     }
 }
 

@@ -3,5 +3,5 @@
 mod module;
 mod netconf;
 
-pub use module::{DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, set_module_dir};
+pub use module::{DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, set_module_dir, valid_module_name};
 pub use netconf::{Limits, NetConf};

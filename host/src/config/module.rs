@@ -39,13 +39,18 @@ fn wasm_link_name(s: &str) -> Option<&str> {
     Path::new(s).file_name()?.to_str()?.strip_prefix("wasm-").filter(|n| !n.is_empty())
 }
 
+/// A module name: what `<module dir>/<name>.wasm` may be called.
+pub fn valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn locate(name_or_path: &str) -> Result<PathBuf, CniError> {
     let path = if name_or_path.starts_with('/') {
         PathBuf::from(name_or_path)
     } else {
-        let valid = name_or_path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name_or_path.starts_with('.');
-        if !valid {
+        if !valid_module_name(name_or_path) {
             return Err(CniError::config(format!(
                 "plugin {name_or_path:?} is neither a module name nor an absolute path"
             )));

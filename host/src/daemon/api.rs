@@ -161,13 +161,6 @@ async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(Value::Array(modules.iter().map(|m| plugin_json(m)).collect()))
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// Uploads a module: compiled and checked first, then written to the module
 /// directory and swapped in; a module that fails is rejected and the old
 /// one keeps serving.
@@ -176,7 +169,7 @@ async fn put_plugin(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    if !valid_name(&name) {
+    if name.len() > 64 || !crate::config::valid_module_name(&name) {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("invalid module name {name:?}")));
     }
     let path = state.module_dir.join(format!("{name}.wasm"));

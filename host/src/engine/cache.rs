@@ -137,17 +137,20 @@ pub fn store_artifact(
     write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }
 
+/// Refuses a module whose sha256 is not the one the config pins.
+pub fn check_pin(path: &Path, sha256: &str, pin: Option<&str>) -> Result<(), CniError> {
+    match pin {
+        Some(pin) if !pin.eq_ignore_ascii_case(sha256) => {
+            Err(CniError::config(format!("module {} has sha256 {sha256}, but the config pins {pin}", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Loads `path` (checking `pin` first), from the cache when possible.
 pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, CniError> {
     let (sha256, bytes) = identify(path)?;
-    if let Some(pin) = pin
-        && !pin.eq_ignore_ascii_case(&sha256)
-    {
-        return Err(CniError::config(format!(
-            "module {} has sha256 {sha256}, but the config pins {pin}",
-            path.display()
-        )));
-    }
+    check_pin(path, &sha256, pin)?;
     if let Some((component, metadata)) = load_artifact(engine, &sha256) {
         return Ok(Loaded { component, sha256, metadata, compiled: false });
     }
@@ -159,14 +162,7 @@ pub fn load(engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, C
     // mtime: trust the bytes, re-pin, and fix the index.
     let actual = hex::encode(Sha256::digest(&bytes));
     if actual != sha256 {
-        if let Some(pin) = pin
-            && !pin.eq_ignore_ascii_case(&actual)
-        {
-            return Err(CniError::config(format!(
-                "module {} has sha256 {actual}, but the config pins {pin}",
-                path.display()
-            )));
-        }
+        check_pin(path, &actual, pin)?;
         if let Some(stamp) = file_stamp(path) {
             let _ = write_atomically(&index_path(path), format!("{stamp} {actual}").as_bytes());
         }

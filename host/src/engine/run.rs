@@ -105,19 +105,13 @@ impl Runner {
     fn module(&self, target: &Target) -> Result<Arc<Module>, CniError> {
         let ready = self.modules.lock().expect("not poisoned").get(&target.path).cloned();
         if let Some(m) = ready {
-            return match &target.sha256 {
-                Some(pin) if !pin.eq_ignore_ascii_case(&m.sha256) => Err(CniError::config(format!(
-                    "module {} has sha256 {}, but the config pins {pin}",
-                    target.path.display(),
-                    m.sha256
-                ))),
-                _ => Ok(m),
-            };
+            cache::check_pin(&target.path, &m.sha256, target.sha256.as_deref())?;
+            return Ok(m);
         }
         let preloaded = self.preloading.lock().expect("not poisoned").remove(&target.path);
         let loaded = match preloaded.map(|t| t.join()) {
             // Preloaded under the config's pin; recheck against this target's.
-            Some(Ok(Ok(l))) if target.sha256.as_ref().is_none_or(|p| p.eq_ignore_ascii_case(&l.sha256)) => l,
+            Some(Ok(Ok(l))) if cache::check_pin(&target.path, &l.sha256, target.sha256.as_deref()).is_ok() => l,
             // A cache miss compiles for a while.
             _ => blocking(|| cache::load(&self.engine, &target.path, target.sha256.as_deref()))?,
         };

@@ -16,17 +16,11 @@ pub fn next_free(set: &RangeSet, last: Option<IpAddr>, taken: &HashSet<IpAddr>) 
     let count = set.len();
     // Visit the ranges cyclically beginning at the one holding `last`; the
     // first range is revisited from its start so addresses before `last` count.
-    for step in 0..=count {
+    (0..=count).find_map(|step| {
         let range = &set[(start_range + step) % count];
-        let mut cursor = if step == 0 { start_ip.unwrap_or(range.start) } else { range.start };
-        while range.contains(cursor) {
-            if cursor != range.gateway && !taken.contains(&cursor) {
-                return Some(cursor);
-            }
-            cursor = ip::next(cursor)?;
-        }
-    }
-    None
+        let from = if step == 0 { start_ip.unwrap_or(range.start) } else { range.start };
+        range.first_free(from, taken)
+    })
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ impl NetlinkCap {
         Ok(addr::list(self.handle(side).await?, &l).await?.iter().map(ToString::to_string).collect())
     }
 
-    /// Host-side routes must name a device in scope; container-side ones may not.
+    /// Host-side routes must name a device in scope; container-side ones need not.
     async fn route_dev(&mut self, side: Side, dev: Option<&str>) -> Result<Option<u32>, CniError> {
         match dev {
             Some(name) => Ok(Some(self.link(side, name).await?.index)),
@@ -275,13 +275,7 @@ impl NetlinkCap {
     }
 
     pub async fn list_routes(&mut self, side: Side, dev: Option<&str>) -> Result<Vec<RouteInfo>, CniError> {
-        let filter = match dev {
-            Some(name) => Some(self.link(side, name).await?.index),
-            None if side == Side::Host => {
-                return Err(CniError::denied("host-side route listing must name a device"));
-            }
-            None => None,
-        };
+        let filter = self.route_dev(side, dev).await?;
         let h = self.handle(side).await?.clone();
         let mut out = Vec::new();
         for listed in route::list(&h).await? {
