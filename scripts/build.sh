@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 plugins=(bridge host-local loopback)
-test_plugins=(hostile)
-example_plugins=(lowest-free)
+test_plugins=(hostile legacy-ipam legacy-plugin overreach)
+example_plugins=(lowest-free namespace-allowlist pool-by-namespace)
 cargo build --release --locked -p wasmcni
 cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}" "${example_plugins[@]}")
 

@@ -11,7 +11,7 @@ scripts/build.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --release --locked -p wasmcni -p wasmcni-sdk -p wasmcni-plugin-host-local -p wasmcni-plugin-bridge \
-    -p wasmcni-plugin-lowest-free 2>&1 | tee -a "$log"
+    -p wasmcni-plugin-lowest-free -p wasmcni-plugin-namespace-allowlist -p wasmcni-plugin-pool-by-namespace 2>&1 | tee -a "$log"
 cargo test --release --locked -p wasmcni-e2e 2>&1 | tee -a "$log"
 # One closing line for the whole run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -5,6 +5,10 @@
 //! struct MyIpam;
 //! impl wasmcni_sdk::ipam::Handler for MyIpam { /* add, del, check, status, gc */ }
 //! wasmcni_sdk::export_ipam!(MyIpam);
+//!
+//! struct MyPolicy;
+//! impl wasmcni_sdk::policy::Policy for MyPolicy { /* admit */ }
+//! wasmcni_sdk::export_policy!(MyPolicy);
 //! ```
 
 pub mod error;
@@ -18,17 +22,34 @@ pub mod testing;
 
 pub use error::{Error, codes};
 
-/// Generated bindings for every interface of the package. A module imports
-/// only what it calls, and the host infers (and enforces) its world from
-/// those imports: use [`cni`] for a network plugin, [`ipam`] for an IPAM one.
+/// Generated bindings for every import of the package and the handler
+/// export. A module imports only what it calls, and the host infers (and
+/// enforces) its world from those imports: use [`cni`] for a network
+/// plugin, [`ipam`] for an IPAM one.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "wasmcni-host",
+        world: "sdk",
         path: "../wit",
         pub_export_macro: true,
         export_macro_name: "export_handler",
         default_bindings_module: "wasmcni_sdk::bindings",
+    });
+}
+
+/// The admission export of the `policy` world, over the same types.
+#[doc(hidden)]
+pub mod policy_bindings {
+    wit_bindgen::generate!({
+        world: "policy",
+        path: "../wit",
+        with: {
+            "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_admission",
+        default_bindings_module: "wasmcni_sdk::policy_bindings",
     });
 }
 
@@ -46,6 +67,15 @@ pub mod ipam {
     pub use crate::host::{ipam_store, log};
 }
 
+/// The `policy` world: admit, deny or change an ADD; only the log.
+pub mod policy {
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::log;
+    pub use crate::policy_bindings::exports::wasmcni::plugin::admission::{
+        Changes, Decision, Guest as Policy, IpRange,
+    };
+}
+
 /// Exports a type implementing [`cni::Handler`] as a `cni-plugin` module.
 #[macro_export]
 macro_rules! export_cni_plugin {
@@ -61,6 +91,15 @@ macro_rules! export_ipam {
     ($t:ident) => {
         $crate::bindings::export_handler!($t);
         $crate::__embed_metadata!("ipam");
+    };
+}
+
+/// Exports a type implementing [`policy::Policy`] as a `policy` module.
+#[macro_export]
+macro_rules! export_policy {
+    ($t:ident) => {
+        $crate::policy_bindings::export_admission!($t);
+        $crate::__embed_metadata!("policy");
     };
 }
 
@@ -97,7 +136,7 @@ macro_rules! __embed_metadata {
                 env!("CARGO_PKG_VERSION"),
                 "\",\"world\":\"",
                 $world,
-                "\",\"wit\":\"0.1.0\"}"
+                "\",\"wit\":\"0.2.0\"}"
             );
             #[unsafe(link_section = "wasmcni-metadata")]
             #[used]

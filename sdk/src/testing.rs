@@ -81,6 +81,13 @@ pub fn invocation(id: &str, config: &str) -> Invocation {
     }
 }
 
+/// [`invocation`] for a Kubernetes pod: CNI_ARGS carries its namespace.
+pub fn invocation_in(namespace: &str, id: &str, config: &str) -> Invocation {
+    let mut inv = invocation(id, config);
+    inv.args.push(Arg { key: "K8S_POD_NAMESPACE".into(), value: namespace.into() });
+    inv
+}
+
 fn err(code: u32, msg: impl Into<String>) -> CniError {
     CniError { code, msg: msg.into(), details: String::new() }
 }

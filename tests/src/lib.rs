@@ -31,6 +31,11 @@ pub fn test_module(name: &str) -> String {
     workspace().join("target/release/test-modules").join(format!("{name}.wasm")).display().to_string()
 }
 
+/// An example module (e.g. `lowest-free`), by absolute path.
+pub fn example_module(name: &str) -> String {
+    workspace().join("target/release/example-modules").join(format!("{name}.wasm")).display().to_string()
+}
+
 /// The Debian reference plugins.
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 

@@ -71,7 +71,7 @@ fn inspect_reports_world_and_imports() {
     };
     let hl = run("host-local.wasm");
     assert_eq!(hl["world"], "ipam");
-    assert_eq!(hl["wit_version"], "0.1.0");
+    assert_eq!(hl["wit_version"], "0.2.0");
     let imports = hl["imports"].to_string();
     assert!(imports.contains("ipam-store") && !imports.contains("netlink"), "{imports}");
     let bridge = run("bridge.wasm");
@@ -79,6 +79,6 @@ fn inspect_reports_world_and_imports() {
     // The SDK embeds what the module says about itself.
     assert_eq!(bridge["metadata"]["name"], "wasmcni-plugin-bridge");
     assert_eq!(bridge["metadata"]["world"], "cni-plugin");
-    assert_eq!(bridge["metadata"]["wit"], "0.1.0");
+    assert_eq!(bridge["metadata"]["wit"], "0.2.0");
     assert_eq!(hl["metadata"]["world"], "ipam");
 }

@@ -3,7 +3,8 @@
 
 use super::State;
 use super::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
-use super::bindings::wasmcni::plugin::{delegate, ipam_store, log, netlink, types};
+use super::bindings::wasmcni::plugin::{self as current, ipam_store, log, types};
+use super::compat::wasmcni::plugin0_1_0 as v0_1;
 use super::netlink::{NetlinkCap, RouteOp};
 use crate::cni::env::Command;
 use crate::cni::error::CniError;
@@ -128,149 +129,159 @@ impl State {
 
 impl types::Host for State {}
 
-impl log::Host for State {
-    async fn emit(&mut self, level: log::Level, msg: String) {
-        super::log::emit(&self.plugin, level, &msg);
-    }
-}
-
 fn parse_ip(s: &str) -> Result<std::net::IpAddr, CniError> {
     s.parse().map_err(|_| CniError::config(format!("{s:?} is not an IP address")))
 }
 
-impl ipam_store::Host for State {
-    async fn reserve(&mut self, ip: String, container_id: String, ifname: String, range_set: u32) -> Res<bool> {
-        Ok(self.ipam()?.reserve(parse_ip(&ip)?, &container_id, &ifname, range_set)?)
-    }
+/// The traits of every version of the package this host serves. Their types
+/// are the same Rust types (see host/wit/compat-0.1.0.wit), so one body
+/// serves each version.
+macro_rules! host_traits {
+    ($v:ident) => {
+        impl $v::log::Host for State {
+            async fn emit(&mut self, level: log::Level, msg: String) {
+                super::log::emit(&self.plugin, level, &msg);
+            }
+        }
 
-    async fn last_reserved(&mut self, range_set: u32) -> Res<Option<String>> {
-        Ok(self.ipam()?.last_reserved(range_set)?.map(|ip| ip.to_string()))
-    }
+        impl $v::ipam_store::Host for State {
+            async fn reserve(&mut self, ip: String, container_id: String, ifname: String, range_set: u32) -> Res<bool> {
+                Ok(self.ipam()?.reserve(parse_ip(&ip)?, &container_id, &ifname, range_set)?)
+            }
 
-    async fn leases(&mut self) -> Res<Vec<ipam_store::Lease>> {
-        Ok(self
-            .ipam()?
-            .list()?
-            .into_iter()
-            .map(|l| ipam_store::Lease { ip: l.ip.to_string(), container_id: l.container_id, ifname: l.ifname })
-            .collect())
-    }
+            async fn last_reserved(&mut self, range_set: u32) -> Res<Option<String>> {
+                Ok(self.ipam()?.last_reserved(range_set)?.map(|ip| ip.to_string()))
+            }
 
-    async fn release_owner(&mut self, container_id: String, ifname: String) -> Res<Vec<String>> {
-        Ok(self.ipam()?.release_owner(&container_id, &ifname)?.iter().map(ToString::to_string).collect())
-    }
+            async fn leases(&mut self) -> Res<Vec<ipam_store::Lease>> {
+                Ok(self
+                    .ipam()?
+                    .list()?
+                    .into_iter()
+                    .map(|l| ipam_store::Lease { ip: l.ip.to_string(), container_id: l.container_id, ifname: l.ifname })
+                    .collect())
+            }
+
+            async fn release_owner(&mut self, container_id: String, ifname: String) -> Res<Vec<String>> {
+                Ok(self.ipam()?.release_owner(&container_id, &ifname)?.iter().map(ToString::to_string).collect())
+            }
+        }
+
+        impl $v::delegate::Host for State {
+            async fn ipam_add(&mut self) -> Res<types::CniResult> {
+                let r = self.delegate(Command::Add, None).await?;
+                Ok(r.unwrap_or_default().into())
+            }
+
+            async fn ipam_del(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_check(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_status(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
+                let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
+                Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
+            }
+        }
+
+        impl $v::netlink::Host for State {
+            async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Res<LinkInfo> {
+                Ok(self.netlink()?.ensure_bridge(spec).await?)
+            }
+
+            async fn create_veth(&mut self, spec: VethSpec) -> Res<VethPair> {
+                Ok(self.netlink()?.create_veth(spec).await?)
+            }
+
+            async fn set_master(&mut self, link: String, bridge: String) -> Res<()> {
+                Ok(self.netlink()?.set_master(&link, &bridge).await?)
+            }
+
+            async fn set_hairpin(&mut self, link: String, on: bool) -> Res<()> {
+                Ok(self.netlink()?.set_hairpin(&link, on).await?)
+            }
+
+            async fn set_port_vlan(&mut self, link: String, vid: u16) -> Res<()> {
+                Ok(self.netlink()?.set_port_vlan(&link, vid).await?)
+            }
+
+            async fn set_link_up(&mut self, side: Side, link: String, up: bool) -> Res<()> {
+                Ok(self.netlink()?.set_link_up(side, &link, up).await?)
+            }
+
+            async fn set_mtu(&mut self, side: Side, link: String, mtu: u32) -> Res<()> {
+                Ok(self.netlink()?.set_mtu(side, &link, mtu).await?)
+            }
+
+            async fn get_link(&mut self, side: Side, link: String) -> Res<Option<LinkInfo>> {
+                Ok(self.netlink()?.get_link(side, &link).await?)
+            }
+
+            async fn delete_link(&mut self, side: Side, link: String) -> Res<()> {
+                Ok(self.netlink()?.delete_link(side, &link).await?)
+            }
+
+            async fn veth_peer(&mut self, container_link: String) -> Res<Option<LinkInfo>> {
+                Ok(self.netlink()?.veth_peer(&container_link).await?)
+            }
+
+            async fn add_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
+                Ok(self.netlink()?.add_address(side, &link, &cidr).await?)
+            }
+
+            async fn del_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
+                Ok(self.netlink()?.del_address(side, &link, &cidr).await?)
+            }
+
+            async fn list_addresses(&mut self, side: Side, link: String) -> Res<Vec<String>> {
+                Ok(self.netlink()?.list_addresses(side, &link).await?)
+            }
+
+            async fn add_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Add).await?)
+            }
+
+            async fn replace_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Replace).await?)
+            }
+
+            async fn del_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Delete).await?)
+            }
+
+            async fn list_routes(&mut self, side: Side, dev: Option<String>) -> Res<Vec<RouteInfo>> {
+                Ok(self.netlink()?.list_routes(side, dev.as_deref()).await?)
+            }
+
+            async fn sysctl_set(&mut self, side: Side, key: String, value: String) -> Res<()> {
+                Ok(self.netlink()?.sysctl_set(side, &key, &value)?)
+            }
+
+            async fn sysctl_get(&mut self, side: Side, key: String) -> Res<String> {
+                Ok(self.netlink()?.sysctl_get(side, &key)?)
+            }
+
+            async fn masquerade_add(&mut self, source: String, exclude: String) -> Res<()> {
+                Ok(self.netlink()?.masquerade_add(&source, &exclude)?)
+            }
+
+            async fn masquerade_del(&mut self) -> Res<()> {
+                Ok(self.netlink()?.masquerade_del()?)
+            }
+
+            async fn masquerade_gc(&mut self, keep: Vec<String>) -> Res<()> {
+                Ok(self.netlink()?.masquerade_gc(&keep)?)
+            }
+        }
+    };
 }
 
-impl delegate::Host for State {
-    async fn ipam_add(&mut self) -> Res<types::CniResult> {
-        let r = self.delegate(Command::Add, None).await?;
-        Ok(r.unwrap_or_default().into())
-    }
-
-    async fn ipam_del(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_check(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_status(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
-        let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
-        Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
-    }
-}
-
-impl netlink::Host for State {
-    async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Res<LinkInfo> {
-        Ok(self.netlink()?.ensure_bridge(spec).await?)
-    }
-
-    async fn create_veth(&mut self, spec: VethSpec) -> Res<VethPair> {
-        Ok(self.netlink()?.create_veth(spec).await?)
-    }
-
-    async fn set_master(&mut self, link: String, bridge: String) -> Res<()> {
-        Ok(self.netlink()?.set_master(&link, &bridge).await?)
-    }
-
-    async fn set_hairpin(&mut self, link: String, on: bool) -> Res<()> {
-        Ok(self.netlink()?.set_hairpin(&link, on).await?)
-    }
-
-    async fn set_port_vlan(&mut self, link: String, vid: u16) -> Res<()> {
-        Ok(self.netlink()?.set_port_vlan(&link, vid).await?)
-    }
-
-    async fn set_link_up(&mut self, side: Side, link: String, up: bool) -> Res<()> {
-        Ok(self.netlink()?.set_link_up(side, &link, up).await?)
-    }
-
-    async fn set_mtu(&mut self, side: Side, link: String, mtu: u32) -> Res<()> {
-        Ok(self.netlink()?.set_mtu(side, &link, mtu).await?)
-    }
-
-    async fn get_link(&mut self, side: Side, link: String) -> Res<Option<LinkInfo>> {
-        Ok(self.netlink()?.get_link(side, &link).await?)
-    }
-
-    async fn delete_link(&mut self, side: Side, link: String) -> Res<()> {
-        Ok(self.netlink()?.delete_link(side, &link).await?)
-    }
-
-    async fn veth_peer(&mut self, container_link: String) -> Res<Option<LinkInfo>> {
-        Ok(self.netlink()?.veth_peer(&container_link).await?)
-    }
-
-    async fn add_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
-        Ok(self.netlink()?.add_address(side, &link, &cidr).await?)
-    }
-
-    async fn del_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
-        Ok(self.netlink()?.del_address(side, &link, &cidr).await?)
-    }
-
-    async fn list_addresses(&mut self, side: Side, link: String) -> Res<Vec<String>> {
-        Ok(self.netlink()?.list_addresses(side, &link).await?)
-    }
-
-    async fn add_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Add).await?)
-    }
-
-    async fn replace_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Replace).await?)
-    }
-
-    async fn del_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-        Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Delete).await?)
-    }
-
-    async fn list_routes(&mut self, side: Side, dev: Option<String>) -> Res<Vec<RouteInfo>> {
-        Ok(self.netlink()?.list_routes(side, dev.as_deref()).await?)
-    }
-
-    async fn sysctl_set(&mut self, side: Side, key: String, value: String) -> Res<()> {
-        Ok(self.netlink()?.sysctl_set(side, &key, &value)?)
-    }
-
-    async fn sysctl_get(&mut self, side: Side, key: String) -> Res<String> {
-        Ok(self.netlink()?.sysctl_get(side, &key)?)
-    }
-
-    async fn masquerade_add(&mut self, source: String, exclude: String) -> Res<()> {
-        Ok(self.netlink()?.masquerade_add(&source, &exclude)?)
-    }
-
-    async fn masquerade_del(&mut self) -> Res<()> {
-        Ok(self.netlink()?.masquerade_del()?)
-    }
-
-    async fn masquerade_gc(&mut self, keep: Vec<String>) -> Res<()> {
-        Ok(self.netlink()?.masquerade_gc(&keep)?)
-    }
-}
+host_traits!(current);
+host_traits!(v0_1);

@@ -15,10 +15,10 @@ pub use ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
 pub use netlink::{NetlinkCap, Owner};
 
 use crate::engine::MemoryLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Host bindings for every interface any world may import.
+/// Host bindings for every interface of the current package.
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "wasmcni-host",
@@ -26,6 +26,32 @@ pub mod bindings {
         imports: { default: async },
         exports: { default: async },
     });
+}
+
+/// Host bindings for the 0.1.0 interfaces, over the current types.
+pub mod compat {
+    wasmtime::component::bindgen!({
+        world: "wasmcni:plugin/compat@0.1.0",
+        path: ["../wit", "wit/compat-0.1.0.wit"],
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasmcni:plugin/types@0.2.0": super::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@0.2.0": super::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/ipam-store@0.2.0": super::bindings::wasmcni::plugin::ipam_store,
+            "wasmcni:plugin/netlink@0.2.0": super::bindings::wasmcni::plugin::netlink,
+        },
+    });
+}
+
+/// Links every interface of every package version this host serves.
+pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    bindings::WasmcniHost::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    use compat::wasmcni::plugin0_1_0::{delegate, ipam_store, log, netlink};
+    log::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    ipam_store::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    netlink::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    delegate::add_to_linker::<State, HasSelf<State>>(linker, |s| s)
 }
 
 /// Per-call store data: WASI with nothing granted (no files, no network, no

@@ -16,6 +16,8 @@ pub mod code {
     pub const CAPABILITY_DENIED: u32 = 101;
     /// The kernel refused a netlink or sysctl request.
     pub const KERNEL: u32 = 102;
+    /// A policy denied the ADD.
+    pub const POLICY_DENIED: u32 = 103;
 }
 
 /// How a plugin call failed, when the sandbox stopped it.

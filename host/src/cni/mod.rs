@@ -2,6 +2,7 @@
 //! selected plugin, print the result in the config's version (or the error),
 //! and exit with the matching status.
 
+mod admission;
 pub mod call;
 pub mod env;
 pub mod error;
@@ -128,8 +129,12 @@ impl Request {
 
     /// Runs the call; `Ok(None)` means success with nothing to print.
     pub async fn execute(self, runner: &Arc<Runner>) -> Result<Option<serde_json::Value>, CniError> {
-        let result = runner.run(&self.target, self.call.clone(), self.command, self.valid).await?;
-        Ok(result.map(|r| r.to_version(&self.call.conf.cni_version, self.call.conf.version)))
+        let call = match self.command {
+            Command::Add => admission::admit(runner, self.call).await?,
+            _ => self.call,
+        };
+        let result = runner.run(&self.target, call.clone(), self.command, self.valid).await?;
+        Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))
     }
 }
 

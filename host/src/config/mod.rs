@@ -3,5 +3,7 @@
 mod module;
 mod netconf;
 
-pub use module::{DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, set_module_dir, valid_module_name};
+pub use module::{
+    DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir, valid_module_name,
+};
 pub use netconf::{Limits, NetConf};

@@ -104,6 +104,13 @@ pub fn resolve_ipam(ipam: &Value) -> Result<ModuleSource, CniError> {
     Ok(ModuleSource::Exec { kind: kind.to_owned() })
 }
 
+/// The module of a `policies` entry, by its `plugin` (name or path).
+pub fn resolve_policy(entry: &Value) -> Result<(PathBuf, Option<String>), CniError> {
+    let plugin = entry.get("plugin").and_then(Value::as_str).unwrap_or_default();
+    let sha256 = entry.get("pluginSha256").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    Ok((locate(plugin)?, sha256))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ struct RawLimits {
 }
 
 impl Limits {
-    fn from_value(v: Option<&Value>, base: Limits) -> Result<Limits, CniError> {
+    pub fn from_value(v: Option<&Value>, base: Limits) -> Result<Limits, CniError> {
         let Some(v) = v else { return Ok(base) };
         let raw: RawLimits =
             serde_json::from_value(v.clone()).map_err(|e| CniError::config(format!("invalid \"limits\": {e}")))?;
@@ -88,6 +88,9 @@ pub struct NetConf {
     /// The bridge this config names (the reference default `cni0` when absent):
     /// the one host link a plugin may touch without having created it.
     pub bridge: String,
+    /// `policies`: the entries of the policy modules to run before ADD, each
+    /// with at least a `plugin`.
+    pub policies: Vec<Value>,
     /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
     pub valid_attachments: Vec<(String, String)>,
     /// The config exactly as received, handed to plugins and delegates.
@@ -135,10 +138,24 @@ impl NetConf {
             ipam_limits,
             prev_result,
             bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
+            policies: policies(&value)?,
             valid_attachments: valid_attachments(&value)?,
             raw: String::from_utf8_lossy(stdin).into_owned(),
         })
     }
+}
+
+fn policies(v: &Value) -> Result<Vec<Value>, CniError> {
+    let Some(list) = v.get("policies") else { return Ok(Vec::new()) };
+    let entries = list.as_array().ok_or_else(|| CniError::config("\"policies\" must be a list"))?;
+    for entry in entries {
+        if entry.get("plugin").and_then(Value::as_str).is_none() {
+            return Err(CniError::config(format!(
+                "policy entry {entry} needs a \"plugin\" (module name or absolute path)"
+            )));
+        }
+    }
+    Ok(entries.clone())
 }
 
 fn valid_attachments(v: &Value) -> Result<Vec<(String, String)>, CniError> {

@@ -11,6 +11,7 @@ mod wasi;
 pub mod world;
 
 pub use limiter::MemoryLimiter;
+pub use module::module_name;
 pub use run::{Runner, Target};
 pub use world::Role;
 

@@ -4,20 +4,30 @@
 
 use super::world::{self, ModuleInfo, Role};
 use crate::caps::State;
-use crate::caps::bindings::WasmcniHostPre;
+use crate::caps::bindings::exports::wasmcni::plugin::{admission, handler};
+use crate::caps::compat::exports::wasmcni::plugin0_1_0::handler as handler_v0_1;
 use crate::cni::error::CniError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
+
+/// The export a call enters a module through, found once at link time.
+pub enum Entry {
+    Handler(handler::GuestIndices),
+    /// A handler built against WIT 0.1.
+    HandlerV0_1(handler_v0_1::GuestIndices),
+    Admission(admission::GuestIndices),
+}
 
 pub struct Module {
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
     pub info: ModuleInfo,
-    pub pre: WasmcniHostPre<State>,
+    pub pre: InstancePre<State>,
+    pub entry: Entry,
     pub loaded_at: SystemTime,
     calls: AtomicU64,
 }
@@ -42,13 +52,21 @@ impl Module {
         info.metadata = metadata;
         world::check(&info, info.declared_role(), &name)?;
         let refuse = |e: wasmtime::Error| CniError::config(format!("module {name} cannot be linked: {e:#}"));
-        let pre = WasmcniHostPre::new(linker.instantiate_pre(&component).map_err(refuse)?).map_err(refuse)?;
+        let pre = linker.instantiate_pre(&component).map_err(refuse)?;
+        let entry = match info.declared_role() {
+            Role::Policy => Entry::Admission(admission::GuestIndices::new(&pre).map_err(refuse)?),
+            _ if info.wit_version.as_deref().is_some_and(|v| v.starts_with("0.1.")) => {
+                Entry::HandlerV0_1(handler_v0_1::GuestIndices::new(&pre).map_err(refuse)?)
+            }
+            _ => Entry::Handler(handler::GuestIndices::new(&pre).map_err(refuse)?),
+        };
         Ok(Module {
             name,
             path: path.to_owned(),
             sha256,
             info,
             pre,
+            entry,
             loaded_at: SystemTime::now(),
             calls: AtomicU64::new(0),
         })

@@ -2,11 +2,10 @@
 //! with the role's capabilities and limits, call the export, classify
 //! failures, and undo what a failed ADD left on the host.
 
-use super::module::Module;
+use super::module::{Entry, Module};
 use super::{cache, world::Role};
-use crate::caps::bindings::exports::wasmcni::plugin::handler::Guest;
+use crate::caps::bindings::exports::wasmcni::plugin::admission::Decision;
 use crate::caps::bindings::wasmcni::plugin::types;
-use crate::caps::bindings::{WasmcniHost as HostWorld, WasmcniHostPre as HostPre};
 use crate::caps::netns::Netns;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::cni::call::Call;
@@ -17,7 +16,7 @@ use crate::config::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap};
 
 /// What to run and how.
@@ -54,7 +53,7 @@ impl Runner {
         let mut linker = Linker::new(&engine);
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
         super::wasi::add_to_linker(&mut linker).map_err(link_err)?;
-        HostWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(link_err)?;
+        crate::caps::add_to_linker(&mut linker).map_err(link_err)?;
         Ok(Arc::new(Runner {
             engine,
             linker,
@@ -139,6 +138,7 @@ impl Runner {
                 state.netlink = Some(NetlinkCap::new(owner, netns, call.conf.bridge.clone(), call.prev_host_links())?);
                 state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
             }
+            Role::Policy => {}
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
@@ -149,14 +149,14 @@ impl Runner {
         Ok(state)
     }
 
-    fn invocation(call: &Call, netns_open: bool) -> types::Invocation {
+    fn invocation(call: &Call, netns_open: bool, config: String) -> types::Invocation {
         types::Invocation {
             container_id: call.env.container_id.clone(),
             ifname: call.env.ifname.clone(),
             netns: call.env.netns.clone().filter(|_| netns_open),
             args: call.env.args.iter().map(|(k, v)| types::Arg { key: k.clone(), value: v.clone() }).collect(),
             network_name: call.conf.name.clone(),
-            config: call.conf.raw.clone(),
+            config,
             prev_result: call.conf.prev_result.clone().map(Into::into),
         }
     }
@@ -170,9 +170,14 @@ impl Runner {
         valid: Option<Vec<(String, String)>>,
     ) -> Result<Option<CniResult>, CniError> {
         let module = self.module(target)?;
-        let name = module.name.clone();
-        tracing::debug!(plugin = %name, "loaded");
+        tracing::debug!(plugin = %module.name, "loaded");
         let role = module.role(target.role)?;
+        if role == Role::Policy {
+            return Err(CniError::config(format!(
+                "module {} is a policy: list it under \"policies\" of a plugin's config",
+                module.name
+            )));
+        }
         module.count_call();
         let netns = match (&call.env.netns, role) {
             (Some(path), Role::Plugin) => Netns::open(path)?,
@@ -184,35 +189,71 @@ impl Runner {
                 call.env.netns.as_deref().unwrap_or("")
             )));
         }
-        let inv = Self::invocation(&call, netns.is_some());
+        let inv = Self::invocation(&call, netns.is_some(), call.conf.raw.clone());
         let network_lock =
             self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
         let _serialized = match role {
             Role::Ipam => Some(network_lock.lock().await),
-            Role::Plugin => None,
+            _ => None,
         };
         let state = self.state(&module, target, role, &call, netns)?;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        let ticks = target.limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-
-        let outcome = tokio::time::timeout(
-            target.limits.timeout + super::TICK * 10,
-            call_export(&module.pre, &mut store, command, inv, valid),
-        )
+        let mut store = self.store(state, target.limits);
+        let outcome = guarded(&module.name, &mut store, target.limits, async |store| {
+            call_export(&module, store, command, inv, valid).await
+        })
         .await;
-        tracing::debug!(plugin = %name, "returned");
-        let result = match outcome {
-            Ok(Ok(r)) => r.map_err(CniError::from),
-            Ok(Err(trap)) => Err(classify(trap, &name, store.data(), target.limits)),
-            Err(_) => Err(timed_out(&name, target.limits)),
-        };
+        let result = outcome.and_then(|r| r.map_err(CniError::from));
         if result.is_err() && command == Command::Add {
             store.data_mut().undo().await;
         }
         result
+    }
+
+    /// Asks the policy `target` whether `call`'s ADD may go ahead; `config`
+    /// is the policy's own entry of the plugin's `policies`.
+    pub async fn admit(&self, target: &Target, call: &Call, config: String) -> Result<Decision, CniError> {
+        let module = self.module(target)?;
+        module.role(Some(Role::Policy))?;
+        module.count_call();
+        let Entry::Admission(indices) = &module.entry else {
+            return Err(CniError::config(format!("module {} is not a policy", module.name)));
+        };
+        let inv = Self::invocation(call, call.env.netns.is_some(), config);
+        let mut store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
+        guarded(&module.name, &mut store, target.limits, async |store| {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            indices.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await
+        })
+        .await
+    }
+
+    /// A store for one call, under the call's memory limit and deadline.
+    fn store(&self, state: State, limits: Limits) -> Store<State> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Runs a call into a module, turning a trap, a timeout or running out of
+/// memory into the CNI error that names the plugin and the reason.
+async fn guarded<R>(
+    name: &str,
+    store: &mut Store<State>,
+    limits: Limits,
+    f: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R>,
+) -> Result<R, CniError> {
+    // The epoch deadline stops guest code; this one also stops a host call
+    // the guest is waiting on.
+    let outcome = tokio::time::timeout(limits.timeout + super::TICK * 10, f(&mut *store)).await;
+    tracing::debug!(plugin = %name, "returned");
+    match outcome {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(trap)) => Err(classify(trap, name, store.data(), limits)),
+        Err(_) => Err(timed_out(name, limits)),
     }
 }
 
@@ -227,31 +268,41 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 type Returned = Result<Option<CniResult>, types::CniError>;
 
+/// Calls `command` on a handler of any served WIT version: their Rust types
+/// are the same, so one body serves each.
+macro_rules! call_handler {
+    ($guest:expr, $store:expr, $command:expr, $inv:expr, $valid:expr) => {{
+        let (h, store, inv) = ($guest, $store, $inv);
+        Ok(match $command {
+            Command::Add => h.call_add(&mut *store, inv).await?.map(|r| Some(r.into())),
+            Command::Del => h.call_del(&mut *store, inv).await?.map(|()| None),
+            Command::Check => h.call_check(&mut *store, inv).await?.map(|()| None),
+            Command::Status => h.call_status(&mut *store, inv).await?.map(|()| None),
+            Command::Gc => h.call_gc(&mut *store, inv, &$valid).await?.map(|()| None),
+            Command::Version => unreachable!("VERSION is answered by the host"),
+        })
+    }};
+}
+
 async fn call_export(
-    pre: &HostPre<State>,
+    module: &Module,
     store: &mut Store<State>,
     command: Command,
     inv: types::Invocation,
     valid: Option<Vec<(String, String)>>,
 ) -> wasmtime::Result<Returned> {
-    let instance = pre.instantiate_async(&mut *store).await?;
+    let instance = module.pre.instantiate_async(&mut *store).await?;
     tracing::debug!("instantiated");
-    let h: &Guest = instance.wasmcni_plugin_handler();
-    Ok(match command {
-        Command::Add => h.call_add(&mut *store, &inv).await?.map(|r| Some(r.into())),
-        Command::Del => h.call_del(&mut *store, &inv).await?.map(|()| None),
-        Command::Check => h.call_check(&mut *store, &inv).await?.map(|()| None),
-        Command::Status => h.call_status(&mut *store, &inv).await?.map(|()| None),
-        Command::Gc => {
-            let valid: Vec<types::Attachment> = valid
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(container_id, ifname)| types::Attachment { container_id, ifname })
-                .collect();
-            h.call_gc(&mut *store, &inv, &valid).await?.map(|()| None)
-        }
-        Command::Version => unreachable!("VERSION is answered by the host"),
-    })
+    let valid: Vec<types::Attachment> = valid
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(container_id, ifname)| types::Attachment { container_id, ifname })
+        .collect();
+    match &module.entry {
+        Entry::Handler(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
+        Entry::HandlerV0_1(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
+        Entry::Admission(_) => unreachable!("policies are called through admit"),
+    }
 }
 
 fn timed_out(plugin: &str, limits: Limits) -> CniError {

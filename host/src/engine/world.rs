@@ -7,9 +7,11 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 pub const PACKAGE: &str = "wasmcni:plugin";
-/// The WIT package version this host serves; modules built for an older
-/// minor of the same major are accepted.
-pub const WIT_VERSION: (u32, u32) = (0, 1);
+/// The WIT package version of this host (wit/wasmcni.wit).
+pub const WIT_VERSION: (u32, u32) = (0, 2);
+/// Every (major, minor) this host has bindings for: the current one and the
+/// older minors it keeps serving (host/wit/compat-*.wit).
+const SERVED: &[(u32, u32)] = &[(0, 1), WIT_VERSION];
 
 /// The role a module is run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub enum Role {
     Plugin,
     /// An IPAM plugin (`ipam` world), run by delegation.
     Ipam,
+    /// A policy (`policy` world), run before a plugin's ADD.
+    Policy,
 }
 
 impl Role {
@@ -25,6 +29,7 @@ impl Role {
         match self {
             Role::Plugin => "cni-plugin",
             Role::Ipam => "ipam",
+            Role::Policy => "policy",
         }
     }
 
@@ -32,6 +37,15 @@ impl Role {
         match self {
             Role::Plugin => &["types", "log", "netlink", "delegate"],
             Role::Ipam => &["types", "log", "ipam-store"],
+            Role::Policy => &["types", "log"],
+        }
+    }
+
+    /// The interface a module of this role exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            Role::Plugin | Role::Ipam => "handler",
+            Role::Policy => "admission",
         }
     }
 }
@@ -47,9 +61,15 @@ pub struct ModuleInfo {
 }
 
 impl ModuleInfo {
-    /// The role the module's imports declare.
+    /// The role the module's exports (and for a handler, its imports) declare.
     pub fn declared_role(&self) -> Role {
-        if self.world == Role::Ipam.world() { Role::Ipam } else { Role::Plugin }
+        if self.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == Role::Policy.export()) {
+            Role::Policy
+        } else if self.world == Role::Ipam.world() {
+            Role::Ipam
+        } else {
+            Role::Plugin
+        }
     }
 }
 
@@ -61,8 +81,11 @@ fn our_interface(name: &str) -> Option<(&str, &str)> {
 
 fn compatible(version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    matches!((parts.next(), parts.next()), (Some(Some(major)), Some(Some(minor)))
-        if major == WIT_VERSION.0 && (major > 0 || minor <= WIT_VERSION.1))
+    matches!((parts.next(), parts.next()), (Some(Some(major)), Some(Some(minor))) if SERVED.contains(&(major, minor)))
+}
+
+fn served() -> String {
+    SERVED.iter().map(|(major, minor)| format!("{major}.{minor}.x")).collect::<Vec<_>>().join(", ")
 }
 
 pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
@@ -70,12 +93,16 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
     let ours: Vec<&str> = imports.iter().filter_map(|n| our_interface(n)).map(|(i, _)| i).collect();
-    let world = if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
+    let exports_admission = exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == Role::Policy.export());
+    let world = if exports_admission {
+        if ours.iter().all(|i| Role::Policy.grants().contains(i)) { "policy" } else { "mixed (no world grants this)" }
+    } else if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
         "ipam"
     } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) && !ours.contains(&"ipam-store") {
         "cni-plugin"
     } else if ours.iter().all(|i| matches!(*i, "types" | "log")) {
-        "policy"
+        // A handler that imports nothing privileged runs as a plugin.
+        "cni-plugin"
     } else {
         "mixed (no world grants this)"
     };
@@ -90,12 +117,21 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
         match our_interface(name) {
             Some((_, version)) if !compatible(version) => {
                 return Err(CniError::config(format!(
-                    "module {module} was built for {PACKAGE}@{version}; this host serves {}.{}.x",
-                    WIT_VERSION.0, WIT_VERSION.1
+                    "module {module} was built for {PACKAGE}@{version}; this host serves {}",
+                    served()
                 )));
             }
             _ => {}
         }
+    }
+    let exported = info.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
+    if !exported {
+        return Err(CniError::config(format!(
+            "module {module} does not export {PACKAGE}/{}, so it cannot run as {} {}",
+            role.export(),
+            if role == Role::Ipam { "an" } else { "a" },
+            role.world()
+        )));
     }
     for name in &info.imports {
         let allowed = match our_interface(name) {
@@ -123,13 +159,10 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
             && !compatible(wit)
         {
             return Err(CniError::config(format!(
-                "module {module} was built for {PACKAGE}@{wit}; this host serves {}.{}.x",
-                WIT_VERSION.0, WIT_VERSION.1
+                "module {module} was built for {PACKAGE}@{wit}; this host serves {}",
+                served()
             )));
         }
-    }
-    if info.wit_version.is_none() {
-        return Err(CniError::config(format!("module {module} does not export {PACKAGE}/handler")));
     }
     Ok(())
 }
@@ -141,20 +174,20 @@ mod tests {
     fn info(imports: &[&str]) -> ModuleInfo {
         ModuleInfo {
             world: String::new(),
-            wit_version: Some("0.1.0".into()),
+            wit_version: Some("0.2.0".into()),
             imports: imports.iter().map(|s| s.to_string()).collect(),
-            exports: vec!["wasmcni:plugin/handler@0.1.0".into()],
+            exports: vec!["wasmcni:plugin/handler@0.2.0".into()],
             metadata: None,
         }
     }
 
     #[test]
     fn declared_metadata_must_match_the_imports_and_the_wit_version() {
-        let mut m = info(&["wasmcni:plugin/netlink@0.1.0"]);
+        let mut m = info(&["wasmcni:plugin/netlink@0.2.0"]);
         m.world = "cni-plugin".into();
-        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "0.1.0"}));
+        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "0.2.0"}));
         check(&m, Role::Plugin, "m").unwrap();
-        m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.1.0"}));
+        m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.2.0"}));
         assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("declares the ipam world"));
         m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.0.0"}));
         assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("built for wasmcni:plugin@1.0.0"));
@@ -162,13 +195,13 @@ mod tests {
 
     #[test]
     fn an_ipam_module_may_not_import_netlink() {
-        let ok = info(&["wasi:cli/environment@0.2.6", "wasmcni:plugin/ipam-store@0.1.0", "wasmcni:plugin/log@0.1.0"]);
+        let ok = info(&["wasi:cli/environment@0.2.6", "wasmcni:plugin/ipam-store@0.2.0", "wasmcni:plugin/log@0.2.0"]);
         check(&ok, Role::Ipam, "m").unwrap();
-        let bad = info(&["wasmcni:plugin/ipam-store@0.1.0", "wasmcni:plugin/netlink@0.1.0"]);
+        let bad = info(&["wasmcni:plugin/ipam-store@0.2.0", "wasmcni:plugin/netlink@0.2.0"]);
         let err = check(&bad, Role::Ipam, "m").unwrap_err();
         assert_eq!(err.code, 7);
         assert!(err.msg.contains("netlink"), "{}", err.msg);
-        assert!(check(&info(&["wasmcni:plugin/ipam-store@0.1.0"]), Role::Plugin, "m").is_err());
+        assert!(check(&info(&["wasmcni:plugin/ipam-store@0.2.0"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["evil:host/shell"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["wasi:sockets/tcp@0.2.6"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["wasi:filesystem/preopens@0.2.6"]), Role::Ipam, "m").is_err());
@@ -177,7 +210,29 @@ mod tests {
 
     #[test]
     fn versions_follow_the_semver_promise() {
-        assert!(compatible("0.1.0") && compatible("0.1.9") && compatible("0.0.3"));
-        assert!(!compatible("0.2.0") && !compatible("1.0.0") && !compatible(""));
+        assert!(compatible("0.1.0") && compatible("0.1.9") && compatible("0.2.0"));
+        assert!(!compatible("0.0.3") && !compatible("0.3.0") && !compatible("1.0.0") && !compatible(""));
+        let mut old = info(&["wasmcni:plugin/ipam-store@0.1.0"]);
+        old.exports = vec!["wasmcni:plugin/handler@0.1.0".into()];
+        check(&old, Role::Ipam, "m").unwrap();
+        old.exports = vec!["wasmcni:plugin/handler@0.3.0".into()];
+        let err = check(&old, Role::Ipam, "m").unwrap_err();
+        assert!(err.msg.contains("this host serves 0.1.x, 0.2.x"), "{}", err.msg);
+    }
+
+    #[test]
+    fn a_policy_exports_admission_and_imports_nothing_privileged() {
+        let mut policy = info(&["wasmcni:plugin/log@0.2.0"]);
+        policy.exports = vec!["wasmcni:plugin/admission@0.2.0".into()];
+        policy.world = "policy".into();
+        assert_eq!(policy.declared_role(), Role::Policy);
+        check(&policy, Role::Policy, "p").unwrap();
+        let err = check(&policy, Role::Plugin, "p").unwrap_err();
+        assert!(err.msg.contains("does not export wasmcni:plugin/handler"), "{}", err.msg);
+        let err = check(&info(&["wasmcni:plugin/log@0.2.0"]), Role::Policy, "h").unwrap_err();
+        assert!(err.msg.contains("cannot run as a policy"), "{}", err.msg);
+        policy.imports.push("wasmcni:plugin/netlink@0.2.0".into());
+        let err = check(&policy, Role::Policy, "p").unwrap_err();
+        assert!(err.msg.contains("netlink@0.2.0, which the policy world does not grant"), "{}", err.msg);
     }
 }

@@ -1,0 +1,159 @@
+//! Policies: the modules a plugin's `policies` lists run, in order, before
+//! its ADD. A deny ends the call before anything is created; the changes of
+//! an allow rewrite the config the plugin (and through it, its IPAM, Wasm or
+//! exec'd) then runs with.
+
+use super::call::Call;
+use super::error::{CniError, code};
+use crate::caps::bindings::exports::wasmcni::plugin::admission::{Changes, Decision};
+use crate::config::{Limits, NetConf, resolve_policy};
+use crate::engine::{Role, Runner, Target, module_name};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Runs `call`'s policies; returns the call the plugin should run.
+pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, CniError> {
+    if call.conf.policies.is_empty() {
+        return Ok(call);
+    }
+    let mut config: Value = serde_json::from_str(&call.conf.raw)
+        .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
+    for entry in &call.conf.policies {
+        let (path, sha256) = resolve_policy(entry)?;
+        let name = module_name(&path);
+        let limits = Limits::from_value(entry.get("limits"), call.conf.limits)?;
+        let target = Target { path, sha256, limits, role: Some(Role::Policy) };
+        match runner.admit(&target, &call, entry.to_string()).await? {
+            Decision::Allow => tracing::debug!(policy = %name, "allowed"),
+            Decision::Deny(reason) => {
+                tracing::info!(policy = %name, container = %call.env.container_id, "denied: {reason}");
+                return Err(CniError::new(code::POLICY_DENIED, format!("policy {name} denied the ADD: {reason}")));
+            }
+            Decision::AllowWith(changes) => {
+                tracing::debug!(policy = %name, "allowed with changes");
+                apply(&mut config, &name, changes)?;
+            }
+        }
+    }
+    let conf = NetConf::parse(config.to_string().as_bytes())?;
+    Ok(Arc::new(Call { env: call.env.clone(), conf }))
+}
+
+/// Rewrites a plugin's config with a policy's changes: requested addresses
+/// go to `runtimeConfig.ips`, ranges replace the IPAM section's, routes are
+/// appended to its `routes`.
+fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniError> {
+    let invalid = |what: &str, v: &str| {
+        CniError::new(code::PLUGIN_FAILURE, format!("policy {policy} returned an invalid {what} {v:?}"))
+    };
+    for ip in &changes.ips {
+        ip.split('/').next().unwrap_or_default().parse::<std::net::IpAddr>().map_err(|_| invalid("address", ip))?;
+    }
+    for r in &changes.ranges {
+        r.subnet.parse::<ipnet::IpNet>().map_err(|_| invalid("subnet", &r.subnet))?;
+    }
+    for r in &changes.routes {
+        r.dst.parse::<ipnet::IpNet>().map_err(|_| invalid("route destination", &r.dst))?;
+    }
+    let root = config.as_object_mut().expect("checked by NetConf::parse");
+    if !changes.ips.is_empty() {
+        object(root, "runtimeConfig")?.insert("ips".into(), json!(changes.ips));
+    }
+    if changes.ranges.is_empty() && changes.routes.is_empty() {
+        return Ok(());
+    }
+    let ipam = root.get_mut("ipam").and_then(Value::as_object_mut).ok_or_else(|| {
+        CniError::config(format!("policy {policy} changes the IPAM ranges or routes, but the config has no ipam"))
+    })?;
+    if !changes.ranges.is_empty() {
+        for single in ["subnet", "rangeStart", "rangeEnd", "gateway"] {
+            ipam.remove(single);
+        }
+        let sets: Vec<Value> = changes
+            .ranges
+            .into_iter()
+            .map(|r| {
+                let mut range = json!({ "subnet": r.subnet });
+                for (key, v) in [("rangeStart", r.range_start), ("rangeEnd", r.range_end), ("gateway", r.gateway)] {
+                    if let Some(v) = v {
+                        range[key] = json!(v);
+                    }
+                }
+                json!([range])
+            })
+            .collect();
+        ipam.insert("ranges".into(), Value::Array(sets));
+    }
+    if !changes.routes.is_empty() {
+        let routes = ipam.entry("routes").or_insert_with(|| json!([]));
+        let list = routes.as_array_mut().ok_or_else(|| CniError::config("ipam \"routes\" must be a list"))?;
+        list.extend(changes.routes.into_iter().map(|r| {
+            let mut route = json!({ "dst": r.dst });
+            if let Some(gw) = r.gw {
+                route["gw"] = json!(gw);
+            }
+            route
+        }));
+    }
+    Ok(())
+}
+
+/// The object under `key`, created when absent.
+fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut Map<String, Value>, CniError> {
+    parent
+        .entry(key)
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| CniError::config(format!("\"{key}\" must be an object")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::bindings::exports::wasmcni::plugin::admission::IpRange;
+    use crate::caps::bindings::wasmcni::plugin::types::Route;
+
+    fn changes(ips: &[&str], ranges: &[&str], routes: &[&str]) -> Changes {
+        Changes {
+            ips: ips.iter().map(|s| s.to_string()).collect(),
+            ranges: ranges
+                .iter()
+                .map(|s| IpRange { subnet: s.to_string(), range_start: None, range_end: None, gateway: None })
+                .collect(),
+            routes: routes
+                .iter()
+                .map(|d| Route {
+                    dst: d.to_string(),
+                    gw: None,
+                    mtu: None,
+                    advmss: None,
+                    priority: None,
+                    table: None,
+                    scope: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn changes_rewrite_the_ipam_section_and_the_requested_ips() {
+        let mut c = json!({"name": "n", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24",
+            "gateway": "10.0.0.1", "routes": [{"dst": "0.0.0.0/0"}]}});
+        apply(&mut c, "p", changes(&["10.9.0.7"], &["10.9.0.0/24", "fd09::/64"], &["192.168.0.0/16"])).unwrap();
+        assert_eq!(c["runtimeConfig"]["ips"], json!(["10.9.0.7"]));
+        assert_eq!(c["ipam"]["ranges"], json!([[{"subnet": "10.9.0.0/24"}], [{"subnet": "fd09::/64"}]]));
+        assert!(c["ipam"].get("subnet").is_none() && c["ipam"].get("gateway").is_none());
+        assert_eq!(c["ipam"]["routes"], json!([{"dst": "0.0.0.0/0"}, {"dst": "192.168.0.0/16"}]));
+    }
+
+    #[test]
+    fn bad_changes_are_refused() {
+        let mut c = json!({"name": "n"});
+        assert_eq!(apply(&mut c, "p", changes(&["nope"], &[], &[])).unwrap_err().code, 100);
+        assert_eq!(apply(&mut c, "p", changes(&[], &["10.0.0.0/99"], &[])).unwrap_err().code, 100);
+        let err = apply(&mut c, "p", changes(&[], &["10.0.0.0/24"], &[])).unwrap_err();
+        assert!(err.code == 7 && err.msg.contains("no ipam"), "{err}");
+        let mut c = json!({"name": "n", "runtimeConfig": "x"});
+        assert_eq!(apply(&mut c, "p", changes(&["10.0.0.1"], &[], &[])).unwrap_err().code, 7);
+    }
+}
