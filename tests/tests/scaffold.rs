@@ -1,6 +1,6 @@
 //! `wasmcni new` makes crates that test and build, and whose modules the
 //! host runs: the IPAM one as a bridge's IPAM, the network one chained
-//! after the bridge.
+//! after the bridge, the policy one before the bridge's ADD.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,7 @@ fn scaffolded_plugins_test_build_and_run_in_the_host() {
     std::fs::create_dir_all(&root).unwrap();
     let ipam = scaffold(&root, "my-ipam", "ipam");
     let tuning = scaffold(&root, "my-tuning", "cni");
+    let policy = scaffold(&root, "my-policy", "policy");
     let inspect = run(&root, &[wasmcni_bin().to_str().unwrap(), "inspect", tuning.to_str().unwrap()]);
     assert!(inspect.contains("\"world\": \"cni-plugin\""), "{inspect}");
 
@@ -45,7 +46,23 @@ fn scaffolded_plugins_test_build_and_run_in_the_host() {
     let mut bridge = lab.bridge_conf("1.0.0", json!({"subnet": "10.58.0.0/24"}));
     bridge["ipam"]["type"] = "wasmcni".into();
     bridge["ipam"]["plugin"] = ipam.display().to_string().into();
-    let result = lab.cni("ADD", &bridge, "scaffold", &c.path()).expect_ok().json();
+    bridge["policies"] = json!([{"plugin": policy.display().to_string(), "deny": ["blocked"]}]);
+    let add = |args: &str| {
+        let path = c.path();
+        lab.invoke(&Invoke {
+            plugin: "wasm-bridge",
+            command: "ADD",
+            container_id: "scaffold",
+            netns: &path,
+            ifname: "eth0",
+            args,
+            config: &bridge,
+        })
+    };
+    let denied = add("K8S_POD_NAMESPACE=blocked");
+    assert_eq!(denied.code(), 103, "{}", denied.stdout);
+    assert!(!c.has_link("eth0") && lab.leases().is_empty());
+    let result = add("K8S_POD_NAMESPACE=prod").expect_ok().json();
     assert_eq!(result_ips(&result), vec!["10.58.0.2/24".to_string()]);
 
     let chained = json!({

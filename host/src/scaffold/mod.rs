@@ -10,11 +10,14 @@ pub enum Kind {
     Ipam,
     /// A chained network plugin (the `cni-plugin` world).
     Cni,
+    /// A policy run before a plugin's ADD (the `policy` world).
+    Policy,
 }
 
 const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
 const IPAM_LIB: &str = include_str!("template/ipam.rs.in");
 const CNI_LIB: &str = include_str!("template/cni.rs.in");
+const POLICY_LIB: &str = include_str!("template/policy.rs.in");
 const README: &str = include_str!("template/README.md.in");
 
 fn valid_name(name: &str) -> bool {
@@ -41,12 +44,22 @@ pub fn create(name: &str, kind: Kind, dir: Option<PathBuf>, sdk: Option<PathBuf>
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let (world, lib) = match kind {
-        Kind::Ipam => ("ipam", IPAM_LIB),
-        Kind::Cni => ("cni-plugin", CNI_LIB),
+    let (world, lib, usage) = match kind {
+        Kind::Ipam => {
+            ("ipam", IPAM_LIB, "goes in a plugin's `ipam` section: `\"ipam\": {\"type\": \"wasm-{{name}}\", ...}`")
+        }
+        Kind::Cni => {
+            ("cni-plugin", CNI_LIB, "goes after the main plugin in a conflist: `{\"type\": \"wasm-{{name}}\"}`")
+        }
+        Kind::Policy => (
+            "policy",
+            POLICY_LIB,
+            "is listed in a plugin's `policies`, which run before its ADD: `\"policies\": [{\"plugin\": \"{{name}}\", \"deny\": [\"sandbox\"]}]`",
+        ),
     };
     let fill = |t: &str| {
-        t.replace("{{name}}", name)
+        t.replace("{{usage}}", usage)
+            .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{world}}", world)
             .replace("{{sdk}}", &sdk.display().to_string())
