@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
+scripts/build-languages.sh
 cargo run --release --locked -p wasmcni-bench -- "$@"

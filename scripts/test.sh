@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 [[ $(id -u) == 0 ]] || { echo "the end-to-end tests need root (network namespaces)" >&2; exit 1; }
 scripts/setup.sh
 scripts/build.sh
+scripts/build-languages.sh
+python3 -m unittest discover -s examples/ipam-python/tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --release --locked -p wasmcni -p wasmcni-sdk -p wasmcni-plugin-host-local -p wasmcni-plugin-bridge \
