@@ -3,8 +3,8 @@
 //! Wasm modules, one process per call), wasmcni through its daemon (the shim
 //! forwarding to warm modules), and the kernel floor (the same netlink work
 //! as iproute2 batches). Calls alternate between implementations so all see
-//! the same machine. Then a churn of ADD+DEL cycles with 4 in parallel, and
-//! the daemon's memory. Run as root: `scripts/bench.sh`.
+//! the same machine. Then a churn of ADD+DEL cycles with 4 in parallel, the
+//! daemon's memory, and the IPAM policy in Rust, Python and JavaScript. Run as root: `scripts/bench.sh`.
 //!
 //! The process joins a throwaway "node" netns and execs the plugins
 //! directly, so no wrapper (ip netns exec) is timed.
@@ -12,6 +12,7 @@
 mod daemon;
 mod exec;
 mod floor;
+mod languages;
 
 use clap::Parser;
 use exec::Plugin;
@@ -33,6 +34,9 @@ struct Args {
     /// Parallel workers in the churn run.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// ADD+DEL rounds per language in the IPAM-by-language run.
+    #[arg(long, default_value_t = 30)]
+    language_rounds: usize,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -206,5 +210,6 @@ fn main() {
         daemon.rss_mib()
     );
     drop(daemon);
+    languages::run(&scratch, args.language_rounds);
     let _ = std::fs::remove_dir_all(&scratch);
 }
