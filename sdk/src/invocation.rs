@@ -18,6 +18,12 @@ where
     args.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
+/// The pod's Kubernetes namespace (CNI_ARGS `K8S_POD_NAMESPACE`), if the
+/// runtime passed one.
+pub fn pod_namespace(inv: &crate::bindings::wasmcni::plugin::types::Invocation) -> Option<&str> {
+    arg(inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str())), "K8S_POD_NAMESPACE")
+}
+
 /// Addresses the runtime asked for, from every place the spec's conventions
 /// allow: CNI_ARGS `IP=a,b`, `args.cni.ips` and `runtimeConfig.ips`.
 /// Each may be a bare address or CIDR notation.

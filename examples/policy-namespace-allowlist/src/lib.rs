@@ -9,7 +9,7 @@
 //! (for runtimes that are not Kubernetes, such as podman).
 
 use serde::Deserialize;
-use wasmcni_sdk::invocation::{arg, parse_config};
+use wasmcni_sdk::invocation::{parse_config, pod_namespace};
 use wasmcni_sdk::policy::{Decision, Policy, log, types::Invocation};
 
 #[derive(Deserialize)]
@@ -28,7 +28,7 @@ impl Policy for NamespaceAllowlist {
             Ok(c) => c,
             Err(e) => return Decision::Deny(e.msg),
         };
-        let namespace = arg(inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str())), "K8S_POD_NAMESPACE");
+        let namespace = pod_namespace(&inv);
         match namespace {
             None if config.allow_without_namespace => Decision::Allow,
             None => Decision::Deny("no K8S_POD_NAMESPACE in CNI_ARGS".into()),

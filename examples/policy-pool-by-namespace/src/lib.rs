@@ -15,7 +15,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use wasmcni_sdk::invocation::{arg, parse_config};
+use wasmcni_sdk::invocation::{parse_config, pod_namespace};
 use wasmcni_sdk::policy::{Changes, Decision, IpRange, Policy, log, types::Invocation};
 
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ impl Policy for PoolByNamespace {
             Ok(c) => c,
             Err(e) => return Decision::Deny(e.msg),
         };
-        let namespace = arg(inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str())), "K8S_POD_NAMESPACE");
+        let namespace = pod_namespace(&inv);
         let Some(pool) = namespace.and_then(|ns| config.pools.get(ns)) else {
             return match config.default {
                 Fallback::Keep => Decision::Allow,
