@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing wasmcni needs on a fresh Debian machine:
 # the wasm32-wasip2 Rust target and the Debian packages (kernel tools, the
-# reference CNI plugins for interop tests, podman, hyperfine for benchmarks).
+# reference CNI plugins for interop tests, podman, hyperfine for benchmarks,
+# etcd for the cluster tests, protoc for the etcd client).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(iproute2 iptables nftables iputils-ping curl containernetworking-plugins podman runc hyperfine busybox-static)
+packages=(iproute2 iptables nftables iputils-ping curl containernetworking-plugins podman runc hyperfine busybox-static
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

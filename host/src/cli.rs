@@ -64,7 +64,62 @@ enum Cmd {
         /// How often the module directory is checked for replaced files.
         #[arg(long, default_value_t = 1000)]
         watch_interval_ms: u64,
+        #[command(flatten)]
+        cluster: Box<ClusterArgs>,
     },
+}
+
+/// Cluster mode: claim this node's pod subnet and route to the other nodes'.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// etcd endpoints (comma-separated URLs) holding the node subnet leases.
+    #[arg(long, value_delimiter = ',', requires_all = ["node_ip", "underlay_iface"])]
+    etcd_endpoints: Vec<String>,
+    /// A static peers file instead of etcd (network and node → subnet).
+    #[arg(long, conflicts_with = "etcd_endpoints", requires_all = ["node_ip", "underlay_iface"])]
+    peers_file: Option<PathBuf>,
+    /// This node's address on the underlay.
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// The interface routes to other nodes leave through.
+    #[arg(long)]
+    underlay_iface: Option<String>,
+    #[arg(long, default_value = "/wasmcni/network")]
+    etcd_prefix: String,
+    /// Where this node's subnet is written, flannel style.
+    #[arg(long, default_value = "/run/wasmcni/subnet.env")]
+    subnet_file: PathBuf,
+    /// The TTL of this node's claim: how long a node that stopped keeps its routes elsewhere.
+    #[arg(long, default_value_t = 30)]
+    lease_ttl_secs: u64,
+    /// The routing module (name or absolute path) and its JSON config.
+    #[arg(long, default_value = "host-gw")]
+    routing_plugin: String,
+    #[arg(long, default_value = "{}")]
+    routing_config: String,
+    /// FLANNEL_IPMASQ in subnet.env.
+    #[arg(long)]
+    ip_masq: bool,
+}
+
+impl ClusterArgs {
+    fn options(self) -> Option<crate::cluster::Options> {
+        if self.etcd_endpoints.is_empty() && self.peers_file.is_none() {
+            return None;
+        }
+        Some(crate::cluster::Options {
+            etcd_endpoints: self.etcd_endpoints,
+            peers_file: self.peers_file,
+            node_ip: self.node_ip?,
+            underlay: self.underlay_iface?,
+            etcd_prefix: self.etcd_prefix,
+            subnet_file: self.subnet_file,
+            lease_ttl: std::time::Duration::from_secs(self.lease_ttl_secs),
+            routing_plugin: self.routing_plugin,
+            routing_config: self.routing_config,
+            ip_masq: self.ip_masq,
+        })
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -93,13 +148,14 @@ fn run(cli: Cli) -> Result<()> {
             println!("created {}: see its README.md", root.display());
             Ok(())
         }
-        Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms } => {
+        Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms, cluster } => {
             let opts = crate::daemon::Options {
                 socket,
                 tcp,
                 token_file,
                 module_dir,
                 watch_interval: std::time::Duration::from_millis(watch_interval_ms),
+                cluster: cluster.options(),
             };
             // Netlink requests run synchronously inside the kernel's sendmsg
             // (a veth deletion waits there for RCU), so a worker can stall for

@@ -4,6 +4,7 @@
 
 mod caps;
 mod cli;
+mod cluster;
 mod cni;
 mod config;
 mod daemon;

@@ -67,6 +67,29 @@ pub mod ipam {
     pub use crate::host::{ipam_store, log};
 }
 
+/// The node-routes export of the `routing` world, over the same types.
+#[doc(hidden)]
+pub mod routing_bindings {
+    wit_bindgen::generate!({
+        world: "routing",
+        path: "../wit",
+        with: {
+            "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_node_routes",
+        default_bindings_module: "wasmcni_sdk::routing_bindings",
+    });
+}
+
+/// The `routing` world: routes to other nodes' pods from their leases; only the log.
+pub mod routing {
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::log;
+    pub use crate::routing_bindings::exports::wasmcni::plugin::node_routes::{Guest as Routing, NodeLease, Underlay};
+}
+
 /// The `policy` world: admit, deny or change an ADD; only the log.
 pub mod policy {
     pub use crate::bindings::wasmcni::plugin::types;
@@ -100,6 +123,15 @@ macro_rules! export_policy {
     ($t:ident) => {
         $crate::policy_bindings::export_admission!($t);
         $crate::__embed_metadata!("policy");
+    };
+}
+
+/// Exports a type implementing [`routing::Routing`] as a `routing` module.
+#[macro_export]
+macro_rules! export_routing {
+    ($t:ident) => {
+        $crate::routing_bindings::export_node_routes!($t);
+        $crate::__embed_metadata!("routing");
     };
 }
 

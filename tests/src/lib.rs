@@ -4,6 +4,7 @@
 //! container runtime does. Everything is removed on drop, also when a test
 //! fails, and nothing outside these namespaces is touched.
 
+pub mod cluster;
 pub mod daemon;
 
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ mod host;
 mod ipam_store;
 mod log;
 pub mod masquerade;
-mod netlink;
+pub(crate) mod netlink;
 pub mod netns;
 mod sysctl;
 

@@ -2,6 +2,7 @@
 
 mod module;
 mod netconf;
+mod subnet_file;
 
 pub use module::{
     DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir, valid_module_name,

@@ -93,7 +93,8 @@ pub struct NetConf {
     pub policies: Vec<Value>,
     /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
     pub valid_attachments: Vec<(String, String)>,
-    /// The config exactly as received, handed to plugins and delegates.
+    /// The config as received (with a `subnetFile` resolved), handed to
+    /// plugins and delegates.
     pub raw: String,
 }
 
@@ -101,11 +102,12 @@ impl NetConf {
     /// Parses stdin: not JSON → 6; a field of the wrong type or a bad name → 7;
     /// an unsupported cniVersion → 1.
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        let value: Value = serde_json::from_slice(stdin)
+        let mut value: Value = serde_json::from_slice(stdin)
             .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(CniError::new(code::DECODE_FAILURE, "network config must be a JSON object"));
         }
+        let rewritten = super::subnet_file::resolve(&mut value)?;
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
         let version = Version::supported(&raw.cni_version)?;
@@ -140,7 +142,7 @@ impl NetConf {
             bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
             policies: policies(&value)?,
             valid_attachments: valid_attachments(&value)?,
-            raw: String::from_utf8_lossy(stdin).into_owned(),
+            raw: if rewritten { value.to_string() } else { String::from_utf8_lossy(stdin).into_owned() },
         })
     }
 }

@@ -18,6 +18,8 @@ pub struct Options {
     pub token_file: Option<PathBuf>,
     pub module_dir: PathBuf,
     pub watch_interval: Duration,
+    /// Cluster mode: this node's subnet and the routes to the others.
+    pub cluster: Option<crate::cluster::Options>,
 }
 
 fn read_token(path: &std::path::Path) -> Result<String> {
@@ -68,6 +70,9 @@ pub async fn serve(opts: Options) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;
     tokio::spawn(watch::run(state.clone(), opts.watch_interval, seen));
+    if let Some(cluster) = opts.cluster {
+        crate::cluster::start(state.runner.clone(), cluster).await.context("cluster mode")?;
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

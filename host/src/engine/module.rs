@@ -4,7 +4,7 @@
 
 use super::world::{self, ModuleInfo, Role};
 use crate::caps::State;
-use crate::caps::bindings::exports::wasmcni::plugin::{admission, handler};
+use crate::caps::bindings::exports::wasmcni::plugin::{admission, handler, node_routes};
 use crate::caps::compat::exports::wasmcni::plugin0_1_0::handler as handler_v0_1;
 use crate::cni::error::CniError;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ pub enum Entry {
     /// A handler built against WIT 0.1.
     HandlerV0_1(handler_v0_1::GuestIndices),
     Admission(admission::GuestIndices),
+    NodeRoutes(node_routes::GuestIndices),
 }
 
 pub struct Module {
@@ -55,6 +56,7 @@ impl Module {
         let pre = linker.instantiate_pre(&component).map_err(refuse)?;
         let entry = match info.declared_role() {
             Role::Policy => Entry::Admission(admission::GuestIndices::new(&pre).map_err(refuse)?),
+            Role::Routing => Entry::NodeRoutes(node_routes::GuestIndices::new(&pre).map_err(refuse)?),
             _ if info.wit_version.as_deref().is_some_and(|v| v.starts_with("0.1.")) => {
                 Entry::HandlerV0_1(handler_v0_1::GuestIndices::new(&pre).map_err(refuse)?)
             }

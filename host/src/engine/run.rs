@@ -5,6 +5,7 @@
 use super::module::{Entry, Module};
 use super::{cache, world::Role};
 use crate::caps::bindings::exports::wasmcni::plugin::admission::Decision;
+use crate::caps::bindings::exports::wasmcni::plugin::node_routes::{NodeLease, Underlay};
 use crate::caps::bindings::wasmcni::plugin::types;
 use crate::caps::netns::Netns;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
@@ -138,7 +139,7 @@ impl Runner {
                 state.netlink = Some(NetlinkCap::new(owner, netns, call.conf.bridge.clone(), call.prev_host_links())?);
                 state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
             }
-            Role::Policy => {}
+            Role::Policy | Role::Routing => {}
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
@@ -172,11 +173,20 @@ impl Runner {
         let module = self.module(target)?;
         tracing::debug!(plugin = %module.name, "loaded");
         let role = module.role(target.role)?;
-        if role == Role::Policy {
-            return Err(CniError::config(format!(
-                "module {} is a policy: list it under \"policies\" of a plugin's config",
-                module.name
-            )));
+        match role {
+            Role::Policy => {
+                return Err(CniError::config(format!(
+                    "module {} is a policy: list it under \"policies\" of a plugin's config",
+                    module.name
+                )));
+            }
+            Role::Routing => {
+                return Err(CniError::config(format!(
+                    "module {} is a routing plugin: the daemon runs it (--routing-plugin)",
+                    module.name
+                )));
+            }
+            Role::Plugin | Role::Ipam => {}
         }
         module.count_call();
         let netns = match (&call.env.netns, role) {
@@ -225,6 +235,31 @@ impl Runner {
             indices.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await
         })
         .await
+    }
+
+    /// Asks the routing plugin `target` for the routes from `local` to its
+    /// peers' pods through `underlay`.
+    pub async fn node_routes(
+        &self,
+        target: &Target,
+        config: String,
+        local: NodeLease,
+        peers: Vec<NodeLease>,
+        underlay: Underlay,
+    ) -> Result<Vec<types::Route>, CniError> {
+        let module = self.module(target)?;
+        module.role(Some(Role::Routing))?;
+        module.count_call();
+        let Entry::NodeRoutes(indices) = &module.entry else {
+            return Err(CniError::config(format!("module {} is not a routing plugin", module.name)));
+        };
+        let mut store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
+        let returned = guarded(&module.name, &mut store, target.limits, async |store| {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            indices.load(&mut *store, &instance)?.call_routes(&mut *store, &config, &local, &peers, &underlay).await
+        })
+        .await?;
+        returned.map_err(CniError::from)
     }
 
     /// A store for one call, under the call's memory limit and deadline.
@@ -301,7 +336,7 @@ async fn call_export(
     match &module.entry {
         Entry::Handler(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
         Entry::HandlerV0_1(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
-        Entry::Admission(_) => unreachable!("policies are called through admit"),
+        Entry::Admission(_) | Entry::NodeRoutes(_) => unreachable!("run() refuses policies and routing plugins"),
     }
 }
 

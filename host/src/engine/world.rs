@@ -22,6 +22,8 @@ pub enum Role {
     Ipam,
     /// A policy (`policy` world), run before a plugin's ADD.
     Policy,
+    /// A routing plugin (`routing` world), run by the daemon's cluster mode.
+    Routing,
 }
 
 impl Role {
@@ -30,6 +32,7 @@ impl Role {
             Role::Plugin => "cni-plugin",
             Role::Ipam => "ipam",
             Role::Policy => "policy",
+            Role::Routing => "routing",
         }
     }
 
@@ -37,7 +40,7 @@ impl Role {
         match self {
             Role::Plugin => &["types", "log", "netlink", "delegate"],
             Role::Ipam => &["types", "log", "ipam-store"],
-            Role::Policy => &["types", "log"],
+            Role::Policy | Role::Routing => &["types", "log"],
         }
     }
 
@@ -46,6 +49,7 @@ impl Role {
         match self {
             Role::Plugin | Role::Ipam => "handler",
             Role::Policy => "admission",
+            Role::Routing => "node-routes",
         }
     }
 }
@@ -63,8 +67,12 @@ pub struct ModuleInfo {
 impl ModuleInfo {
     /// The role the module's exports (and for a handler, its imports) declare.
     pub fn declared_role(&self) -> Role {
-        if self.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == Role::Policy.export()) {
+        let exports =
+            |role: Role| self.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
+        if exports(Role::Policy) {
             Role::Policy
+        } else if exports(Role::Routing) {
+            Role::Routing
         } else if self.world == Role::Ipam.world() {
             Role::Ipam
         } else {
@@ -93,9 +101,9 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
     let ours: Vec<&str> = imports.iter().filter_map(|n| our_interface(n)).map(|(i, _)| i).collect();
-    let exports_admission = exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == Role::Policy.export());
-    let world = if exports_admission {
-        if ours.iter().all(|i| Role::Policy.grants().contains(i)) { "policy" } else { "mixed (no world grants this)" }
+    let exported = |role: Role| exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
+    let world = if let Some(role) = [Role::Policy, Role::Routing].into_iter().find(|r| exported(*r)) {
+        if ours.iter().all(|i| role.grants().contains(i)) { role.world() } else { "mixed (no world grants this)" }
     } else if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
         "ipam"
     } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) && !ours.contains(&"ipam-store") {

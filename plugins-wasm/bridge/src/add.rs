@@ -56,7 +56,14 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
         if conf.ip_masq {
             for ip in &result.ips {
                 let net = parse_net(&ip.address)?;
-                netlink::masquerade_add(&net.addr().to_string(), &net.trunc().to_string())?;
+                let cluster = conf.cluster_network.as_deref().map(|c| {
+                    c.parse::<IpNet>().map_err(|_| Error::config(format!("clusterNetwork {c:?} is not a CIDR")))
+                });
+                let exclude = match cluster.transpose()? {
+                    Some(c) if c.contains(&net.addr()) => c.trunc(),
+                    _ => net.trunc(),
+                };
+                netlink::masquerade_add(&net.addr().to_string(), &exclude.to_string())?;
             }
         }
     } else {

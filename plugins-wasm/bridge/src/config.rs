@@ -18,6 +18,11 @@ pub struct BridgeConf {
     pub force_address: bool,
     #[serde(default)]
     pub ip_masq: bool,
+    /// The whole pod network across nodes (set from an IPAM `subnetFile`):
+    /// masquerade leaves traffic to it alone, so pods see each other's
+    /// own addresses.
+    #[serde(default)]
+    pub cluster_network: Option<String>,
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default)]

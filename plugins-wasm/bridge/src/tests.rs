@@ -52,6 +52,15 @@ fn add_builds_the_bridge_veth_addresses_routes_gateway_and_masquerade() {
 }
 
 #[test]
+fn with_a_cluster_network_masquerade_spares_traffic_to_other_nodes_pods() {
+    testing::reset();
+    ipam_gives("10.244.3.7/24", "10.244.3.1");
+    let conf = CONF.replacen('{', r#"{"clusterNetwork": "10.244.0.0/16", "#, 1);
+    Bridge::add(invocation("c1", &conf)).unwrap();
+    with(|h| assert_eq!(h.masquerade, vec![("10.244.3.7".to_string(), "10.244.0.0/16".to_string())]));
+}
+
+#[test]
 fn a_bridge_with_another_address_is_refused_unless_force_address() {
     use wasmcni_sdk::cni::netlink::{self, BridgeSpec, Side};
     testing::reset();

@@ -4,9 +4,9 @@
 //! names, links created in this call, host links named in prevResult, and the
 //! host ends of the container's own veths.
 
-mod addr;
-mod link;
-mod route;
+pub(crate) mod addr;
+pub(crate) mod link;
+pub(crate) mod route;
 
 use crate::caps::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
 use crate::caps::bindings::wasmcni::plugin::types::Route as WitRoute;

@@ -1,0 +1,141 @@
+//! Node subnet leases in etcd, flannel's layout: the network config at
+//! `<prefix>/config`, one key per claimed subnet at `<prefix>/subnets/<net>-<len>`
+//! holding the node's address, bound to an etcd lease the node keeps alive.
+//! A claim is a transaction that creates the key only if it does not exist,
+//! so two nodes never hold one subnet.
+
+use super::NodeLease;
+use super::network::{NetworkConfig, parse_subnet_key, subnet_key};
+use anyhow::{Context, Result, bail};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LeaseValue {
+    #[serde(rename = "PublicIP")]
+    public_ip: IpAddr,
+    backend_type: String,
+}
+
+pub struct Etcd {
+    client: Client,
+    prefix: String,
+}
+
+impl Etcd {
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Etcd> {
+        let options =
+            ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(10));
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .with_context(|| format!("connecting to etcd at {}", endpoints.join(",")))?;
+        Ok(Etcd { client, prefix: prefix.trim_end_matches('/').to_owned() })
+    }
+
+    fn subnets_prefix(&self) -> String {
+        format!("{}/subnets/", self.prefix)
+    }
+
+    pub async fn network_config(&mut self) -> Result<NetworkConfig> {
+        let key = format!("{}/config", self.prefix);
+        let resp = self.client.get(key.as_str(), None).await.context("reading the network config")?;
+        let kv = resp.kvs().first().with_context(|| format!("no network config in etcd at {key}"))?;
+        NetworkConfig::parse(kv.value_str()?)
+    }
+
+    /// Every node lease, and the revision they were read at.
+    pub async fn leases(&mut self) -> Result<(Vec<NodeLease>, i64)> {
+        let resp = self
+            .client
+            .get(self.subnets_prefix(), Some(GetOptions::new().with_prefix()))
+            .await
+            .context("listing node subnets")?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let mut leases = Vec::new();
+        for kv in resp.kvs() {
+            let (Some(subnet), Ok(value)) =
+                (parse_subnet_key(kv.key_str()?), serde_json::from_slice::<LeaseValue>(kv.value()))
+            else {
+                tracing::warn!("ignoring a malformed subnet entry {:?}", kv.key_str());
+                continue;
+            };
+            leases.push(NodeLease { ip: value.public_ip, subnet });
+        }
+        Ok((leases, revision))
+    }
+
+    /// Claims a subnet for `node` under a fresh etcd lease of `ttl`: the one
+    /// it already holds, else `previous` (from its subnet.env), else the
+    /// first free one. Returns the subnet and the etcd lease to keep alive.
+    pub async fn claim(
+        &mut self,
+        network: &NetworkConfig,
+        node: IpAddr,
+        previous: Option<Ipv4Net>,
+        ttl: Duration,
+    ) -> Result<(Ipv4Net, i64)> {
+        let lease = self.client.lease_grant(ttl.as_secs().max(1) as i64, None).await.context("granting a lease")?.id();
+        let value = serde_json::to_string(&LeaseValue { public_ip: node, backend_type: "host-gw".into() })?;
+        let (leases, _) = self.leases().await?;
+        let held = leases.iter().find(|l| l.ip == node).map(|l| l.subnet);
+        if let Some(subnet) = held.filter(|s| network.contains(s)) {
+            // Ours from before a restart: move it to the new lease, unless
+            // another node took it meanwhile.
+            let key = format!("{}{}", self.subnets_prefix(), subnet_key(&subnet));
+            let current = self.client.get(key.as_str(), None).await?;
+            if let Some(kv) = current.kvs().first() {
+                let txn = Txn::new()
+                    .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, kv.mod_revision())])
+                    .and_then([TxnOp::put(key.as_str(), value.as_str(), Some(PutOptions::new().with_lease(lease)))]);
+                if self.client.txn(txn).await?.succeeded() {
+                    return Ok((subnet, lease));
+                }
+            }
+        }
+        let taken: Vec<Ipv4Net> = leases.iter().map(|l| l.subnet).collect();
+        let candidates = previous.filter(|p| network.contains(p)).into_iter().chain(network.subnets());
+        for subnet in candidates.filter(|s| !taken.contains(s)) {
+            let key = format!("{}{}", self.subnets_prefix(), subnet_key(&subnet));
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key.as_str(), value.as_str(), Some(PutOptions::new().with_lease(lease)))]);
+            if self.client.txn(txn).await.context("claiming a subnet")?.succeeded() {
+                return Ok((subnet, lease));
+            }
+            // Another node won this one: try the next.
+        }
+        bail!("no free subnet left in {}", network.network)
+    }
+
+    /// Keeps `lease` alive until it is lost (the keepalive stream ends or
+    /// etcd says it expired).
+    pub async fn keep_alive(&mut self, lease: i64, ttl: Duration) -> Result<()> {
+        let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
+        let every = (ttl / 3).max(Duration::from_millis(500));
+        loop {
+            keeper.keep_alive().await?;
+            match responses.message().await? {
+                Some(r) if r.ttl() > 0 => {}
+                _ => bail!("etcd lease {lease:x} expired"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Waits for the next change to any node lease after `revision`.
+    pub async fn changed_after(&mut self, revision: i64) -> Result<()> {
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let mut stream = self.client.watch(self.subnets_prefix(), Some(options)).await?;
+        loop {
+            match stream.message().await? {
+                Some(r) if !r.events().is_empty() => return Ok(()),
+                Some(_) => {}
+                None => bail!("the etcd watch ended"),
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Applies the routing plugin's routes in the daemon's own netns, on the
+//! underlay interface. It remembers what it installed, so a withdrawn node's
+//! route is removed and no other route is touched, and it refuses a route
+//! outside the cluster network: the plugin computes, the host decides.
+
+use crate::caps::netlink::{addr, link, route};
+use crate::cni::result::Route;
+use anyhow::{Context, Result, bail};
+use ipnet::{IpNet, Ipv4Net};
+use rtnetlink::Handle;
+use std::collections::BTreeMap;
+
+pub struct Underlay {
+    handle: Handle,
+    pub name: String,
+    installed: BTreeMap<String, Route>,
+}
+
+/// The underlay link's index, addresses (CIDR) and MTU.
+pub struct UnderlayInfo {
+    pub index: u32,
+    pub addresses: Vec<String>,
+    pub mtu: u32,
+}
+
+impl Underlay {
+    pub fn new(name: &str) -> Result<Underlay> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("netlink socket")?;
+        tokio::spawn(conn);
+        Ok(Underlay { handle, name: name.to_owned(), installed: BTreeMap::new() })
+    }
+
+    pub async fn info(&self) -> Result<UnderlayInfo> {
+        let l = link::require(&self.handle, &self.name).await?;
+        let addresses = addr::list(&self.handle, &l).await?.iter().map(ToString::to_string).collect();
+        Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
+    }
+
+    /// Makes the routes on the underlay exactly `wanted` (of those this
+    /// daemon manages): adds or replaces what changed, removes what went.
+    pub async fn apply(&mut self, network: Ipv4Net, wanted: Vec<Route>) -> Result<()> {
+        for r in &wanted {
+            let dst: IpNet = r.dst.parse().with_context(|| format!("route to {:?}", r.dst))?;
+            let inside = matches!(dst, IpNet::V4(d) if network.contains(&d) && d.prefix_len() > network.prefix_len());
+            if !inside || r.table.is_some() {
+                bail!("refusing the route to {} from the routing plugin: not a node subnet of {network}", r.dst);
+            }
+        }
+        let index = self.info().await?.index;
+        let wanted: BTreeMap<String, Route> = wanted.into_iter().map(|r| (r.dst.clone(), r)).collect();
+        for (dst, r) in &wanted {
+            if self.installed.get(dst) != Some(r) {
+                route::add(&self.handle, r, Some(index), true).await?;
+                tracing::info!("route {dst} via {} dev {}", r.gw.as_deref().unwrap_or("-"), self.name);
+            }
+        }
+        for (dst, r) in &self.installed {
+            if !wanted.contains_key(dst) {
+                // Already gone (the link went down, say) is as good as removed.
+                if let Err(e) = route::del(&self.handle, r, Some(index)).await {
+                    tracing::warn!("removing the route to {dst}: {e}");
+                }
+                tracing::info!("withdrew the route to {dst}");
+            }
+        }
+        self.installed = wanted;
+        Ok(())
+    }
+}

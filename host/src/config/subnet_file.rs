@@ -1,0 +1,55 @@
+//! `"ipam": {"subnetFile": "/run/wasmcni/subnet.env"}`: the node's pod subnet,
+//! as the daemon's cluster mode (or flannel) wrote it, stands in for a literal
+//! `subnet`; pods get a route to the cluster network unless `routes` says
+//! otherwise; and the cluster network becomes the plugin's `clusterNetwork`,
+//! which masquerade leaves alone so pods keep their addresses across nodes.
+
+use crate::cluster::network::SubnetEnv;
+use crate::cni::error::{CniError, code};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Rewrites `config` when its IPAM section names a subnet file; returns
+/// whether it did.
+pub fn resolve(config: &mut Value) -> Result<bool, CniError> {
+    let Some(path) = config.pointer("/ipam/subnetFile") else { return Ok(false) };
+    let path = path.as_str().ok_or_else(|| CniError::config("ipam \"subnetFile\" must be a path"))?.to_owned();
+    // Not written yet means the node's daemon has not claimed a subnet yet.
+    let env = SubnetEnv::read(Path::new(&path))
+        .map_err(|e| CniError::new(code::TRY_AGAIN_LATER, format!("ipam subnetFile: {e:#}")))?;
+    let ipam = config["ipam"].as_object_mut().expect("pointer matched an object");
+    ipam.remove("subnetFile");
+    if !ipam.contains_key("subnet") && !ipam.contains_key("ranges") {
+        ipam.insert("subnet".into(), json!(env.subnet.to_string()));
+    }
+    // As flannel's CNI plugin: pods reach the rest of the cluster through
+    // their node.
+    ipam.entry("routes").or_insert_with(|| json!([{"dst": env.network.to_string()}]));
+    let root = config.as_object_mut().expect("pointer matched an object");
+    root.entry("clusterNetwork").or_insert_with(|| json!(env.network.to_string()));
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subnet_file_supplies_the_subnet_and_the_cluster_network() {
+        let dir = std::env::temp_dir().join(format!("wcni-subnet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("subnet.env");
+        std::fs::write(&file, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\n").unwrap();
+        let mut c = json!({"type": "wasm-bridge", "ipam": {"type": "wasm-host-local", "subnetFile": file}});
+        assert!(resolve(&mut c).unwrap());
+        assert_eq!(
+            c["ipam"],
+            json!({"type": "wasm-host-local", "subnet": "10.244.7.0/24", "routes": [{"dst": "10.244.0.0/16"}]})
+        );
+        assert_eq!(c["clusterNetwork"], "10.244.0.0/16");
+        let mut missing = json!({"ipam": {"subnetFile": dir.join("nope")}});
+        assert_eq!(resolve(&mut missing).unwrap_err().code, 11);
+        assert!(!resolve(&mut json!({"ipam": {"subnet": "10.0.0.0/24"}})).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
