@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-plugins=(bridge host-local loopback host-gw)
+plugins=(bridge host-local loopback host-gw custom-route)
 test_plugins=(hostile legacy-ipam legacy-plugin overreach)
 example_plugins=(lowest-free namespace-allowlist pool-by-namespace)
 cargo build --release --locked -p wasmcni

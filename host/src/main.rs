@@ -2,6 +2,7 @@
 //! WebAssembly components. Exec'd with CNI_COMMAND set it is a CNI plugin;
 //! otherwise it is a command-line tool (see `wasmcni --help`).
 
+mod attachments;
 mod caps;
 mod cli;
 mod cluster;

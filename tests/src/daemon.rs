@@ -36,6 +36,7 @@ impl Daemon {
             .args(extra)
             .env("WASMCNI_CACHE_DIR", cache_dir())
             .env("WASMCNI_LOG", "info")
+            .envs(lab.extra_env.lock().unwrap().iter().cloned())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(root.join("daemon.log")).unwrap())
             .spawn()

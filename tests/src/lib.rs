@@ -48,7 +48,7 @@ pub fn bin_dir() -> PathBuf {
         std::fs::create_dir_all(&dir).expect("bin dir");
         let bin = wasmcni_bin();
         assert!(bin.is_file(), "{} is missing: run scripts/build.sh first", bin.display());
-        for name in ["wasmcni", "wasm-bridge", "wasm-host-local", "wasm-loopback"] {
+        for name in ["wasmcni", "wasm-bridge", "wasm-host-local", "wasm-loopback", "wasm-custom-route"] {
             let link = dir.join(name);
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink(&bin, &link).expect("link");

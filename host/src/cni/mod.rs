@@ -134,6 +134,11 @@ impl Request {
             _ => self.call,
         };
         let result = runner.run(&self.target, call.clone(), self.command, self.valid).await?;
+        match self.command {
+            Command::Add => crate::attachments::record(&call),
+            Command::Del => crate::attachments::forget(&call),
+            _ => {}
+        }
         Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))
     }
 }

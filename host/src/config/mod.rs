@@ -2,6 +2,7 @@
 
 mod module;
 mod netconf;
+pub mod rules_file;
 mod subnet_file;
 
 pub use module::{

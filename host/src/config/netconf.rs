@@ -107,7 +107,7 @@ impl NetConf {
         if !value.is_object() {
             return Err(CniError::new(code::DECODE_FAILURE, "network config must be a JSON object"));
         }
-        let rewritten = super::subnet_file::resolve(&mut value)?;
+        let rewritten = super::subnet_file::resolve(&mut value)? | super::rules_file::resolve(&mut value)?;
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
         let version = Version::supported(&raw.cni_version)?;

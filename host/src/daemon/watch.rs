@@ -1,6 +1,7 @@
 //! Modules from the module directory: loaded at start, reloaded when a file
 //! is replaced, and staged from uploads. A module that does not compile or
-//! fits no world is rejected and the one before keeps serving.
+//! fits no world is rejected and the one before keeps serving. The same tick
+//! applies changed rules files to the attachments that read them.
 
 use super::api::AppState;
 use crate::cni::error::CniError;
@@ -87,5 +88,6 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBu
     loop {
         tick.tick().await;
         scan(&state, &mut seen).await;
+        crate::attachments::refresh(&state.runner).await;
     }
 }
