@@ -225,7 +225,14 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
         let name = m.file_stem().context("module without a name")?.to_string_lossy().into_owned();
         let dest = module_dir.join(format!("{name}.wasm"));
         std::fs::copy(&m, &dest).with_context(|| format!("copying {}", m.display()))?;
-        cache::load(&engine, &dest, None)?;
+        let loaded = cache::load(&engine, &dest, None)?;
+        // Only what a runtime execs gets a `wasm-<name>`; the daemon runs a
+        // routing plugin, and policies are named in a plugin's config.
+        let role = world::describe(&engine, &loaded.component).declared_role();
+        if !matches!(role, world::Role::Plugin | world::Role::Ipam) {
+            println!("installed {} ({} module)", dest.display(), role.world());
+            continue;
+        }
         let link = bin_dir.join(format!("wasm-{name}"));
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink("wasmcni", &link)?;

@@ -16,7 +16,9 @@ fn install_creates_the_binary_links_and_precompiled_modules() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["bridge", "host-local", "loopback"] {
+    assert!(wasm.join("host-gw.wasm").is_file(), "the routing module");
+    assert!(!bin.join("wasm-host-gw").exists(), "a routing module is not exec'd by runtimes");
+    for name in ["bridge", "host-local", "loopback", "custom-route"] {
         assert!(wasm.join(format!("{name}.wasm")).is_file(), "{name} module");
         let link = std::fs::read_link(bin.join(format!("wasm-{name}"))).unwrap();
         assert_eq!(link, std::path::Path::new("wasmcni"));
@@ -26,7 +28,8 @@ fn install_creates_the_binary_links_and_precompiled_modules() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
         .count();
-    assert_eq!(cached, 3, "modules are precompiled at install");
+    let first_party = std::fs::read_dir(wasmcni_e2e::module_dir()).unwrap().count();
+    assert_eq!(cached, first_party, "modules are precompiled at install");
 
     // The installed link answers as a CNI plugin.
     let version = Command::new(bin.join("wasm-bridge")).env("CNI_COMMAND", "VERSION").output().unwrap();
