@@ -18,9 +18,9 @@ fn route(c: &Netns, dst: &str) -> Option<(String, String)> {
     Some((r["dev"].as_str()?.to_owned(), r["gateway"].as_str().unwrap_or("").to_owned()))
 }
 
-const RULES: &str =
-    "- dst: 172.20.0.0/16\n  dev: net1\n- svc: default/api\n  dev: net1\n- dst: 172.21.0.0/16\n  dev: eth9\n";
-const MOVED: &str = "- dst: 172.20.0.0/16\n  dev: eth0\n  via: 10.61.0.1\n- svc: default/api\n  dev: net1\n";
+/// The rules document: a services map and the rules (one for an interface the pod lacks).
+const RULES: &str = "services:\n  default/api: 10.96.0.10\nrules:\n- dst: 172.20.0.0/16\n  dev: net1\n- svc: default/api\n  dev: net1\n- dst: 172.21.0.0/16\n  dev: eth9\n";
+const MOVED: &str = "services:\n  default/api: 10.96.0.10\nrules:\n- dst: 172.20.0.0/16\n  dev: eth0\n  via: 10.61.0.1\n- svc: default/api\n  dev: net1\n";
 
 #[test]
 fn routes_go_through_the_chosen_interface_and_follow_the_rules_file_live() {
@@ -41,7 +41,7 @@ fn routes_go_through_the_chosen_interface_and_follow_the_rules_file_live() {
     std::fs::create_dir_all(&lab.data_dir).unwrap();
     std::fs::write(&rules, RULES).unwrap();
     let mut custom = json!({"cniVersion": "1.0.0", "name": fast["name"], "type": "wasm-custom-route",
-        "rulesFile": rules, "services": {"default/api": "10.96.0.10"}, "prevResult": fast_result});
+        "rulesFile": rules, "prevResult": fast_result});
     let r = on(&lab, &c, "wasm-custom-route", "ADD", "net1", &custom).expect_ok().json();
     assert_eq!(r["ips"][0]["address"], "10.62.0.2/24", "the bridge's result passes through: {r}");
     assert_eq!(route(&c, "172.20.0.0/16"), Some(("net1".into(), "10.62.0.1".into())));

@@ -100,7 +100,7 @@ pub fn prepare(
         return Ok(Prepared::Reply(version_reply(stdin)));
     }
     let env = CniEnv::from_vars(command, vars)?;
-    let conf = NetConf::parse(stdin)?;
+    let conf = if command == Command::Del { NetConf::parse_for_del(stdin)? } else { NetConf::parse(stdin)? };
     let allowed = match command {
         Command::Check => conf.version >= Version::V0_4_0,
         Command::Status | Command::Gc => conf.version >= Version::V1_1_0,

@@ -102,12 +102,32 @@ impl NetConf {
     /// Parses stdin: not JSON → 6; a field of the wrong type or a bad name → 7;
     /// an unsupported cniVersion → 1.
     pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+        Self::parse_with(stdin, false)
+    }
+
+    /// As `parse`, for a DEL: a subnet or rules file that cannot be read is
+    /// left unresolved (the plugin frees what it can), not an error.
+    pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
+        Self::parse_with(stdin, true)
+    }
+
+    fn parse_with(stdin: &[u8], lenient: bool) -> Result<NetConf, CniError> {
         let mut value: Value = serde_json::from_slice(stdin)
             .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(CniError::new(code::DECODE_FAILURE, "network config must be a JSON object"));
         }
-        let rewritten = super::subnet_file::resolve(&mut value)? | super::rules_file::resolve(&mut value)?;
+        let rewritten = [super::subnet_file::resolve, super::rules_file::resolve]
+            .into_iter()
+            .map(|resolve| match resolve(&mut value) {
+                Err(e) if lenient => {
+                    tracing::warn!("{e}");
+                    Ok(false)
+                }
+                other => other,
+            })
+            .collect::<Result<Vec<bool>, CniError>>()?
+            .contains(&true);
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
         let version = Version::supported(&raw.cni_version)?;
@@ -198,6 +218,15 @@ mod tests {
             parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","limits":{"memoryMiB":0}}"#).unwrap_err().code,
             7
         );
+    }
+
+    #[test]
+    fn a_del_survives_a_subnet_file_that_is_gone() {
+        let c = r#"{"cniVersion":"1.0.0","name":"n","type":"wasm-bridge",
+            "ipam":{"type":"wasm-host-local","subnetFile":"/nonexistent/subnet.env"}}"#;
+        assert_eq!(parse(c).unwrap_err().code, 11);
+        let del = NetConf::parse_for_del(c.as_bytes()).unwrap();
+        assert!(del.ipam.unwrap().get("subnetFile").is_some());
     }
 
     #[test]

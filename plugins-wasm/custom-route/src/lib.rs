@@ -8,7 +8,8 @@
 //! {"type": "wasm-custom-route", "rulesFile": "/etc/wasmcni/routes.yaml",
 //!  "services": {"default/api": "10.96.0.10"}}
 //! ```
-//! with rules such as `{"dst": "172.20.0.0/16", "dev": "net1", "via": "10.62.0.1"}`,
+//! with rules (a list, or `{"rules": [...], "services": {...}}`) such as
+//! `{"dst": "172.20.0.0/16", "dev": "net1", "via": "10.62.0.1"}`,
 //! `{"svc": "default/api", "dev": "net1"}` (the service's ClusterIP as a
 //! host route) and `{"dst": "default", "dev": "net1"}` (the default route).
 //! Without `via`, a route uses the gateway the previous result gives that
@@ -28,12 +29,30 @@ use wasmcni_sdk::invocation::parse_config;
 #[serde(rename_all = "camelCase")]
 struct Config {
     #[serde(default)]
-    rules: Vec<Rule>,
+    rules: Rules,
     /// Service ClusterIPs by `namespace/name`.
     #[serde(default)]
     services: BTreeMap<String, IpAddr>,
     /// The route table the rules go to (the main table when absent).
     table: Option<u32>,
+}
+
+/// The rules: a list, or a document with the list and its own services map.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Rules {
+    List(Vec<Rule>),
+    Document {
+        rules: Vec<Rule>,
+        #[serde(default)]
+        services: BTreeMap<String, IpAddr>,
+    },
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules::List(Vec::new())
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,7 +66,17 @@ struct Rule {
 
 impl Config {
     fn parse(inv: &Invocation) -> Result<Config, Error> {
-        parse_config(&inv.config)
+        let mut conf: Config = parse_config(&inv.config)?;
+        if let Rules::Document { services, .. } = &mut conf.rules {
+            conf.services.append(services);
+        }
+        Ok(conf)
+    }
+
+    fn rules(&self) -> &[Rule] {
+        match &self.rules {
+            Rules::List(rules) | Rules::Document { rules, .. } => rules,
+        }
     }
 
     fn route(&self, rule: &Rule, prev: Option<&CniResult>) -> Result<Route, Error> {
@@ -80,7 +109,7 @@ impl Config {
     /// The rules whose interface the container has, with their routes.
     fn applicable(&self, prev: Option<&CniResult>) -> Result<Vec<(String, Route)>, Error> {
         let mut out = Vec::new();
-        for rule in &self.rules {
+        for rule in self.rules() {
             let route = self.route(rule, prev)?;
             if netlink::get_link(Side::Container, &rule.dev)?.is_none() {
                 log::emit(

@@ -53,6 +53,13 @@ fn cidr_and_service_rules_go_through_the_named_interface_and_missing_ones_are_sk
 }
 
 #[test]
+fn a_rules_document_brings_its_own_services() {
+    let inv = chained(r#"{"rules": {"services": {"ns/db": "10.96.3.3"}, "rules": [{"svc": "ns/db", "dev": "net1"}]}}"#);
+    CustomRoute::add(inv).unwrap();
+    assert_eq!(container_routes(), [("10.96.3.3/32".into(), Some("net1".into()), Some("10.62.0.1".into()))]);
+}
+
+#[test]
 fn a_default_route_override_and_a_table() {
     let inv = chained(r#"{"table": 100, "rules": [{"dst": "default", "dev": "net1", "via": "10.62.0.9"}]}"#);
     let r = CustomRoute::add(inv).unwrap();
