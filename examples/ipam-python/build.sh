@@ -9,7 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:-$here/ipam-python.wasm}")
 venv=$here/../../target/componentize-py
 cd "$here"
-[[ -x $venv/bin/componentize-py ]] || {
+# A venv does not survive being moved: make it again when it does not run.
+"$venv/bin/componentize-py" --version >/dev/null 2>&1 || {
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check componentize-py==0.25.1 >&2
 }
