@@ -2,8 +2,9 @@
 # Builds everything, installs wasmcni into a scratch directory, and attaches
 # two throwaway "containers" (network namespaces) to a bridge network through
 # it, exactly as a container runtime would: ADD, a ping across the bridge,
-# CHECK, then DEL. Everything it creates lives in namespaces it made, and is
-# removed on exit. Needs root.
+# CHECK, a policy denying an ADD, then daemon mode with a hot swap of the
+# IPAM policy, and DEL. Everything it creates lives in namespaces it made, and
+# is removed on exit. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +53,8 @@ echo "$CONFIG"
 cni() {
     local command=$1 container=$2 config=${3:-$CONFIG}
     echo "$config" | ip netns exec "$node" env CNI_COMMAND="$command" CNI_CONTAINERID="$container" \
-        CNI_NETNS="/var/run/netns/$container" CNI_IFNAME=eth0 CNI_PATH="$scratch/bin" "$scratch/bin/wasm-bridge"
+        CNI_NETNS="/var/run/netns/$container" CNI_IFNAME=eth0 CNI_PATH="$scratch/bin" CNI_ARGS="${CNI_ARGS:-}" \
+        "$scratch/bin/wasm-bridge"
 }
 
 ip netns add "$node"
@@ -80,6 +82,15 @@ ls "$scratch/leases/demo"
 bold "CHECK $a against its result"
 with_prev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$CONFIG" "${result[$a]}")
 cni CHECK "$a" "$with_prev" && echo "CHECK passed"
+
+bold "a policy before ADD: only namespace prod may attach (examples/policy-namespace-allowlist)"
+policy_config=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["policies"]=[{"plugin": sys.argv[2], "namespaces": ["prod"]}]; print(json.dumps(c))' \
+    "$CONFIG" "$PWD/target/release/example-modules/namespace-allowlist.wasm")
+d=wcdemo-d-$id
+containers+=("$d")
+ip netns add "$d"
+CNI_ARGS="K8S_POD_NAMESPACE=sandbox" cni ADD "$d" "$policy_config" || echo "(exit status $?)"
+ip -n "$d" link show eth0 2>/dev/null || echo "no eth0 in $d: the denied ADD created nothing"
 
 bold "daemon mode: warm modules behind $scratch/wasmcni.sock"
 ip netns exec "$node" "$scratch/bin/wasmcni" daemon --socket "$scratch/wasmcni.sock" --module-dir "$scratch/wasm" \
