@@ -11,9 +11,9 @@ mod routes;
 
 use crate::caps::bindings::exports::wasmcni::plugin::node_routes;
 use crate::cni::result::Route;
-use crate::config::{Limits, ModuleSource, resolve_ipam};
+use crate::config::{Limits, locate};
 use crate::engine::{Role, Runner, Target};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
 use network::SubnetEnv;
 use std::net::IpAddr;
@@ -68,12 +68,8 @@ pub async fn start(runner: Arc<Runner>, opts: Options) -> Result<()> {
 }
 
 fn routing_target(plugin: &str) -> Result<Target> {
-    match resolve_ipam(&serde_json::json!({"type": "wasmcni", "plugin": plugin}))? {
-        ModuleSource::Wasm { path, sha256 } => {
-            Ok(Target { path, sha256, limits: Limits::default(), role: Some(Role::Routing) })
-        }
-        ModuleSource::Exec { .. } => bail!("routing plugin {plugin} is not a Wasm module"),
-    }
+    let path = locate(plugin)?;
+    Ok(Target { path, sha256: None, limits: Limits::default(), role: Some(Role::Routing) })
 }
 
 fn from_peers(path: PathBuf, node: IpAddr) -> Result<Cluster> {

@@ -6,6 +6,7 @@ pub mod rules_file;
 mod subnet_file;
 
 pub use module::{
-    DEFAULT_MODULE_DIR, ModuleSource, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir, valid_module_name,
+    DEFAULT_MODULE_DIR, ModuleSource, locate, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir,
+    valid_module_name,
 };
 pub use netconf::{Limits, NetConf};

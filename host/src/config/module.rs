@@ -46,7 +46,8 @@ pub fn valid_module_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn locate(name_or_path: &str) -> Result<PathBuf, CniError> {
+/// The file of a module named by name (in the module dir) or absolute path.
+pub fn locate(name_or_path: &str) -> Result<PathBuf, CniError> {
     let path = if name_or_path.starts_with('/') {
         PathBuf::from(name_or_path)
     } else {
