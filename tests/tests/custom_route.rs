@@ -67,3 +67,24 @@ fn routes_go_through_the_chosen_interface_and_follow_the_rules_file_live() {
     on(&lab, &c, "wasm-bridge", "DEL", "net1", &fast).expect_ok();
     on(&lab, &c, "wasm-bridge", "DEL", "eth0", &management).expect_ok();
 }
+
+#[test]
+fn inline_rules_can_target_a_route_table_of_their_own() {
+    let lab = Lab::new();
+    let c = lab.container();
+    let conf = lab.bridge_conf("1.0.0", json!({"subnet": "10.63.0.0/24"}));
+    let prev = on(&lab, &c, "wasm-bridge", "ADD", "eth0", &conf).expect_ok().json();
+    let custom = json!({"cniVersion": "1.0.0", "name": lab.network, "type": "wasm-custom-route", "table": 100,
+        "rules": [{"dst": "172.22.0.0/16", "dev": "eth0"}], "prevResult": prev});
+    on(&lab, &c, "wasm-custom-route", "ADD", "eth0", &custom).expect_ok();
+    let table = c.ip_json(&["route", "show", "table", "100"]);
+    let routes = table.as_array().unwrap();
+    assert!(
+        routes.iter().any(|r| r["dst"] == "172.22.0.0/16" && r["dev"] == "eth0" && r["gateway"] == "10.63.0.1"),
+        "{table}"
+    );
+    assert_eq!(route(&c, "172.22.0.0/16"), None, "the main table got the route too");
+    on(&lab, &c, "wasm-custom-route", "DEL", "eth0", &custom).expect_ok();
+    assert!(c.ip_json(&["route", "show", "table", "100"]).as_array().unwrap().is_empty());
+    on(&lab, &c, "wasm-bridge", "DEL", "eth0", &conf).expect_ok();
+}
