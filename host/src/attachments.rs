@@ -40,8 +40,10 @@ fn record_path(call: &Call) -> PathBuf {
     dir().join(&call.conf.name).join(format!("{}-{}.json", call.env.container_id, call.env.ifname))
 }
 
+/// The config of a call whose plugin reads a rules file.
 fn live(call: &Call) -> Option<Value> {
-    serde_json::from_str::<Value>(&call.conf.raw).ok().filter(|c| c.get("rulesFile").is_some())
+    call.conf.rules_file.as_ref()?;
+    serde_json::from_str::<Value>(&call.conf.raw).ok()
 }
 
 /// Records a successful ADD of a plugin that reads a rules file.

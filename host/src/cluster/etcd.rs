@@ -21,6 +21,8 @@ struct LeaseValue {
     backend_type: String,
 }
 
+/// One connection; clones share it.
+#[derive(Clone)]
 pub struct Etcd {
     client: Client,
     prefix: String,

@@ -105,7 +105,7 @@ async fn from_etcd(opts: &Options) -> Result<Cluster> {
 
     // Keep the claim alive; if it is lost (etcd was away past the TTL),
     // claim again, preferring the same subnet.
-    let mut keeper = etcd::Etcd::connect(&opts.etcd_endpoints, &opts.etcd_prefix).await?;
+    let mut keeper = etcd.clone();
     let (node, ttl, network) = (opts.node_ip, opts.lease_ttl, config.network);
     tokio::spawn(async move {
         let mut lease = lease;
@@ -154,7 +154,7 @@ async fn keep_routes(
             let peers = nodes.iter().map(wit).collect();
             let link = node_routes::Underlay { name: underlay.name.clone(), addresses: info.addresses };
             let routes = runner.node_routes(&target, config.clone(), wit(&cluster.local), peers, link).await?;
-            underlay.apply(cluster.network, routes.into_iter().map(Route::from).collect()).await
+            underlay.apply(cluster.network, info.index, routes.into_iter().map(Route::from).collect()).await
         };
         let retry = match step.await {
             Ok(()) => None,

@@ -36,9 +36,10 @@ impl Underlay {
         Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
     }
 
-    /// Makes the routes on the underlay exactly `wanted` (of those this
-    /// daemon manages): adds or replaces what changed, removes what went.
-    pub async fn apply(&mut self, network: Ipv4Net, wanted: Vec<Route>) -> Result<()> {
+    /// Makes the routes on the underlay (link `index`) exactly `wanted` (of
+    /// those this daemon manages): adds or replaces what changed, removes
+    /// what went.
+    pub async fn apply(&mut self, network: Ipv4Net, index: u32, wanted: Vec<Route>) -> Result<()> {
         for r in &wanted {
             let dst: IpNet = r.dst.parse().with_context(|| format!("route to {:?}", r.dst))?;
             let inside = matches!(dst, IpNet::V4(d) if network.contains(&d) && d.prefix_len() > network.prefix_len());
@@ -46,7 +47,6 @@ impl Underlay {
                 bail!("refusing the route to {} from the routing plugin: not a node subnet of {network}", r.dst);
             }
         }
-        let index = self.info().await?.index;
         let wanted: BTreeMap<String, Route> = wanted.into_iter().map(|r| (r.dst.clone(), r)).collect();
         for (dst, r) in &wanted {
             if self.installed.get(dst) != Some(r) {

@@ -70,6 +70,7 @@ struct Raw {
     ipam: Option<Value>,
     prev_result: Option<Value>,
     bridge: Option<String>,
+    rules_file: Option<String>,
 }
 
 /// One plugin's config, as the runtime sent it.
@@ -88,6 +89,8 @@ pub struct NetConf {
     /// The bridge this config names (the reference default `cni0` when absent):
     /// the one host link a plugin may touch without having created it.
     pub bridge: String,
+    /// `rulesFile`: where the plugin's rules come from (see `attachments`).
+    pub rules_file: Option<String>,
     /// `policies`: the entries of the policy modules to run before ADD, each
     /// with at least a `plugin`.
     pub policies: Vec<Value>,
@@ -160,6 +163,7 @@ impl NetConf {
             ipam_limits,
             prev_result,
             bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
+            rules_file: raw.rules_file,
             policies: policies(&value)?,
             valid_attachments: valid_attachments(&value)?,
             raw: if rewritten { value.to_string() } else { String::from_utf8_lossy(stdin).into_owned() },

@@ -222,14 +222,11 @@ impl Runner {
     /// Asks the policy `target` whether `call`'s ADD may go ahead; `config`
     /// is the policy's own entry of the plugin's `policies`.
     pub async fn admit(&self, target: &Target, call: &Call, config: String) -> Result<Decision, CniError> {
-        let module = self.module(target)?;
-        module.role(Some(Role::Policy))?;
-        module.count_call();
+        let (module, mut store) = self.capless(target, Role::Policy)?;
         let Entry::Admission(indices) = &module.entry else {
             return Err(CniError::config(format!("module {} is not a policy", module.name)));
         };
         let inv = Self::invocation(call, call.env.netns.is_some(), config);
-        let mut store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
         guarded(&module.name, &mut store, target.limits, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
             indices.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await
@@ -247,19 +244,26 @@ impl Runner {
         peers: Vec<NodeLease>,
         underlay: Underlay,
     ) -> Result<Vec<types::Route>, CniError> {
-        let module = self.module(target)?;
-        module.role(Some(Role::Routing))?;
-        module.count_call();
+        let (module, mut store) = self.capless(target, Role::Routing)?;
         let Entry::NodeRoutes(indices) = &module.entry else {
             return Err(CniError::config(format!("module {} is not a routing plugin", module.name)));
         };
-        let mut store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
         let returned = guarded(&module.name, &mut store, target.limits, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
             indices.load(&mut *store, &instance)?.call_routes(&mut *store, &config, &local, &peers, &underlay).await
         })
         .await?;
         returned.map_err(CniError::from)
+    }
+
+    /// The module for `target`, checked to be of `role`, and a store for one
+    /// call that grants it nothing (policies and routing plugins compute).
+    fn capless(&self, target: &Target, role: Role) -> Result<(Arc<Module>, Store<State>), CniError> {
+        let module = self.module(target)?;
+        module.role(Some(role))?;
+        module.count_call();
+        let store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
+        Ok((module, store))
     }
 
     /// A store for one call, under the call's memory limit and deadline.

@@ -67,11 +67,9 @@ pub struct ModuleInfo {
 impl ModuleInfo {
     /// The role the module's exports (and for a handler, its imports) declare.
     pub fn declared_role(&self) -> Role {
-        let exports =
-            |role: Role| self.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
-        if exports(Role::Policy) {
+        if exports_for(&self.exports, Role::Policy) {
             Role::Policy
-        } else if exports(Role::Routing) {
+        } else if exports_for(&self.exports, Role::Routing) {
             Role::Routing
         } else if self.world == Role::Ipam.world() {
             Role::Ipam
@@ -85,6 +83,11 @@ impl ModuleInfo {
 fn our_interface(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
     Some(rest.split_once('@').unwrap_or((rest, "")))
+}
+
+/// Whether `exports` include the interface a module of `role` exports.
+fn exports_for(exports: &[String], role: Role) -> bool {
+    exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export())
 }
 
 fn compatible(version: &str) -> bool {
@@ -101,8 +104,7 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
     let ours: Vec<&str> = imports.iter().filter_map(|n| our_interface(n)).map(|(i, _)| i).collect();
-    let exported = |role: Role| exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
-    let world = if let Some(role) = [Role::Policy, Role::Routing].into_iter().find(|r| exported(*r)) {
+    let world = if let Some(role) = [Role::Policy, Role::Routing].into_iter().find(|r| exports_for(&exports, *r)) {
         if ours.iter().all(|i| role.grants().contains(i)) { role.world() } else { "mixed (no world grants this)" }
     } else if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
         "ipam"
@@ -132,8 +134,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
             _ => {}
         }
     }
-    let exported = info.exports.iter().filter_map(|n| our_interface(n)).any(|(i, _)| i == role.export());
-    if !exported {
+    if !exports_for(&info.exports, role) {
         return Err(CniError::config(format!(
             "module {module} does not export {PACKAGE}/{}, so it cannot run as {} {}",
             role.export(),

@@ -56,10 +56,7 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
         if conf.ip_masq {
             for ip in &result.ips {
                 let net = parse_net(&ip.address)?;
-                let cluster = conf.cluster_network.as_deref().map(|c| {
-                    c.parse::<IpNet>().map_err(|_| Error::config(format!("clusterNetwork {c:?} is not a CIDR")))
-                });
-                let exclude = match cluster.transpose()? {
+                let exclude = match conf.cluster_network {
                     Some(c) if c.contains(&net.addr()) => c.trunc(),
                     _ => net.trunc(),
                 };

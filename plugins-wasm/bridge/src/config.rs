@@ -22,7 +22,7 @@ pub struct BridgeConf {
     /// masquerade leaves traffic to it alone, so pods see each other's
     /// own addresses.
     #[serde(default)]
-    pub cluster_network: Option<String>,
+    pub cluster_network: Option<ipnet::IpNet>,
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default)]
