@@ -1,9 +1,10 @@
 //! A wasmcni daemon for the benchmark, serving five modules.
 
+use crate::exec::bin_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use wasmcni_e2e::{cache_dir, module_dir, wasmcni_bin};
+use wasmcni_e2e::{cache_dir, module_dir};
 
 pub struct BenchDaemon {
     child: Child,
@@ -25,7 +26,7 @@ impl BenchDaemon {
             }
         }
         let socket = dir.join("wasmcni.sock");
-        let child = Command::new(wasmcni_bin())
+        let child = Command::new(bin_dir().join("wasmcni"))
             .args(["daemon", "--socket"])
             .arg(&socket)
             .arg("--module-dir")

@@ -1,10 +1,43 @@
-//! Timing one plugin exec, the way a runtime calls it.
+//! Timing one plugin exec, the way a runtime calls it, with wasmcni as an
+//! operator deploys it: put in a bin dir by `wasmcni install`.
 
 use serde_json::Value;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use wasmcni_e2e::{REFERENCE_DIR, bin_dir, cache_dir, module_dir};
+use wasmcni_e2e::{REFERENCE_DIR, cache_dir, wasmcni_bin};
+
+static INSTALLED: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+
+/// Installs wasmcni and the first-party modules under `scratch`.
+pub fn install(scratch: &Path) {
+    let (bin, modules) = (scratch.join("bin"), scratch.join("installed-modules"));
+    let status = Command::new(wasmcni_bin())
+        .arg("install")
+        .arg("--bin-dir")
+        .arg(&bin)
+        .arg("--module-dir")
+        .arg(&modules)
+        .arg("--from")
+        .arg(wasmcni_e2e::module_dir())
+        .env("WASMCNI_CACHE_DIR", cache_dir())
+        .stdout(Stdio::null())
+        .status()
+        .expect("wasmcni install");
+    assert!(status.success(), "wasmcni install failed");
+    INSTALLED.set((bin, modules)).expect("installed once");
+}
+
+/// The bin dir `install` filled.
+pub fn bin_dir() -> &'static Path {
+    &INSTALLED.get().expect("install() first").0
+}
+
+fn module_dir() -> &'static Path {
+    &INSTALLED.get().expect("install() first").1
+}
 
 /// How to exec one implementation.
 #[derive(Clone)]

@@ -4,12 +4,13 @@
 //! as a bridge's IPAM.
 
 use crate::exec::Plugin;
+use crate::exec::bin_dir;
 use crate::percentile;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wasmcni_e2e::{Netns, bin_dir, example_module, unique, wasmcni_bin};
+use wasmcni_e2e::{Netns, example_module, unique, wasmcni_bin};
 
 const MODULES: [(&str, &str); 3] = [("rust", "lowest-free"), ("python", "ipam-python"), ("javascript", "ipam-js")];
 

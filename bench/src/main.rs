@@ -16,9 +16,10 @@ mod languages;
 
 use clap::Parser;
 use exec::Plugin;
+use exec::bin_dir;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use wasmcni_e2e::{Netns, REFERENCE_DIR, bin_dir, unique};
+use wasmcni_e2e::{Netns, REFERENCE_DIR, unique};
 
 #[derive(Parser)]
 struct Args {
@@ -113,6 +114,7 @@ fn main() {
     node.must(&["ip", "link", "set", "lo", "up"]);
     let scratch = std::env::temp_dir().join(unique("wcni-bench-"));
     std::fs::create_dir_all(&scratch).unwrap();
+    exec::install(&scratch);
     let ns = std::fs::File::open(node.path()).expect("node netns");
     nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("join the node netns");
 
@@ -165,11 +167,17 @@ fn main() {
         }
         adds[plugins.len()].samples.push(floor.add(i, &cs[plugins.len()]));
     }
+    // The kernel finishes a link deletion after the deleting call (the
+    // daemon answers before that, see caps::netlink::link): let it settle
+    // so that no implementation's DEL waits for another's.
+    let settle = || std::thread::sleep(Duration::from_millis(50));
     for (i, cs) in containers.iter().enumerate() {
         for (k, (label, p)) in plugins.iter().enumerate() {
             dels[k].samples.push(p.exec("DEL", &format!("bench-{label}-{i}"), &cs[k].path()));
+            settle();
         }
         dels[plugins.len()].samples.push(floor.del(&cs[plugins.len()]));
+        settle();
     }
     for _ in 0..args.version_calls {
         for (k, (_, p)) in plugins.iter().enumerate() {

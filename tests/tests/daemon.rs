@@ -49,17 +49,34 @@ fn the_shim_forwards_add_check_del_and_results_match_one_shot() {
     let mut prev = conf.clone();
     prev["prevResult"] = via_daemon.clone();
     lab.cni("CHECK", &prev, "remote", &remote.path()).expect_ok();
+    let host_veth = via_daemon["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .find(|n| n.starts_with("veth"))
+        .unwrap()
+        .to_owned();
+    assert!(lab.host.has_link(&host_veth));
+    // The daemon answers a DEL once the kernel has unregistered the veth,
+    // before its cleanup ends: both ends must be gone by then, and the same
+    // container can come right back under the same names.
     lab.cni("DEL", &prev, "remote", &remote.path()).expect_ok();
     assert!(!remote.has_link("eth0"));
+    assert!(!lab.host.has_link(&host_veth), "{host_veth} outlived the DEL");
     assert_eq!(lab.leases().len(), 1);
+    let again = lab.cni("ADD", &conf, "remote", &remote.path()).expect_ok().json();
+    assert!(again["interfaces"].as_array().unwrap().iter().any(|i| i["name"] == host_veth.as_str()));
+    lab.cni("DEL", &conf, "remote", &remote.path()).expect_ok();
+    assert!(!lab.host.has_link(&host_veth));
 
     // The daemon served those calls: its plugin table and metrics say so.
     let plugins = d.get("/v1/plugins").unwrap();
     let bridge = plugins.as_array().unwrap().iter().find(|p| p["name"] == "bridge").unwrap().clone();
-    assert_eq!(bridge["calls"], 3, "{bridge}");
+    assert_eq!(bridge["calls"], 5, "{bridge}");
     assert_eq!(bridge["world"], "cni-plugin");
     assert_eq!(bridge["witVersion"], "0.2.0");
-    assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 1.0);
+    assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 2.0);
     let leases = d.get(&format!("/v1/networks/{}/leases", lab.network)).unwrap();
     assert_eq!(leases["leases"][0]["containerID"], "local");
     assert_eq!(d.metric(&format!("wasmcni_leases{{network=\"{}\"}}", lab.network)), 1.0);

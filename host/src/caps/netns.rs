@@ -79,6 +79,28 @@ impl Netns {
     }
 }
 
+/// Link notifications (RTM_NEWLINK, RTM_DELLINK) from `ns` (or the host's netns).
+pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
+    rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
+/// Subscribes to link notifications in `ns` (or the host's netns); only
+/// changes after this returns are seen.
+pub fn link_events(ns: Option<&Netns>) -> Result<LinkEvents, CniError> {
+    let open = || {
+        let (conn, _, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
+            .map_err(|e| CniError::kernel("netlink socket", e))?;
+        Ok((conn, events))
+    };
+    let (conn, events) = match ns {
+        Some(ns) => ns.run(open)?,
+        None => open()?,
+    };
+    tokio::spawn(conn);
+    Ok(events)
+}
+
 /// A netlink connection whose socket lives in `ns` (or the host's netns).
 pub fn connect(ns: Option<&Netns>) -> Result<rtnetlink::Handle, CniError> {
     let open = || {

@@ -12,7 +12,7 @@ mod shim;
 pub mod version;
 
 use crate::config::{ModuleSource, NetConf, resolve_ipam, resolve_plugin};
-use crate::engine::{Runner, Target};
+use crate::engine::{Host, Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
 use error::{CniError, code};
@@ -159,7 +159,7 @@ pub fn handle(
         .build()
         .map_err(|e| CniError::io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let runner = Runner::new()?;
+        let runner = Runner::new(Host::OneCall)?;
         tracing::debug!("engine ready");
         if let Some((path, sha256)) = request.ipam_module() {
             runner.preload(path, sha256);

@@ -4,7 +4,7 @@
 
 use super::api::{self, AppState};
 use super::watch;
-use crate::engine::Runner;
+use crate::engine::{Host, Runner};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,7 +65,7 @@ pub async fn serve(opts: Options) -> Result<()> {
         (None, _) => None,
     };
     crate::config::set_module_dir(opts.module_dir.clone());
-    let runner = Runner::new()?;
+    let runner = Runner::new(Host::Daemon)?;
     let state = Arc::new(AppState::new(runner, opts.module_dir.clone()));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;

@@ -31,7 +31,17 @@ pub struct Target {
     pub role: Option<Role>,
 }
 
+/// The process a runner lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// One CNI call, then exit.
+    OneCall,
+    /// The daemon: it outlives every call it serves.
+    Daemon,
+}
+
 pub struct Runner {
+    host: Host,
     engine: Engine,
     linker: Linker<State>,
     /// Modules ready to run, by path. A swap replaces an entry; calls
@@ -48,7 +58,7 @@ pub struct Runner {
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
 
 impl Runner {
-    pub fn new() -> Result<Arc<Runner>, CniError> {
+    pub fn new(host: Host) -> Result<Arc<Runner>, CniError> {
         let engine = super::new_engine()?;
         super::start_ticker(&engine);
         let mut linker = Linker::new(&engine);
@@ -56,6 +66,7 @@ impl Runner {
         super::wasi::add_to_linker(&mut linker).map_err(link_err)?;
         crate::caps::add_to_linker(&mut linker).map_err(link_err)?;
         Ok(Arc::new(Runner {
+            host,
             engine,
             linker,
             modules: Mutex::new(HashMap::new()),
@@ -136,7 +147,13 @@ impl Runner {
         match role {
             Role::Plugin => {
                 let owner = Owner { network: call.conf.name.clone(), container_id: call.env.container_id.clone() };
-                state.netlink = Some(NetlinkCap::new(owner, netns, call.conf.bridge.clone(), call.prev_host_links())?);
+                state.netlink = Some(NetlinkCap::new(
+                    owner,
+                    netns,
+                    call.conf.bridge.clone(),
+                    call.prev_host_links(),
+                    self.host == Host::Daemon,
+                )?);
                 state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
             }
             Role::Policy | Role::Routing => {}

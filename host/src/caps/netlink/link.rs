@@ -1,7 +1,10 @@
 //! Link requests over one rtnetlink handle.
 
+use crate::caps::netns::LinkEvents;
 use crate::cni::error::CniError;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{
     BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
@@ -146,6 +149,31 @@ pub async fn delete(h: &Handle, link: &Link) -> Result<(), CniError> {
         Ok(()) => Ok(()),
         Err(e) if not_found(&e) => Ok(()),
         Err(e) => Err(CniError::kernel(format!("delete link {}", link.name), e)),
+    }
+}
+
+/// Deletes `link` and returns once the kernel has unregistered it (its
+/// RTM_DELLINK on `events`, subscribed before this call), not when the
+/// request's ack arrives: for a veth that sendmsg goes on for tens of ms
+/// after the link is gone, waiting for an RCU barrier that only frees memory.
+/// The request finishes on its own task; a long-lived host does not wait.
+pub async fn delete_unregistered(h: &Handle, mut events: LinkEvents, link: &Link) -> Result<(), CniError> {
+    let (h, index, owned) = (h.clone(), link.index, link.clone());
+    let mut request = tokio::spawn(async move { delete(&h, &owned).await });
+    let gone = async {
+        while let Some((msg, _)) = events.next().await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) = msg.payload
+                && m.header.index == index
+            {
+                return;
+            }
+        }
+        // The subscription ended: wait for the ack instead.
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        done = &mut request => done.map_err(|e| CniError::io(format!("delete link {}: {e}", link.name)))?,
+        () = gone => Ok(()),
     }
 }
 

@@ -44,13 +44,23 @@ pub struct NetlinkCap {
     /// Only their name and index are relied on: neither changes while the
     /// call runs, and it saves a netlink round trip per operation.
     known: HashMap<(bool, String), Link>,
+    /// Whether a deletion may return once the link is gone, leaving the
+    /// kernel's cleanup to finish in this (long-lived) process.
+    early_delete: bool,
     pub journal: Journal,
 }
 
 impl NetlinkCap {
     /// `bridge`: the bridge the config names; `host_links`: host-side
-    /// interfaces listed in prevResult.
-    pub fn new(owner: Owner, netns: Option<Netns>, bridge: String, host_links: Vec<String>) -> Result<Self, CniError> {
+    /// interfaces listed in prevResult; `early_delete`: the process outlives
+    /// the call (the daemon), see [`link::delete_unregistered`].
+    pub fn new(
+        owner: Owner,
+        netns: Option<Netns>,
+        bridge: String,
+        host_links: Vec<String>,
+        early_delete: bool,
+    ) -> Result<Self, CniError> {
         Ok(NetlinkCap {
             owner,
             host: netns::connect(None)?,
@@ -59,6 +69,7 @@ impl NetlinkCap {
             bridge,
             owned: host_links.into_iter().collect(),
             known: HashMap::new(),
+            early_delete,
             journal: Journal::default(),
         })
     }
@@ -203,10 +214,18 @@ impl NetlinkCap {
             self.allow_host(name)?;
         }
         self.known.remove(&(side == Side::Container, name.to_owned()));
-        match link::by_name(self.handle(side).await?, name).await? {
-            Some(l) => link::delete(self.handle(side).await?, &l).await,
-            None => Ok(()),
+        let Some(l) = link::by_name(self.handle(side).await?, name).await? else {
+            return Ok(());
+        };
+        if !self.early_delete {
+            return link::delete(self.handle(side).await?, &l).await;
         }
+        let ns = match side {
+            Side::Host => None,
+            Side::Container => Some(self.netns()?),
+        };
+        let events = netns::link_events(ns)?;
+        link::delete_unregistered(self.handle(side).await?, events, &l).await
     }
 
     pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkInfo>, CniError> {
