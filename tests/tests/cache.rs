@@ -42,13 +42,19 @@ fn precompile_then_calls_never_compile_and_corruption_is_rebuilt() {
     first.expect_ok();
     assert!(!first.stderr.contains("cache miss"), "a precompiled module was compiled again: {}", first.stderr);
 
-    // Flip bytes in the middle of the artifact: the next call must notice.
+    // Flip bytes in the middle of the artifact, in place, and set its mtime
+    // back: the next call must still notice.
+    let mtime = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 64] {
         *b ^= 0xa5;
     }
-    std::fs::write(&entries[0], &bytes).unwrap();
+    let mut file = std::fs::OpenOptions::new().write(true).open(&entries[0]).unwrap();
+    std::io::Write::write_all(&mut file, &bytes).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(std::fs::metadata(&entries[0]).unwrap().modified().unwrap(), mtime);
     let second = lab.cni("ADD", &conf, "cache-2", &c.path());
     second.expect_ok();
     assert!(second.stderr.contains("corrupt") && second.stderr.contains("cache miss"), "{}", second.stderr);

@@ -158,12 +158,15 @@ pub fn handle(
         .enable_all()
         .build()
         .map_err(|e| CniError::io(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
-        let runner = Runner::new(Host::OneCall)?;
-        tracing::debug!("engine ready");
-        if let Some((path, sha256)) = request.ipam_module() {
-            runner.preload(path, sha256);
-        }
-        request.execute(&runner).await
-    })
+    let runner = Runner::new(Host::OneCall)?;
+    tracing::debug!("engine ready");
+    if let Some((path, sha256)) = request.ipam_module() {
+        runner.preload(path, sha256);
+    }
+    let outcome = runtime.block_on(request.execute(&runner));
+    // The process exits once the answer is printed: dropping the engine,
+    // its modules and the runtime first would only delay that answer.
+    std::mem::forget(runner);
+    std::mem::forget(runtime);
+    outcome
 }

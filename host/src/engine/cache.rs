@@ -5,7 +5,10 @@
 //! - a module's sha256 is remembered per (device, inode, size, mtime), so an
 //!   unchanged file is not rehashed, and any replacement is;
 //! - an artifact is stored with its length and xxh3 checksum, checked before
-//!   it is loaded; a corrupt or foreign file is rebuilt, never used.
+//!   it is loaded; a corrupt or foreign file is rebuilt, never used. The
+//!   check is skipped while the file's identity, including its ctime (which
+//!   any write changes and no one can set back), is the one it was checked
+//!   under.
 
 use crate::cni::error::CniError;
 use sha2::{Digest, Sha256};
@@ -88,27 +91,44 @@ fn identify(path: &Path) -> Result<(String, Option<Vec<u8>>), CniError> {
     Ok((sha, Some(bytes)))
 }
 
-/// The artifact, if present and intact. It is mapped rather than read:
-/// page-cache pages map in far faster than they copy into fresh memory.
+/// An artifact's identity when its checksum was last verified.
+fn verified_stamp(meta: &std::fs::Metadata) -> String {
+    format!("{}.{}.{}.{}.{}", meta.dev(), meta.ino(), meta.size(), meta.ctime(), meta.ctime_nsec())
+}
+
+/// The `.sum` file: the artifact's length and checksum, the identity it was
+/// verified under, then the module's metadata.
+fn sum_text(len: usize, checksum: u64, verified: &str, metadata: &str) -> String {
+    format!("{len} {checksum:016x} {verified}\n{metadata}")
+}
+
 /// The artifact (and the module's metadata, kept with its checksum) if
 /// present and intact.
 fn load_artifact(engine: &Engine, sha256: &str) -> Option<(Component, Option<serde_json::Value>)> {
     let (artifact, sum) = artifact_paths(engine, sha256);
     let file = std::fs::File::open(&artifact).ok()?;
-    // SAFETY: a read-only private mapping; artifacts are only ever replaced
-    // by rename, never written in place, so the mapped file does not change.
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     let recorded = std::fs::read_to_string(&sum).ok()?;
-    // Entries from before metadata was recorded are rebuilt.
-    let (expected, metadata) = recorded.split_once('\n')?;
-    if format!("{} {:016x}", map.len(), xxh3_64(&map)) != expected.trim() {
-        tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
-        return None;
+    // Entries in an older layout are rebuilt.
+    let (first, metadata) = recorded.split_once('\n')?;
+    let mut fields = first.split(' ');
+    let (len, checksum, verified) = (fields.next()?, fields.next()?, fields.next()?);
+    let stamp = verified_stamp(&file.metadata().ok()?);
+    if stamp != verified {
+        // SAFETY: a read-only private mapping; artifacts are only ever
+        // replaced by rename, never written in place by wasmcni.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let actual = xxh3_64(&map);
+        if format!("{} {actual:016x}", map.len()) != format!("{len} {checksum}") {
+            tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
+            return None;
+        }
+        // Intact (e.g. a cache copied from elsewhere): remember it as such.
+        let _ = write_atomically(&sum, sum_text(map.len(), actual, &stamp, metadata).as_bytes());
     }
-    drop(map);
     // SAFETY: the file was produced by `Component::serialize` for this
-    // engine configuration (the key includes it) and is unchanged since
-    // (length and checksum match); wasmtime also checks version and settings.
+    // engine configuration (the key includes it) and is unchanged since it
+    // was verified (length and checksum matched under this identity);
+    // wasmtime also checks version and settings.
     match unsafe { Component::deserialize_file(engine, &artifact) } {
         Ok(c) => Some((c, serde_json::from_str(metadata).ok())),
         Err(e) => {
@@ -132,7 +152,8 @@ pub fn store_artifact(
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(cache_dir())?;
         write_atomically(&artifact, &bytes)?;
-        write_atomically(&sum, format!("{} {:016x}\n{meta}", bytes.len(), xxh3_64(&bytes)).as_bytes())
+        let verified = verified_stamp(&std::fs::metadata(&artifact)?);
+        write_atomically(&sum, sum_text(bytes.len(), xxh3_64(&bytes), &verified, &meta).as_bytes())
     };
     write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }
