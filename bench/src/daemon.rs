@@ -12,19 +12,19 @@ pub struct BenchDaemon {
 }
 
 impl BenchDaemon {
-    /// Starts `wasmcni daemon` in this process's netns with the first-party,
-    /// example and test modules (five in all).
+    /// Starts `wasmcni daemon` in this process's netns with five modules:
+    /// the first-party bridge, host-local, loopback and custom-route, and the
+    /// lowest-free IPAM example.
     pub fn start(dir: &Path) -> BenchDaemon {
         let modules = dir.join("modules");
         std::fs::create_dir_all(&modules).unwrap();
         let built = module_dir();
-        let root = built.parent().unwrap();
-        for sub in ["modules", "example-modules", "test-modules"] {
-            for entry in std::fs::read_dir(root.join(sub)).unwrap() {
-                let path = entry.unwrap().path();
-                std::fs::copy(&path, modules.join(path.file_name().unwrap())).unwrap();
-            }
+        let examples = built.parent().unwrap().join("example-modules");
+        for name in ["bridge", "host-local", "loopback", "custom-route"] {
+            let file = format!("{name}.wasm");
+            std::fs::copy(built.join(&file), modules.join(&file)).unwrap();
         }
+        std::fs::copy(examples.join("lowest-free.wasm"), modules.join("lowest-free.wasm")).unwrap();
         let socket = dir.join("wasmcni.sock");
         let child = Command::new(bin_dir().join("wasmcni"))
             .args(["daemon", "--socket"])
@@ -37,7 +37,8 @@ impl BenchDaemon {
             .spawn()
             .expect("start the daemon");
         let mut daemon = BenchDaemon { child, socket };
-        for _ in 0..200 {
+        // A cold cache compiles every module first.
+        for _ in 0..2400 {
             if daemon.socket.exists() {
                 return daemon;
             }

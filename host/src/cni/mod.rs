@@ -17,6 +17,7 @@ use call::Call;
 use env::{CniEnv, Command};
 use error::{CniError, code};
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use version::Version;
@@ -119,12 +120,16 @@ pub fn prepare(
 }
 
 impl Request {
-    /// The IPAM module this call will delegate to, if it is a Wasm module.
-    pub fn ipam_module(&self) -> Option<(std::path::PathBuf, Option<String>)> {
-        match self.call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok()) {
-            Some(ModuleSource::Wasm { path, sha256 }) => Some((path, sha256)),
-            _ => None,
+    /// The Wasm modules this call will run: the plugin, and its IPAM when
+    /// that is a Wasm module.
+    pub fn modules(&self) -> Vec<(PathBuf, Option<String>)> {
+        let mut modules = vec![(self.target.path.clone(), self.target.sha256.clone())];
+        if let Some(ModuleSource::Wasm { path, sha256 }) =
+            self.call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok())
+        {
+            modules.push((path, sha256));
         }
+        modules
     }
 
     /// Runs the call; `Ok(None)` means success with nothing to print.
@@ -154,15 +159,12 @@ pub fn handle(
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
+    let runner = Runner::new(Host::OneCall, request.modules())?;
+    tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CniError::io(format!("cannot start the runtime: {e}")))?;
-    let runner = Runner::new(Host::OneCall)?;
-    tracing::debug!("engine ready");
-    if let Some((path, sha256)) = request.ipam_module() {
-        runner.preload(path, sha256);
-    }
     let outcome = runtime.block_on(request.execute(&runner));
     // The process exits once the answer is printed: dropping the engine,
     // its modules and the runtime first would only delay that answer.

@@ -65,7 +65,7 @@ pub async fn serve(opts: Options) -> Result<()> {
         (None, _) => None,
     };
     crate::config::set_module_dir(opts.module_dir.clone());
-    let runner = Runner::new(Host::Daemon)?;
+    let runner = Runner::new(Host::Daemon, Vec::new())?;
     let state = Arc::new(AppState::new(runner, opts.module_dir.clone()));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;

@@ -47,7 +47,7 @@ pub struct Runner {
     /// Modules ready to run, by path. A swap replaces an entry; calls
     /// already running keep the module they started with.
     modules: Mutex<HashMap<PathBuf, Arc<Module>>>,
-    /// Modules being loaded on other threads, by path (see `preload`).
+    /// Modules being loaded on other threads, by path (see `new`).
     preloading: Mutex<HashMap<PathBuf, Preload>>,
     /// One lock per network for IPAM calls: calls in this process queue
     /// here, without blocking a thread, before taking the on-disk lock
@@ -57,9 +57,19 @@ pub struct Runner {
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
 
+/// Loads a module on another thread, so that it overlaps other work instead
+/// of following it.
+fn preload(engine: &Engine, path: PathBuf, pin: Option<String>) -> Preload {
+    let engine = engine.clone();
+    std::thread::spawn(move || cache::load(&engine, &path, pin.as_deref()))
+}
+
 impl Runner {
-    pub fn new(host: Host) -> Result<Arc<Runner>, CniError> {
+    /// `early`: modules the caller will run (a one-shot call's plugin and
+    /// IPAM); each loads on a thread of its own while the rest is set up.
+    pub fn new(host: Host, early: Vec<(PathBuf, Option<String>)>) -> Result<Arc<Runner>, CniError> {
         let engine = super::new_engine()?;
+        let preloading = early.into_iter().map(|(path, pin)| (path.clone(), preload(&engine, path, pin))).collect();
         super::start_ticker(&engine);
         let mut linker = Linker::new(&engine);
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
@@ -70,23 +80,13 @@ impl Runner {
             engine,
             linker,
             modules: Mutex::new(HashMap::new()),
-            preloading: Mutex::new(HashMap::new()),
+            preloading: Mutex::new(preloading),
             ipam_locks: Mutex::new(HashMap::new()),
         }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Starts loading a module that a later step of this call will run (the
-    /// IPAM module of a plugin) on another thread, so it overlaps the first
-    /// plugin's work instead of following it.
-    pub fn preload(&self, path: PathBuf, pin: Option<String>) {
-        let engine = self.engine.clone();
-        let p = path.clone();
-        let loading = std::thread::spawn(move || cache::load(&engine, &p, pin.as_deref()));
-        self.preloading.lock().expect("not poisoned").insert(path, loading);
     }
 
     /// Links a compiled component for `path`, refusing one that fits no
