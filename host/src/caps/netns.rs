@@ -16,52 +16,43 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub struct Netns {
     file: File,
-    /// The worker inside the netns, started on first use; it exits when
-    /// this handle is dropped.
-    worker: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The worker inside the netns: started when the handle is opened, so
+    /// that it is ready by the first use; it exits when this handle is dropped.
+    worker: Mutex<Worker>,
+}
+
+#[derive(Debug)]
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    /// Whether it joined the netns; waited for on first use.
+    joined: Option<mpsc::Receiver<Result<(), CniError>>>,
 }
 
 impl Netns {
-    /// Opens CNI_NETNS; `None` when it no longer exists (a DEL after the
-    /// container is gone).
+    /// Opens CNI_NETNS (inside a tokio runtime, so that sockets the worker
+    /// opens register there); `None` when it no longer exists (a DEL after
+    /// the container is gone).
     pub fn open(path: &str) -> Result<Option<Netns>, CniError> {
-        match File::open(path) {
-            Ok(file) => Ok(Some(Netns { file, worker: Mutex::new(None) })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CniError::env(format!("cannot open CNI_NETNS {path}: {e}"))),
-        }
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CniError::env(format!("cannot open CNI_NETNS {path}: {e}"))),
+        };
+        let worker = Mutex::new(start_worker(&file)?);
+        Ok(Some(Netns { file, worker }))
     }
 
     pub fn file(&self) -> &File {
         &self.file
     }
 
-    /// The worker's queue, starting the worker (inside the current tokio
-    /// runtime's context, so sockets it opens register there) if needed.
+    /// The worker's queue, once it has joined the netns.
     fn worker(&self) -> Result<mpsc::Sender<Job>, CniError> {
-        let mut slot = self.worker.lock().expect("not poisoned");
-        if let Some(tx) = slot.as_ref() {
-            return Ok(tx.clone());
+        let mut worker = self.worker.lock().expect("not poisoned");
+        if let Some(joined) = worker.joined.take() {
+            joined.recv().map_err(|_| CniError::io("netns worker did not start"))??;
         }
-        let file = self.file.try_clone().map_err(|e| CniError::io(format!("netns handle: {e}")))?;
-        let rt = tokio::runtime::Handle::current();
-        let (tx, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let _guard = rt.enter();
-            let joined = setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| CniError::kernel("cannot enter the container netns", e));
-            let ok = joined.is_ok();
-            let _ = ready_tx.send(joined);
-            if ok {
-                for job in rx {
-                    job();
-                }
-            }
-        });
-        ready_rx.recv().map_err(|_| CniError::io("netns worker did not start"))??;
-        *slot = Some(tx.clone());
-        Ok(tx)
+        Ok(worker.jobs.clone())
     }
 
     /// Runs `f` inside this netns, on its worker.
@@ -99,6 +90,26 @@ pub fn link_events(ns: Option<&Netns>) -> Result<LinkEvents, CniError> {
     };
     tokio::spawn(conn);
     Ok(events)
+}
+
+fn start_worker(netns: &File) -> Result<Worker, CniError> {
+    let file = netns.try_clone().map_err(|e| CniError::io(format!("netns handle: {e}")))?;
+    let rt = tokio::runtime::Handle::current();
+    let (jobs, rx) = mpsc::channel::<Job>();
+    let (joined_tx, joined) = mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let _guard = rt.enter();
+        let result = setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| CniError::kernel("cannot enter the container netns", e));
+        let ok = result.is_ok();
+        let _ = joined_tx.send(result);
+        if ok {
+            for job in rx {
+                job();
+            }
+        }
+    });
+    Ok(Worker { jobs, joined: Some(joined) })
 }
 
 /// A netlink connection whose socket lives in `ns` (or the host's netns).
