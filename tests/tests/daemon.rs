@@ -69,14 +69,24 @@ fn the_shim_forwards_add_check_del_and_results_match_one_shot() {
     assert!(again["interfaces"].as_array().unwrap().iter().any(|i| i["name"] == host_veth.as_str()));
     lab.cni("DEL", &conf, "remote", &remote.path()).expect_ok();
     assert!(!lab.host.has_link(&host_veth));
+    // What a DEL uses to watch the kernel is closed again: ten more rounds
+    // leave the daemon with no more open files than before.
+    let open_files = || std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
+    let before = open_files();
+    for _ in 0..10 {
+        lab.cni("ADD", &conf, "remote", &remote.path()).expect_ok();
+        lab.cni("DEL", &conf, "remote", &remote.path()).expect_ok();
+    }
+    let after = open_files();
+    assert!(after < before + 3, "the daemon held {before} files before ten ADD/DEL rounds and {after} after");
 
     // The daemon served those calls: its plugin table and metrics say so.
     let plugins = d.get("/v1/plugins").unwrap();
     let bridge = plugins.as_array().unwrap().iter().find(|p| p["name"] == "bridge").unwrap().clone();
-    assert_eq!(bridge["calls"], 5, "{bridge}");
+    assert_eq!(bridge["calls"], 25, "{bridge}");
     assert_eq!(bridge["world"], "cni-plugin");
     assert_eq!(bridge["witVersion"], "0.2.0");
-    assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 2.0);
+    assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 12.0);
     let leases = d.get(&format!("/v1/networks/{}/leases", lab.network)).unwrap();
     assert_eq!(leases["leases"][0]["containerID"], "local");
     assert_eq!(d.metric(&format!("wasmcni_leases{{network=\"{}\"}}", lab.network)), 1.0);
