@@ -233,6 +233,12 @@ impl Runner {
         if result.is_err() && command == Command::Add {
             store.data_mut().undo().await;
         }
+        if self.host == Host::OneCall && target.role.is_none() {
+            // The process exits once this answer is printed; freeing the
+            // instance first would only delay it. A delegated call's store
+            // is dropped: it holds the IPAM lock.
+            std::mem::forget(store);
+        }
         result
     }
 

@@ -139,6 +139,7 @@ impl NetlinkCap {
             vlan_filtering: spec.vlan_filtering,
         };
         let l = link::ensure_bridge(&self.host, &params).await?;
+        self.known.insert((false, l.name.clone()), l.clone());
         self.info(Side::Host, l).await
     }
 
