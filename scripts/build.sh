@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the wasmcni host (release) and the first-party Wasm plugins, and
-# gathers the modules in target/release/modules/<name>.wasm, where
+# Builds the wasmcni host (the dist profile) and the first-party Wasm plugins,
+# and gathers the modules in target/dist/modules/<name>.wasm, where
 # `wasmcni install` looks for them by default (modules that exist only for
-# the tests go to target/release/test-modules, examples to
-# target/release/example-modules).
+# the tests go to target/dist/test-modules, examples to
+# target/dist/example-modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,7 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 plugins=(bridge host-local loopback host-gw custom-route)
 test_plugins=(hostile legacy-ipam legacy-plugin overreach)
 example_plugins=(lowest-free namespace-allowlist pool-by-namespace)
-cargo build --release --locked -p wasmcni
+cargo build --profile dist --locked -p wasmcni
 cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}" "${example_plugins[@]}")
 
 gather() {
@@ -22,7 +22,7 @@ gather() {
         cp "target/wasm32-wasip2/plugin/wasmcni_plugin_${p//-/_}.wasm" "$dir/$p.wasm"
     done
 }
-gather target/release/modules "${plugins[@]}"
-gather target/release/test-modules "${test_plugins[@]}"
-gather target/release/example-modules "${example_plugins[@]}"
-ls -l target/release/modules >&2
+gather target/dist/modules "${plugins[@]}"
+gather target/dist/test-modules "${test_plugins[@]}"
+gather target/dist/example-modules "${example_plugins[@]}"
+ls -l target/dist/modules >&2

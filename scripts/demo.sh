@@ -27,7 +27,7 @@ trap cleanup EXIT
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 bold "install: binary, wasm-<module> links and modules"
-target/release/wasmcni install --bin-dir "$scratch/bin" --module-dir "$scratch/wasm"
+target/dist/wasmcni install --bin-dir "$scratch/bin" --module-dir "$scratch/wasm"
 export WASMCNI_MODULE_DIR=$scratch/wasm WASMCNI_CACHE_DIR=$scratch/cache
 
 # The embedded default network: the bridge and host-local Wasm modules.
@@ -85,7 +85,7 @@ cni CHECK "$a" "$with_prev" && echo "CHECK passed"
 
 bold "a policy before ADD: only namespace prod may attach (examples/policy-namespace-allowlist)"
 policy_config=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["policies"]=[{"plugin": sys.argv[2], "namespaces": ["prod"]}]; print(json.dumps(c))' \
-    "$CONFIG" "$PWD/target/release/example-modules/namespace-allowlist.wasm")
+    "$CONFIG" "$PWD/target/dist/example-modules/namespace-allowlist.wasm")
 d=wcdemo-d-$id
 containers+=("$d")
 ip netns add "$d"
@@ -102,7 +102,7 @@ api() { curl -s --unix-socket "$scratch/wasmcni.sock" "$@"; echo; }
 api http://wasmcni/v1/plugins | python3 -m json.tool
 
 bold "hot swap: host-local's round-robin replaced by the lowest-free policy (examples/ipam-lowest-free)"
-api -X PUT --data-binary @target/release/example-modules/lowest-free.wasm http://wasmcni/v1/plugins/host-local
+api -X PUT --data-binary @target/dist/example-modules/lowest-free.wasm http://wasmcni/v1/plugins/host-local
 bold "DEL $a through the daemon: its lease, made by the old module, is released by the new one"
 cni DEL "$a" && echo "deleted"
 c=wcdemo-c-$id

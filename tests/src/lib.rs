@@ -20,21 +20,21 @@ pub fn workspace() -> PathBuf {
 
 /// The binary under test (built by scripts/build.sh).
 pub fn wasmcni_bin() -> PathBuf {
-    std::env::var_os("WASMCNI_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/wasmcni"))
+    std::env::var_os("WASMCNI_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/dist/wasmcni"))
 }
 
 pub fn module_dir() -> PathBuf {
-    workspace().join("target/release/modules")
+    workspace().join("target/dist/modules")
 }
 
 /// A module built only for the tests (e.g. `hostile`), by absolute path.
 pub fn test_module(name: &str) -> String {
-    workspace().join("target/release/test-modules").join(format!("{name}.wasm")).display().to_string()
+    workspace().join("target/dist/test-modules").join(format!("{name}.wasm")).display().to_string()
 }
 
 /// An example module (e.g. `lowest-free`), by absolute path.
 pub fn example_module(name: &str) -> String {
-    workspace().join("target/release/example-modules").join(format!("{name}.wasm")).display().to_string()
+    workspace().join("target/dist/example-modules").join(format!("{name}.wasm")).display().to_string()
 }
 
 /// The Debian reference plugins.
