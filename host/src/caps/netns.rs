@@ -79,17 +79,9 @@ pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
 /// Subscribes to link notifications in `ns` (or the host's netns); only
 /// changes after this returns are seen.
 pub fn link_events(ns: Option<&Netns>) -> Result<LinkEvents, CniError> {
-    let open = || {
-        let (conn, _, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
-            .map_err(|e| CniError::kernel("netlink socket", e))?;
-        Ok((conn, events))
-    };
-    let (conn, events) = match ns {
-        Some(ns) => ns.run(open)?,
-        None => open()?,
-    };
-    tokio::spawn(conn);
-    Ok(events)
+    spawn_in(ns, || {
+        rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link]).map(|(conn, _, events)| (conn, events))
+    })
 }
 
 fn start_worker(netns: &File) -> Result<Worker, CniError> {
@@ -114,14 +106,22 @@ fn start_worker(netns: &File) -> Result<Worker, CniError> {
 
 /// A netlink connection whose socket lives in `ns` (or the host's netns).
 pub fn connect(ns: Option<&Netns>) -> Result<rtnetlink::Handle, CniError> {
-    let open = || {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| CniError::kernel("netlink socket", e))?;
-        Ok((conn, handle))
-    };
-    let (conn, handle) = match ns {
+    spawn_in(ns, || rtnetlink::new_connection().map(|(conn, handle, _)| (conn, handle)))
+}
+
+type Connection = rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>;
+
+/// Opens a netlink connection with `open` inside `ns` (or the host's netns),
+/// so its socket belongs there, and drives it on the current runtime.
+fn spawn_in<T: Send + 'static>(
+    ns: Option<&Netns>,
+    open: fn() -> std::io::Result<(Connection, T)>,
+) -> Result<T, CniError> {
+    let open = move || open().map_err(|e| CniError::kernel("netlink socket", e));
+    let (conn, opened) = match ns {
         Some(ns) => ns.run(open)?,
         None => open()?,
     };
     tokio::spawn(conn);
-    Ok(handle)
+    Ok(opened)
 }
