@@ -29,11 +29,13 @@ struct Attachment {
     rules: Value,
 }
 
+/// The directory of per-attachment state, read once at the edge.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("WASMCNI_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_STATE_DIR.into())
+}
+
 fn dir() -> PathBuf {
-    std::env::var_os("WASMCNI_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| DEFAULT_STATE_DIR.into())
-        .join("attachments")
+    state_dir().join("attachments")
 }
 
 fn record_path(call: &Call) -> PathBuf {

@@ -65,6 +65,13 @@ enum Cmd {
         /// How often the module directory is checked for replaced files.
         #[arg(long, default_value_t = 1000)]
         watch_interval_ms: u64,
+        /// Calls in flight at most; more get "try again later" (11), except
+        /// DEL and GC, which wait. The open-file limit may lower it.
+        #[arg(long, default_value_t = 256)]
+        max_calls: usize,
+        /// Where per-attachment state lives (masquerade records, networks served).
+        #[arg(long, env = "WASMCNI_STATE_DIR", default_value = crate::attachments::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
         #[command(flatten)]
         cluster: Box<ClusterArgs>,
     },
@@ -149,13 +156,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("created {}: see its README.md", root.display());
             Ok(())
         }
-        Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms, cluster } => {
+        Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms, max_calls, state_dir, cluster } => {
             let opts = crate::daemon::Options {
                 socket,
                 tcp,
                 token_file,
                 module_dir,
                 watch_interval: std::time::Duration::from_millis(watch_interval_ms),
+                max_calls,
+                state_dir,
                 cluster: cluster.options(),
             };
             // Netlink requests run synchronously inside the kernel's sendmsg
@@ -207,11 +216,30 @@ fn inspect(module: &Path) -> Result<()> {
     Ok(())
 }
 
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Replaces `dest` by rename, so a runtime never execs a half-written module.
+fn copy_atomically(src: &Path, dest: &Path) -> Result<()> {
+    let tmp = dest.with_extension("wasm.tmp");
+    std::fs::copy(src, &tmp).with_context(|| format!("copying {}", src.display()))?;
+    std::fs::rename(&tmp, dest).with_context(|| format!("installing {}", dest.display()))
+}
+
 fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<()> {
     let exe = std::env::current_exe().context("locating this binary")?;
+    // A build tree keeps its modules beside the binary; an installed tree
+    // is reinstalled from its own module dir.
     let from = match from {
         Some(f) => f,
-        None => exe.parent().context("binary has no directory")?.join("modules"),
+        None => Some(exe.parent().context("binary has no directory")?.join("modules"))
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(|| module_dir.to_owned()),
     };
     let modules = wasm_files(&from).with_context(|| "finding modules to install (use --from)")?;
     std::fs::create_dir_all(bin_dir)?;
@@ -230,7 +258,10 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
     for m in modules {
         let name = m.file_stem().context("module without a name")?.to_string_lossy().into_owned();
         let dest = module_dir.join(format!("{name}.wasm"));
-        std::fs::copy(&m, &dest).with_context(|| format!("copying {}", m.display()))?;
+        // Copying a file onto itself would truncate it.
+        if !same_file(&m, &dest) {
+            copy_atomically(&m, &dest)?;
+        }
         let loaded = cache::load(&engine, &dest, None)?;
         // Only what a runtime execs gets a `wasm-<name>`; the daemon runs a
         // routing plugin, and policies are named in a plugin's config.

@@ -52,6 +52,9 @@ pub struct MockHost {
     pub ipam_errors: BTreeMap<String, CniError>,
     /// IPAM commands delegated, in order.
     pub ipam_calls: Vec<String>,
+    /// Teardown steps in the order the plugin took them ("delete-link
+    /// eth0", "ipam DEL", "masquerade-del"), to check its ordering.
+    pub teardown: Vec<String>,
 }
 
 thread_local! {
@@ -251,6 +254,7 @@ pub mod netlink {
 
     pub fn delete_link(side: Side, link: &str) -> Result<(), CniError> {
         with(|h| {
+            h.teardown.push(format!("delete-link {link}"));
             let Some(pos) = h.links.iter().position(|l| l.container == is_container(side) && l.info.name == link)
             else {
                 return Ok(());
@@ -350,6 +354,7 @@ pub mod netlink {
 
     pub fn masquerade_del() -> Result<(), CniError> {
         with(|h| {
+            h.teardown.push("masquerade-del".into());
             h.masquerade.clear();
             Ok(())
         })
@@ -367,6 +372,7 @@ pub mod delegate {
     fn call(command: &str) -> Result<(), CniError> {
         with(|h| {
             h.ipam_calls.push(command.into());
+            h.teardown.push(format!("ipam {command}"));
             match h.ipam_errors.get(command) {
                 Some(e) => Err(e.clone()),
                 None => Ok(()),

@@ -4,12 +4,14 @@
 //! `last_reserved_ip.<rangeSet>` the last address handed out, and `lock` is
 //! flock'ed for the whole call.
 
-use crate::cni::error::CniError;
+use crate::cni::error::{CniError, code};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -28,24 +30,30 @@ pub struct IpamStore {
 }
 
 /// The leases in a network's directory, read without its lock (a
-/// snapshot for reporting; allocation goes through an open store).
+/// snapshot for reporting; allocation goes through an open store). Only
+/// regular files named like an address are leases: anything else (a
+/// directory, a FIFO, a symlink) is skipped, as the reference does.
 pub fn read_leases(dir: &Path) -> Result<Vec<Lease>, CniError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(dir.display(), e)),
+        Err(e) => return Err(io(dir.display(), &e)),
     };
     let mut leases = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| io(dir.display(), e))?;
+        let entry = entry.map_err(|e| io(dir.display(), &e))?;
         let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
             continue;
         };
-        let content = match read_lease(&entry.path()) {
-            Ok(c) => c,
-            // Released by someone else between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(entry.path().display(), e)),
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            tracing::warn!("{} is not a lease file: skipped", entry.path().display());
+            continue;
+        }
+        let content = match read_small(&entry.path()) {
+            Ok(Some(c)) => c,
+            // Released by someone else between listing and reading, or replaced by a non-file.
+            Ok(None) => continue,
+            Err(e) => return Err(io(entry.path().display(), &e)),
         };
         let mut lines = content.lines().map(str::trim);
         let container_id = lines.next().unwrap_or_default().to_owned();
@@ -56,69 +64,103 @@ pub fn read_leases(dir: &Path) -> Result<Vec<Lease>, CniError> {
     Ok(leases)
 }
 
-/// A lease file's content. Leases are tiny and a node holds many, so this
-/// skips the size probe `fs::read` makes: open, one read, close.
-fn read_lease(path: &Path) -> std::io::Result<String> {
+/// A small state file's whole content; `None` when it is gone or not a
+/// regular file. Opened without blocking and without following a symlink,
+/// so a FIFO or device put in its place cannot hang the call.
+fn read_small(path: &Path) -> std::io::Result<Option<String>> {
     use std::io::Read;
-    let mut buf = [0u8; 512];
-    let n = File::open(path)?.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    let flags = nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW;
+    let mut file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut content = String::new();
+    file.read_to_string(&mut content)?;
+    Ok(Some(content))
 }
 
 /// Rewrites a small file in place. Unlike truncate-and-write, this does not
 /// make ext4 flush the file on close (its auto_da_alloc heuristic), which
 /// costs more than the rest of the allocation. The lock makes it safe.
 fn overwrite(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
     f.write_all(content)?;
     f.set_len(content.len() as u64)
 }
 
-fn io(what: impl std::fmt::Display, e: impl std::fmt::Display) -> CniError {
-    CniError::io(format!("{what}: {e}"))
+fn io(what: impl std::fmt::Display, e: &std::io::Error) -> CniError {
+    CniError::from_io(what, e)
+}
+
+/// The error of a call that gave up waiting for a network's lease store.
+pub fn busy(network: &str, waited: Duration) -> CniError {
+    CniError::new(
+        code::TRY_AGAIN_LATER,
+        format!("the lease store of network {network} stayed locked for {} ms; try again later", waited.as_millis()),
+    )
 }
 
 impl IpamStore {
     /// Opens (creating) the network's directory and takes its lock, waiting
-    /// for any other wasmcni or reference host-local holding it.
-    pub fn open(data_dir: &Path, network: &str) -> Result<IpamStore, CniError> {
+    /// until `deadline` for any other wasmcni or reference host-local holding it.
+    pub fn open(data_dir: &Path, network: &str, deadline: Instant) -> Result<IpamStore, CniError> {
+        let started = Instant::now();
         let dir = data_dir.join(network);
-        std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), &e))?;
         let lock_path = dir.join("lock");
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| io(lock_path.display(), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(lock_path.display(), e))?;
+            .map_err(|e| io(lock_path.display(), &e))?;
+        let mut pause = Duration::from_millis(1);
+        let lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                    file = f;
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(busy(network, started.elapsed())),
+                Err((_, e)) => return Err(io(lock_path.display(), &std::io::Error::from(e))),
+            }
+        };
         Ok(IpamStore { dir, _lock: lock })
     }
 
     pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
         let path = self.dir.join(ip.to_string());
-        let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io(path.display(), e)),
+            Err(e) => return Err(io(path.display(), &e)),
         };
         let written = f.write_all(format!("{}{LINE_BREAK}{ifname}", container_id.trim()).as_bytes());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
-            return Err(io(path.display(), e));
+            return Err(io(path.display(), &e));
         }
         let last = self.dir.join(format!("{LAST_RESERVED}{range_set}"));
-        overwrite(&last, ip.to_string().as_bytes()).map_err(|e| io(last.display(), e))?;
+        overwrite(&last, ip.to_string().as_bytes()).map_err(|e| io(last.display(), &e))?;
         Ok(true)
     }
 
     pub fn last_reserved(&self, range_set: u32) -> Result<Option<IpAddr>, CniError> {
         let path = self.dir.join(format!("{LAST_RESERVED}{range_set}"));
-        match std::fs::read_to_string(&path) {
-            Ok(s) => Ok(s.trim().parse().ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(path.display(), e)),
+        match read_small(&path) {
+            Ok(s) => Ok(s.and_then(|s| s.trim().parse().ok())),
+            Err(e) => Err(io(path.display(), &e)),
         }
     }
 
@@ -138,7 +180,7 @@ impl IpamStore {
                 match std::fs::remove_file(&path) {
                     Ok(()) => freed.push(lease.ip),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(path.display(), e)),
+                    Err(e) => return Err(io(path.display(), &e)),
                 }
             }
         }
@@ -160,10 +202,52 @@ mod tests {
         d
     }
 
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn odd_entries_are_skipped_long_ids_kept_and_leases_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tmp();
+        let s = IpamStore::open(&root, "net1", soon()).unwrap();
+        let long_id = "c".repeat(600);
+        assert!(s.reserve("10.0.0.2".parse().unwrap(), &long_id, "eth0", 0).unwrap());
+        let mode = std::fs::metadata(root.join("net1/10.0.0.2")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::create_dir(root.join("net1/10.0.0.3")).unwrap();
+        nix::unistd::mkfifo(&root.join("net1/10.0.0.4"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("net1/10.0.0.5")).unwrap();
+        // A FIFO as last_reserved_ip must not hang the allocation either.
+        std::fs::remove_file(root.join("net1/last_reserved_ip.0")).unwrap();
+        nix::unistd::mkfifo(&root.join("net1/last_reserved_ip.0"), nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .unwrap();
+        assert_eq!(s.last_reserved(0).unwrap(), None);
+        let leases = s.list().unwrap();
+        assert_eq!(leases.len(), 1, "{leases:?}");
+        assert_eq!(leases[0].container_id, long_id);
+        assert_eq!(s.release_owner(&long_id, "eth0").unwrap().len(), 1);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_is_waited_for_until_the_deadline_only() {
+        let root = tmp();
+        let held = IpamStore::open(&root, "net1", soon()).unwrap();
+        // flock locks belong to the open file: a second open conflicts like another process.
+        let started = Instant::now();
+        let err = IpamStore::open(&root, "net1", Instant::now() + Duration::from_millis(100)).err().unwrap();
+        assert_eq!(err.code, 11, "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+        assert!(IpamStore::open(&root, "net1", soon()).is_ok());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
     #[test]
     fn reserve_list_release_in_the_reference_layout() {
         let root = tmp();
-        let s = IpamStore::open(&root, "net1").unwrap();
+        let s = IpamStore::open(&root, "net1", soon()).unwrap();
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(s.reserve(ip, "c1", "eth0", 0).unwrap());
         assert!(!s.reserve(ip, "c2", "eth0", 0).unwrap());

@@ -3,7 +3,7 @@
 
 mod delegate;
 mod host;
-mod ipam_store;
+pub mod ipam_store;
 mod log;
 pub mod masquerade;
 pub(crate) mod netlink;

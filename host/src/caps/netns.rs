@@ -3,7 +3,7 @@
 //! joined it. setns(2) affects only the calling thread, so the runtime's
 //! threads stay put; one worker serves the whole call.
 
-use crate::cni::error::CniError;
+use crate::cni::error::{CniError, code};
 use nix::sched::{CloneFlags, setns};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -31,13 +31,19 @@ struct Worker {
 impl Netns {
     /// Opens CNI_NETNS (inside a tokio runtime, so that sockets the worker
     /// opens register there); `None` when it no longer exists (a DEL after
-    /// the container is gone).
+    /// the container is gone). Opened without blocking (a FIFO or a device
+    /// would hang the call) and checked to be a network namespace.
     pub fn open(path: &str) -> Result<Option<Netns>, CniError> {
-        let file = match File::open(path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path);
+        let file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CniError::env(format!("cannot open CNI_NETNS {path}: {e}"))),
+            Err(e) => return Err(open_error(path, &e)),
         };
+        if !is_network_namespace(&file) {
+            return Err(CniError::env(format!("CNI_NETNS {path} is not a network namespace")));
+        }
         let worker = Mutex::new(start_worker(&file)?);
         Ok(Some(Netns { file, worker }))
     }
@@ -84,6 +90,22 @@ pub fn link_events(ns: Option<&Netns>) -> Result<LinkEvents, CniError> {
     })
 }
 
+fn open_error(path: &str, e: &std::io::Error) -> CniError {
+    let e = CniError::from_io(format!("cannot open CNI_NETNS {path}"), e);
+    if e.code == code::IO_FAILURE { CniError::env(e.msg) } else { e }
+}
+
+// NS_GET_NSTYPE: which kind of namespace an nsfs file is.
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+
+/// Whether `file` is a namespace file (nsfs) of a network namespace.
+fn is_network_namespace(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    let nsfs = nix::sys::statfs::fstatfs(file).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC);
+    // SAFETY: the ioctl takes no argument and only reads the fd's namespace type.
+    nsfs && unsafe { ns_get_nstype(file.as_raw_fd()) }.is_ok_and(|t| t == CloneFlags::CLONE_NEWNET.bits())
+}
+
 fn start_worker(netns: &File) -> Result<Worker, CniError> {
     let file = netns.try_clone().map_err(|e| CniError::io(format!("netns handle: {e}")))?;
     let rt = tokio::runtime::Handle::current();
@@ -117,7 +139,7 @@ fn spawn_in<T: Send + 'static>(
     ns: Option<&Netns>,
     open: fn() -> std::io::Result<(Connection, T)>,
 ) -> Result<T, CniError> {
-    let open = move || open().map_err(|e| CniError::kernel("netlink socket", e));
+    let open = move || open().map_err(|e| CniError::from_io("netlink socket", &e));
     let (conn, opened) = match ns {
         Some(ns) => ns.run(open)?,
         None => open()?,

@@ -22,6 +22,11 @@ impl Command {
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
             "VERSION" => Command::Version,
+            "" => {
+                return Err(CniError::env(
+                    "CNI_COMMAND is not set: this is a CNI plugin, exec'd by a container runtime",
+                ));
+            }
             other => return Err(CniError::env(format!("unknown CNI_COMMAND {other:?}"))),
         })
     }

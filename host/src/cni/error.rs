@@ -75,6 +75,20 @@ impl CniError {
         Self::new(code::CAPABILITY_DENIED, msg)
     }
 
+    /// An I/O failure of `what`. Running out of file descriptors, memory or
+    /// buffers is "try again later" (11): the call was fine, the node was busy.
+    pub fn from_io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        use nix::errno::Errno;
+        let exhausted = [Errno::EMFILE, Errno::ENFILE, Errno::ENOMEM, Errno::ENOBUFS, Errno::EAGAIN];
+        match e.raw_os_error() {
+            Some(n) if exhausted.contains(&Errno::from_raw(n)) => Self::new(
+                code::TRY_AGAIN_LATER,
+                format!("{what}: {e} (the node is short of resources; try again later)"),
+            ),
+            _ => Self::io(format!("{what}: {e}")),
+        }
+    }
+
     pub fn kernel(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
         Self::new(code::KERNEL, format!("{what}: {err}"))
     }

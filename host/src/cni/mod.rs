@@ -159,7 +159,7 @@ pub fn handle(
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
-    let runner = Runner::new(Host::OneCall, request.modules())?;
+    let runner = Runner::new(Host::OneCall, request.modules(), crate::attachments::state_dir())?;
     tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -54,17 +54,45 @@ pub fn through(daemon: &Daemon, command: &str, argv0: &str, stdin: &[u8]) -> (St
         Ok(reply) => return (reply.stdout, reply.exit_code),
         Err(e) => e,
     };
-    // An ADD the daemon may have half done is not retried here: the
-    // runtime's DEL (served here if the daemon stays away) cleans it up.
-    let retry_locally = match &err {
-        ForwardError::Unavailable(_) => daemon.fallback == Fallback::Local,
-        ForwardError::Broken(_) => daemon.fallback == Fallback::Local && command != "ADD",
-    };
-    if retry_locally {
-        tracing::warn!("{err}; running {command} in this process");
-        let outcome = super::handle(command, argv0, stdin, |k| std::env::var(k).ok());
-        return super::printed(outcome, stdin);
+    if !retry_locally(command, daemon.fallback, &err) {
+        let e = CniError::new(code::TRY_AGAIN_LATER, format!("wasmcni daemon: {err}; try again later"));
+        return super::printed(Err(e), stdin);
     }
-    let e = CniError::new(code::TRY_AGAIN_LATER, format!("wasmcni daemon: {err}; try again later"));
-    super::printed(Err(e), stdin)
+    tracing::warn!("{err}; running {command} in this process");
+    let outcome = super::handle(command, argv0, stdin, |k| std::env::var(k).ok());
+    super::printed(outcome, stdin)
+}
+
+/// Whether a call the daemon did not answer runs in this process. DEL and
+/// GC always do, whatever `fallback` says: a runtime never retries a refused
+/// DEL, so refusing one leaks what the container had. An ADD the daemon may
+/// have half done is never retried here: the runtime's DEL cleans it up.
+fn retry_locally(command: &str, fallback: Fallback, err: &ForwardError) -> bool {
+    match (command, err) {
+        ("DEL" | "GC", _) => true,
+        (_, ForwardError::Unavailable(_)) => fallback == Fallback::Local,
+        (_, ForwardError::Broken(_)) => fallback == Fallback::Local && command != "ADD",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn del_and_gc_always_run_locally_and_a_half_done_add_never_does() {
+        let down = || ForwardError::Unavailable("connection refused".into());
+        let broken = || ForwardError::Broken("reset mid-call".into());
+        for fallback in [Fallback::Local, Fallback::Fail] {
+            for command in ["DEL", "GC"] {
+                assert!(retry_locally(command, fallback, &down()), "{command} {fallback:?}");
+                assert!(retry_locally(command, fallback, &broken()), "{command} {fallback:?}");
+            }
+            assert!(!retry_locally("ADD", fallback, &broken()));
+        }
+        assert!(retry_locally("ADD", Fallback::Local, &down()));
+        assert!(!retry_locally("ADD", Fallback::Fail, &down()));
+        assert!(retry_locally("CHECK", Fallback::Local, &broken()));
+        assert!(!retry_locally("CHECK", Fallback::Fail, &down()));
+    }
 }

@@ -1,6 +1,8 @@
 //! The HTTP API (JSON, under /v1) and the state it serves from.
 
+use super::budget::Budget;
 use super::metrics::{CommandLabels, Metrics, NetworkLabels, PluginLabels, RequestLabels};
+use super::ordering::Attachments;
 use super::protocol::{CniReply, CniRequest};
 use crate::caps::{DEFAULT_DATA_DIR, read_leases};
 use crate::cni::error::{CniError, Failure};
@@ -31,19 +33,46 @@ pub struct AppState {
     /// Held while a module is being swapped, by the API or the directory
     /// watcher, so the two never both swap in the same file.
     pub swapping: tokio::sync::Mutex<()>,
-    /// Lease directory of every network seen, for /leases and /metrics.
+    budget: Budget,
+    attachments: Arc<Attachments>,
+    /// Lease directory of every network served, for /leases and /metrics;
+    /// kept in `networks_file` so a restarted daemon still knows them.
     networks: std::sync::Mutex<HashMap<String, PathBuf>>,
+    networks_file: PathBuf,
 }
 
 impl AppState {
-    pub fn new(runner: Arc<Runner>, module_dir: PathBuf) -> AppState {
+    pub fn new(runner: Arc<Runner>, module_dir: PathBuf, budget: Budget, state_dir: &std::path::Path) -> AppState {
+        let networks_file = state_dir.join("networks.json");
+        let networks =
+            std::fs::read(&networks_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         AppState {
             runner,
             module_dir,
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             swapping: tokio::sync::Mutex::new(()),
-            networks: Default::default(),
+            budget,
+            attachments: Arc::default(),
+            networks: std::sync::Mutex::new(networks),
+            networks_file,
+        }
+    }
+
+    /// Remembers where `network` keeps its leases (on disk when that is news).
+    fn served(&self, network: &str, leases: PathBuf) {
+        let mut networks = self.networks.lock().expect("not poisoned");
+        if networks.get(network) == Some(&leases) {
+            return;
+        }
+        networks.insert(network.to_owned(), leases);
+        let tmp = self.networks_file.with_extension("json.tmp");
+        let saved = self.networks_file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+            std::fs::write(&tmp, serde_json::to_vec(&*networks).expect("plain map"))?;
+            std::fs::rename(&tmp, &self.networks_file)
+        });
+        if let Err(e) = saved {
+            tracing::warn!("recording the networks served in {}: {e}", self.networks_file.display());
         }
     }
 }
@@ -74,10 +103,9 @@ pub fn router(state: Arc<AppState>, token: Option<String>) -> Router {
         .with_state(state);
     match token {
         Some(token) => api.layer(middleware::from_fn(move |req: Request, next: Next| {
-            let expected = format!("Bearer {token}");
+            let authorized = bearer_matches(req.headers().get(header::AUTHORIZATION), &token);
             async move {
-                let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                if given == Some(expected.as_str()) {
+                if authorized {
                     next.run(req).await
                 } else {
                     ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()).into_response()
@@ -86,6 +114,16 @@ pub fn router(state: Arc<AppState>, token: Option<String>) -> Router {
         })),
         None => api,
     }
+}
+
+/// `Authorization: Bearer <token>`, the scheme in any case (RFC 7235), the
+/// token compared in constant time.
+fn bearer_matches(header: Option<&axum::http::HeaderValue>, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some((scheme, given)) = header.and_then(|v| v.to_str().ok()).and_then(|v| v.split_once(' ')) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
 }
 
 fn reply(result: Result<Option<Value>, CniError>, cni_version: &str) -> CniReply {
@@ -113,20 +151,9 @@ async fn cni_call(
         Ok(Prepared::Run(request)) => {
             let network = request.call.conf.name.clone();
             let data_dir = request.call.conf.ipam.as_ref().and_then(|i| i.get("dataDir")).and_then(Value::as_str);
-            state
-                .networks
-                .lock()
-                .expect("not poisoned")
-                .insert(network.clone(), PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR)).join(&network));
-            // Calls on one network meet only where the spec needs a lock:
-            // the IPAM store (see Runner), so ADDs and DELs overlap.
+            state.served(&network, PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR)).join(&network));
             let plugin = module_name(&request.target.path);
-            // In a task of its own: a shim that goes away (or the HTTP
-            // deadline) must not cancel a call halfway, skipping its undo.
-            let runner = state.runner.clone();
-            let call = tokio::spawn(async move { request.execute(&runner).await });
-            let result = call.await.unwrap_or_else(|e| Err(CniError::io(format!("call aborted: {e}"))));
-            (plugin, result)
+            (plugin, run_call(&state, request).await)
         }
     };
     let outcome = match &result {
@@ -141,6 +168,31 @@ async fn cni_call(
     state.metrics.requests.get_or_create(&RequestLabels { command: command.clone(), plugin, outcome }).inc();
     state.metrics.latency.get_or_create(&CommandLabels { command }).observe(started.elapsed().as_secs_f64());
     Ok(Json(reply(result, &version)))
+}
+
+/// Runs one call within the budget, after the calls on its attachment that
+/// came first. Calls on one network meet only there and where the spec needs
+/// a lock (the IPAM store, see Runner), so ADDs and DELs of others overlap.
+async fn run_call(state: &Arc<AppState>, request: cni::Request) -> Result<Option<Value>, CniError> {
+    let slot = state.budget.admit(request.command, REQUEST_DEADLINE).await?;
+    let env = &request.call.env;
+    let key = (request.call.conf.name.clone(), env.container_id.clone(), env.ifname.clone());
+    let turn = state.attachments.turn(key).await;
+    // On a thread of its own: guest code never holds up the API's workers
+    // (a looping module spins there until its deadline, niced), and a shim
+    // that goes away (or the HTTP deadline) cannot cancel a call halfway,
+    // skipping its undo. The slot and the turn are held until it ends.
+    let (runner, runtime) = (state.runner.clone(), tokio::runtime::Handle::current());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("wasmcni-call".into())
+        .spawn(move || {
+            let result = runtime.block_on(request.execute(&runner));
+            drop((turn, slot));
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| CniError::from_io("starting the call's thread", &e))?;
+    done_rx.await.unwrap_or_else(|_| Err(CniError::io("the call's thread failed")))
 }
 
 fn plugin_json(m: &crate::engine::module::Module) -> Value {
@@ -211,7 +263,13 @@ async fn leases(State(state): State<Arc<AppState>>, Path(network): Path<String>)
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let status = if state.draining.load(Ordering::SeqCst) { "draining" } else { "ok" };
-    let body = json!({ "status": status, "modules": state.runner.modules().len(), "cniVersions": version::SUPPORTED });
+    let body = json!({
+        "status": status,
+        "modules": state.runner.modules().len(),
+        "cniVersions": version::SUPPORTED,
+        "callsInFlight": state.budget.in_flight(),
+        "maxCalls": state.budget.max_calls,
+    });
     Json(body).into_response()
 }
 
@@ -223,4 +281,24 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.leases.get_or_create(&NetworkLabels { network }).set(count as i64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        let token = "0123456789abcdef";
+        let ok = |v: &str| bearer_matches(Some(&HeaderValue::from_str(v).unwrap()), token);
+        assert!(ok("Bearer 0123456789abcdef"));
+        assert!(ok("bearer 0123456789abcdef"));
+        assert!(ok("BEARER 0123456789abcdef"));
+        assert!(!ok("Bearer 0123456789abcde"));
+        assert!(!ok("Bearer 0123456789abcdefX"));
+        assert!(!ok("Basic 0123456789abcdef"));
+        assert!(!ok("0123456789abcdef"));
+        assert!(!bearer_matches(None, token));
+    }
 }

@@ -3,8 +3,11 @@
 //! metrics; the exec'd binary becomes a shim that forwards CNI calls to it.
 
 mod api;
+mod budget;
 pub mod client;
+mod listen;
 mod metrics;
+mod ordering;
 pub mod protocol;
 mod server;
 mod watch;

@@ -3,7 +3,7 @@
 //! directory, and on SIGTERM finish in-flight calls, refuse new ones, exit.
 
 use super::api::{self, AppState};
-use super::watch;
+use super::{listen, watch};
 use crate::engine::{Host, Runner};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
@@ -18,6 +18,10 @@ pub struct Options {
     pub token_file: Option<PathBuf>,
     pub module_dir: PathBuf,
     pub watch_interval: Duration,
+    /// Calls in flight at most (the open-file limit may lower it).
+    pub max_calls: usize,
+    /// Per-attachment state, and the networks this daemon has served.
+    pub state_dir: PathBuf,
     /// Cluster mode: this node's subnet and the routes to the others.
     pub cluster: Option<crate::cluster::Options>,
 }
@@ -65,8 +69,16 @@ pub async fn serve(opts: Options) -> Result<()> {
         (None, _) => None,
     };
     crate::config::set_module_dir(opts.module_dir.clone());
-    let runner = Runner::new(Host::Daemon, Vec::new())?;
-    let state = Arc::new(AppState::new(runner, opts.module_dir.clone()));
+    let nofile = super::budget::raise_nofile();
+    let budget = super::budget::Budget::for_fds(nofile, opts.max_calls);
+    tracing::info!(
+        "open-file limit {nofile}: up to {} calls and {} connections at once",
+        budget.max_calls,
+        budget.max_connections
+    );
+    let max_connections = budget.max_connections;
+    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone())?;
+    let state = Arc::new(AppState::new(runner, opts.module_dir.clone(), budget, &opts.state_dir));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;
     tokio::spawn(watch::run(state.clone(), opts.watch_interval, seen));
@@ -85,17 +97,17 @@ pub async fn serve(opts: Options) -> Result<()> {
     tracing::info!("serving on {}", opts.socket.display());
     let mut servers = tokio::task::JoinSet::new();
     let app = api::router(state.clone(), None);
-    servers.spawn(axum::serve(unix, app).with_graceful_shutdown(stopped()).into_future());
+    servers.spawn(listen::serve(unix, app, max_connections, stopped()));
     if let (Some(addr), Some(token)) = (opts.tcp, token) {
         let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
         tracing::info!("serving on tcp {addr} (bearer token required)");
         let app = api::router(state.clone(), Some(token));
-        servers.spawn(axum::serve(tcp, app).with_graceful_shutdown(stopped()).into_future());
+        servers.spawn(listen::serve(tcp, app, max_connections, stopped()));
     }
     terminated(state).await;
     let _ = stop_tx.send(true);
     while let Some(done) = servers.join_next().await {
-        done?.context("serving")?;
+        done.context("serving")?;
     }
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())

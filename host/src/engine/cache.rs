@@ -4,11 +4,13 @@
 //! Two things keep the hot path cheap without trusting anything blindly:
 //! - a module's sha256 is remembered per (device, inode, size, mtime), so an
 //!   unchanged file is not rehashed, and any replacement is;
-//! - an artifact is stored with its length and xxh3 checksum, checked before
-//!   it is loaded; a corrupt or foreign file is rebuilt, never used. The
-//!   check is skipped while the file's identity, including its ctime (which
-//!   any write changes and no one can set back), is the one it was checked
-//!   under.
+//! - an artifact is stored with its length, the sha256 of the module it was
+//!   compiled from, and an xxh3 checksum seeded by that sha256, checked
+//!   before it is loaded: a corrupt file, or another module's artifact under
+//!   this module's key, is rebuilt, never run. The checksum (not the sha256
+//!   binding) is skipped while the file's identity, including its ctime
+//!   (which any write changes and no one can set back), is the one it was
+//!   checked under.
 
 use crate::cni::error::CniError;
 use sha2::{Digest, Sha256};
@@ -97,9 +99,15 @@ fn verified_stamp(meta: &std::fs::Metadata) -> String {
 }
 
 /// The `.sum` file: the artifact's length and checksum, the identity it was
-/// verified under, then the module's metadata.
-fn sum_text(len: usize, checksum: u64, verified: &str, metadata: &str) -> String {
-    format!("{len} {checksum:016x} {verified}\n{metadata}")
+/// verified under, the module it was compiled from, then its metadata.
+fn sum_text(len: usize, checksum: u64, verified: &str, sha256: &str, metadata: &str) -> String {
+    format!("{len} {checksum:016x} {verified} {sha256}\n{metadata}")
+}
+
+/// The artifact's checksum, bound to the module it was compiled from: a sum
+/// copied along with another module's artifact does not match.
+fn checksum(artifact: &[u8], sha256: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(artifact, xxh3_64(sha256.as_bytes()))
 }
 
 /// The artifact (and the module's metadata, kept with its checksum) if
@@ -111,19 +119,26 @@ fn load_artifact(engine: &Engine, sha256: &str) -> Option<(Component, Option<ser
     // Entries in an older layout are rebuilt.
     let (first, metadata) = recorded.split_once('\n')?;
     let mut fields = first.split(' ');
-    let (len, checksum, verified) = (fields.next()?, fields.next()?, fields.next()?);
+    let (len, recorded_sum, verified, module) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    if module != sha256 {
+        tracing::warn!(
+            "cache entry {} was compiled from module {module}, not {sha256}; rebuilding",
+            artifact.display()
+        );
+        return None;
+    }
     let stamp = verified_stamp(&file.metadata().ok()?);
     if stamp != verified {
         // SAFETY: a read-only private mapping; artifacts are only ever
         // replaced by rename, never written in place by wasmcni.
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let actual = xxh3_64(&map);
-        if format!("{} {actual:016x}", map.len()) != format!("{len} {checksum}") {
-            tracing::warn!("cache entry {} is corrupt; rebuilding", artifact.display());
+        let actual = checksum(&map, sha256);
+        if format!("{} {actual:016x}", map.len()) != format!("{len} {recorded_sum}") {
+            tracing::warn!("cache entry {} is corrupt or not this module's; rebuilding", artifact.display());
             return None;
         }
         // Intact (e.g. a cache copied from elsewhere): remember it as such.
-        let _ = write_atomically(&sum, sum_text(map.len(), actual, &stamp, metadata).as_bytes());
+        let _ = write_atomically(&sum, sum_text(map.len(), actual, &stamp, sha256, metadata).as_bytes());
     }
     // SAFETY: the file was produced by `Component::serialize` for this
     // engine configuration (the key includes it) and is unchanged since it
@@ -153,7 +168,7 @@ pub fn store_artifact(
         std::fs::create_dir_all(cache_dir())?;
         write_atomically(&artifact, &bytes)?;
         let verified = verified_stamp(&std::fs::metadata(&artifact)?);
-        write_atomically(&sum, sum_text(bytes.len(), xxh3_64(&bytes), &verified, &meta).as_bytes())
+        write_atomically(&sum, sum_text(bytes.len(), checksum(&bytes, sha256), &verified, sha256, &meta).as_bytes())
     };
     write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
 }

@@ -7,6 +7,8 @@ use super::{cache, world::Role};
 use crate::caps::bindings::exports::wasmcni::plugin::admission::Decision;
 use crate::caps::bindings::exports::wasmcni::plugin::node_routes::{NodeLease, Underlay};
 use crate::caps::bindings::wasmcni::plugin::types;
+use crate::caps::ipam_store;
+use crate::caps::masquerade::Masquerade;
 use crate::caps::netns::Netns;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::cni::call::Call;
@@ -17,8 +19,9 @@ use crate::config::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use wasmtime::component::Linker;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub struct Runner {
     /// here, without blocking a thread, before taking the on-disk lock
     /// (which other processes, e.g. the reference host-local, also take).
     ipam_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One for the process: its nftables socket is reused by every call.
+    masquerade: Arc<Masquerade>,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
@@ -67,7 +72,8 @@ fn preload(engine: &Engine, path: PathBuf, pin: Option<String>) -> Preload {
 impl Runner {
     /// `early`: modules the caller will run (a one-shot call's plugin and
     /// IPAM); each loads on a thread of its own while the rest is set up.
-    pub fn new(host: Host, early: Vec<(PathBuf, Option<String>)>) -> Result<Arc<Runner>, CniError> {
+    /// `state_dir`: where per-attachment records live (masquerade's among them).
+    pub fn new(host: Host, early: Vec<(PathBuf, Option<String>)>, state_dir: PathBuf) -> Result<Arc<Runner>, CniError> {
         let engine = super::new_engine()?;
         let preloading = early.into_iter().map(|(path, pin)| (path.clone(), preload(&engine, path, pin))).collect();
         super::start_ticker(&engine);
@@ -82,6 +88,7 @@ impl Runner {
             modules: Mutex::new(HashMap::new()),
             preloading: Mutex::new(preloading),
             ipam_locks: Mutex::new(HashMap::new()),
+            masquerade: Arc::new(Masquerade::new(state_dir)),
         }))
     }
 
@@ -142,13 +149,19 @@ impl Runner {
         role: Role,
         call: &Arc<Call>,
         netns: Option<Netns>,
+        deadline: Instant,
     ) -> Result<State, CniError> {
         let mut state = State::new(module.name.clone(), target.limits.memory_bytes);
         match role {
             Role::Plugin => {
-                let owner = Owner { network: call.conf.name.clone(), container_id: call.env.container_id.clone() };
+                let owner = Owner {
+                    network: call.conf.name.clone(),
+                    container_id: call.env.container_id.clone(),
+                    ifname: call.env.ifname.clone(),
+                };
                 state.netlink = Some(NetlinkCap::new(
                     owner,
+                    self.masquerade.clone(),
                     netns,
                     call.conf.bridge.clone(),
                     call.prev_host_links(),
@@ -160,8 +173,8 @@ impl Runner {
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
-                // flock waits for other processes holding the network's lock.
-                state.store = Some(blocking(|| IpamStore::open(Path::new(data_dir), &call.conf.name))?);
+                // Waits (until the deadline) for other processes holding the network's lock.
+                state.store = Some(blocking(|| IpamStore::open(Path::new(data_dir), &call.conf.name, deadline))?);
             }
         }
         Ok(state)
@@ -206,8 +219,15 @@ impl Runner {
             Role::Plugin | Role::Ipam => {}
         }
         module.count_call();
-        let netns = match (&call.env.netns, role) {
-            (Some(path), Role::Plugin) => Netns::open(path)?,
+        // Everything this call waits for (locks, files, guest code) ends by then.
+        let deadline = Instant::now() + target.limits.timeout;
+        let netns = match (&call.env.netns, role, command) {
+            // DEL needs no netns: what is left without it is host-side.
+            (Some(path), Role::Plugin, Command::Del) => Netns::open(path).unwrap_or_else(|e| {
+                tracing::warn!("DEL goes on without the container netns: {}", e.msg);
+                None
+            }),
+            (Some(path), Role::Plugin, _) => Netns::open(path)?,
             _ => None,
         };
         if netns.is_none() && matches!(command, Command::Add | Command::Check) && role == Role::Plugin {
@@ -220,10 +240,14 @@ impl Runner {
         let network_lock =
             self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
         let _serialized = match role {
-            Role::Ipam => Some(network_lock.lock().await),
+            Role::Ipam => Some(
+                tokio::time::timeout_at(deadline.into(), network_lock.lock())
+                    .await
+                    .map_err(|_| ipam_store::busy(&call.conf.name, target.limits.timeout))?,
+            ),
             _ => None,
         };
-        let state = self.state(&module, target, role, &call, netns)?;
+        let state = self.state(&module, target, role, &call, netns, deadline)?;
         let mut store = self.store(state, target.limits);
         let outcome = guarded(&module.name, &mut store, target.limits, async |store| {
             call_export(&module, store, command, inv, valid).await
@@ -290,14 +314,39 @@ impl Runner {
     }
 
     /// A store for one call, under the call's memory limit and deadline.
+    /// Guest code that is still running after LONG_RUN is moved to the
+    /// lowest CPU priority, so a looping module cannot crowd out the calls
+    /// that finish in milliseconds; at the deadline it traps.
     fn store(&self, state: State, limits: Limits) -> Store<State> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let first = ticks.min(LONG_RUN_TICKS);
+        store.set_epoch_deadline(first);
+        let mut left = ticks - first;
+        store.epoch_deadline_callback(move |_| {
+            if left == 0 {
+                return Err(Trap::Interrupt.into());
+            }
+            deprioritize_this_thread();
+            let (next, rest) = (left.min(LONG_RUN_TICKS), left.saturating_sub(LONG_RUN_TICKS));
+            left = rest;
+            Ok(UpdateDeadline::Continue(next))
+        });
         store
     }
+}
+
+/// Guest code running longer than this (in epoch ticks) is deprioritized.
+const LONG_RUN_TICKS: u64 = 5;
+
+/// Lowers the calling thread (the one running the guest) to nice 19. Its
+/// threads are its call's own (a daemon call, or a one-shot process).
+fn deprioritize_this_thread() {
+    let tid = nix::unistd::gettid().as_raw() as nix::libc::id_t;
+    // SAFETY: setpriority only reads its arguments; PRIO_PROCESS with a
+    // thread ID changes that thread alone.
+    unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, 19) };
 }
 
 /// Runs a call into a module, turning a trap, a timeout or running out of

@@ -19,19 +19,24 @@ impl wasmcni_sdk::cni::Handler for Bridge {
         Ok(add::add(&inv, &conf)?)
     }
 
+    /// The reference order: the interface goes before its lease, so an
+    /// address is never handed out again while still in use. Every step is
+    /// tried even when one fails (a runtime does not retry a failed DEL),
+    /// and the error names every step that failed.
     fn del(inv: Invocation) -> Result<(), CniError> {
         let conf = BridgeConf::parse(&inv)?;
-        if conf.has_ipam() {
-            delegate::ipam_del()?;
-        }
+        let mut failed = Vec::new();
         // Without the netns the veth went with it; only host-side state is left.
-        if inv.netns.is_some() && netlink::get_link(netlink::Side::Container, &inv.ifname)?.is_some() {
-            netlink::delete_link(netlink::Side::Container, &inv.ifname)?;
+        if inv.netns.is_some() {
+            failed.extend(remove_interface(&inv.ifname).err());
+        }
+        if conf.has_ipam() {
+            failed.extend(delegate::ipam_del().err());
         }
         if conf.ip_masq {
-            netlink::masquerade_del()?;
+            failed.extend(netlink::masquerade_del().err());
         }
-        Ok(())
+        all_done(failed)
     }
 
     fn check(inv: Invocation) -> Result<(), CniError> {
@@ -58,6 +63,20 @@ impl wasmcni_sdk::cni::Handler for Bridge {
         }
         Ok(())
     }
+}
+
+fn remove_interface(ifname: &str) -> Result<(), CniError> {
+    if netlink::get_link(netlink::Side::Container, ifname)?.is_some() {
+        netlink::delete_link(netlink::Side::Container, ifname)?;
+    }
+    Ok(())
+}
+
+/// Ok when nothing failed; otherwise the first failure's code with every message.
+fn all_done(failed: Vec<CniError>) -> Result<(), CniError> {
+    let Some(first) = failed.first() else { return Ok(()) };
+    let msg = failed.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; ");
+    Err(CniError { code: first.code, msg, details: first.details.clone() })
 }
 
 wasmcni_sdk::export_cni_plugin!(Bridge);

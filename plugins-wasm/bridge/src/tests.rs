@@ -2,7 +2,7 @@
 
 use crate::Bridge;
 use wasmcni_sdk::cni::Handler;
-use wasmcni_sdk::cni::types::{CniResult, IpConfig, Route};
+use wasmcni_sdk::cni::types::{CniError, CniResult, IpConfig, Route};
 use wasmcni_sdk::testing::{self, invocation, with};
 
 const CONF: &str = r#"{"bridge": "br-test", "isGateway": true, "ipMasq": true, "mtu": 1400,
@@ -97,6 +97,26 @@ fn del_releases_ipam_removes_the_veth_and_masquerade_and_is_idempotent() {
     let mut gone = invocation("c1", CONF);
     gone.netns = None;
     Bridge::del(gone).unwrap();
+}
+
+#[test]
+fn del_removes_the_interface_before_the_lease_and_goes_on_past_a_failure() {
+    testing::reset();
+    ipam_gives("10.5.0.7/24", "10.5.0.1");
+    Bridge::add(invocation("c1", CONF)).unwrap();
+    with(|h| {
+        h.teardown.clear();
+        h.ipam_errors
+            .insert("DEL".into(), CniError { code: 5, msg: "lease dir unreadable".into(), details: String::new() });
+    });
+    let err = Bridge::del(invocation("c1", CONF)).unwrap_err();
+    assert_eq!(err.code, 5);
+    assert!(err.msg.contains("lease dir unreadable"), "{err:?}");
+    with(|h| {
+        assert_eq!(h.teardown, vec!["delete-link eth0", "ipam DEL", "masquerade-del"]);
+        assert!(h.link(true, "eth0").is_none());
+        assert!(h.masquerade.is_empty(), "masquerade stayed after the IPAM failure");
+    });
 }
 
 #[test]

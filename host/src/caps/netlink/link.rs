@@ -184,11 +184,32 @@ pub struct BridgeParams<'a> {
     pub vlan_filtering: bool,
 }
 
-/// Creates the bridge, or reuses it when it exists (and is a bridge).
+/// A random locally administered unicast MAC for a new bridge.
+fn random_bridge_mac() -> Result<Vec<u8>, CniError> {
+    let mut mac = vec![0u8; 6];
+    getrandom::fill(&mut mac).map_err(|e| CniError::io(format!("no randomness for a bridge MAC: {e}")))?;
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    Ok(mac)
+}
+
+/// Whether the kernel may still change `link`'s MAC on its own: a bridge
+/// without an address set by someone takes the lowest MAC of its ports, so
+/// it changes as containers come and go and their neighbours go stale.
+/// Read from sysfs, trusted only if sysfs shows this netns's link.
+fn mac_floats(link: &Link) -> bool {
+    let read = |attr: &str| std::fs::read_to_string(format!("/sys/class/net/{}/{attr}", link.name));
+    let same_link = read("ifindex").is_ok_and(|i| i.trim() == link.index.to_string());
+    // NET_ADDR_SET is 3; 0 (permanent), 1 (random) and 2 (stolen) float.
+    same_link && read("addr_assign_type").is_ok_and(|t| t.trim() != "3")
+}
+
+/// Creates the bridge with a MAC of its own (so the gateway's MAC never
+/// changes), or reuses it when it exists (and is a bridge), pinning the MAC
+/// it has now if nobody pinned one.
 pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, CniError> {
     let existing = by_name(h, p.name).await?;
     if existing.is_none() {
-        let mut b = LinkBridge::new(p.name).up();
+        let mut b = LinkBridge::new(p.name).up().address(random_bridge_mac()?);
         // Only ask for filtering when wanted: kernels without
         // CONFIG_BRIDGE_VLAN_FILTERING refuse the attribute even when false.
         if p.vlan_filtering {
@@ -210,6 +231,12 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
     };
     if link.kind != "bridge" {
         return Err(CniError::config(format!("{} exists but is not a bridge (it is {:?})", p.name, link.kind)));
+    }
+    if mac_floats(&link) {
+        let mac = parse_mac(&link.mac)?;
+        tracing::info!("pinning the MAC of bridge {} to {}", p.name, link.mac);
+        set(h, format!("pin the MAC of {}", p.name), LinkUnspec::new_with_index(link.index).address(mac).build())
+            .await?;
     }
     if p.promisc {
         let msg = LinkUnspec::new_with_index(link.index).promiscuous(true).build();

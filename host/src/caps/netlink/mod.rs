@@ -10,21 +10,20 @@ pub(crate) mod route;
 
 use crate::caps::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
 use crate::caps::bindings::wasmcni::plugin::types::Route as WitRoute;
+use crate::caps::masquerade::Masquerade;
 use crate::caps::netns::{self, Netns};
-use crate::caps::{masquerade, sysctl};
+use crate::caps::sysctl;
 use crate::cni::error::CniError;
 use crate::cni::result::Route;
 use link::Link;
 use rtnetlink::Handle;
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-/// Who the call is for; names host links and tags masquerade rules.
-#[derive(Debug, Clone)]
-pub struct Owner {
-    pub network: String,
-    pub container_id: String,
-}
+/// Who the call is for (network, container, ifname): names host links and
+/// owns masquerade entries.
+pub use crate::caps::masquerade::Owner;
 
 /// What this call created on the host, to undo if the call fails.
 #[derive(Debug, Default)]
@@ -35,6 +34,7 @@ pub struct Journal {
 
 pub struct NetlinkCap {
     owner: Owner,
+    masquerade: Arc<Masquerade>,
     host: Handle,
     netns: Option<Netns>,
     container: Option<Handle>,
@@ -56,6 +56,7 @@ impl NetlinkCap {
     /// the call (the daemon), see [`link::delete_unregistered`].
     pub fn new(
         owner: Owner,
+        masquerade: Arc<Masquerade>,
         netns: Option<Netns>,
         bridge: String,
         host_links: Vec<String>,
@@ -63,6 +64,7 @@ impl NetlinkCap {
     ) -> Result<Self, CniError> {
         Ok(NetlinkCap {
             owner,
+            masquerade,
             host: netns::connect(None)?,
             netns,
             container: None,
@@ -345,27 +347,22 @@ impl NetlinkCap {
         }
     }
 
-    fn tag(&self) -> String {
-        masquerade::owner_tag(&self.owner.network, &self.owner.container_id)
-    }
-
     pub fn masquerade_add(&mut self, source: &str, exclude: &str) -> Result<(), CniError> {
         let source = source.parse().map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
         let exclude = addr::parse_cidr(exclude)?;
-        masquerade::add(&self.tag(), source, exclude)?;
+        // Journaled first: an add that fails halfway is still undone.
         self.journal.masquerade = true;
-        Ok(())
+        Ok(self.masquerade.add(&self.owner, source, exclude)?)
     }
 
     pub fn masquerade_del(&self) -> Result<(), CniError> {
-        let tag = self.tag();
-        masquerade::delete_where(|t| t == tag).map(|_| ())
+        Ok(self.masquerade.delete(&self.owner)?)
     }
 
+    /// `keep`: container IDs whose entries stay, on any ifname.
     pub fn masquerade_gc(&self, keep: &[String]) -> Result<(), CniError> {
-        let keep: HashSet<String> = keep.iter().map(|id| masquerade::owner_tag(&self.owner.network, id)).collect();
-        let network = self.owner.network.as_str();
-        masquerade::delete_where(|t| masquerade::tag_network(t) == network && !keep.contains(t)).map(|_| ())
+        let keep: HashSet<&str> = keep.iter().map(String::as_str).collect();
+        Ok(self.masquerade.gc(&self.owner.network, |container, _| keep.contains(container))?)
     }
 
     /// Removes what this call created: the host veths (their container ends
