@@ -35,6 +35,7 @@ impl Daemon {
             .args(["--watch-interval-ms", "200"])
             .args(extra)
             .env("WASMCNI_CACHE_DIR", cache_dir())
+            .env("WASMCNI_STATE_DIR", lab.state_dir())
             .env("WASMCNI_LOG", "info")
             .envs(lab.extra_env.lock().unwrap().iter().cloned())
             .stdout(Stdio::null())

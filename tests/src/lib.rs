@@ -231,6 +231,11 @@ impl Lab {
         out
     }
 
+    /// Per-attachment state (masquerade records, the daemon's networks), removed with the lab.
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.join("state")
+    }
+
     pub fn lease_content(&self, ip: &str) -> String {
         std::fs::read_to_string(self.data_dir.join(&self.network).join(ip)).unwrap_or_default()
     }
@@ -268,6 +273,7 @@ impl Lab {
             .env("CNI_PATH", path)
             .env("WASMCNI_MODULE_DIR", module_dir())
             .env("WASMCNI_CACHE_DIR", cache_dir())
+            .env("WASMCNI_STATE_DIR", self.state_dir())
             .envs(self.extra_env.lock().unwrap().iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_RESERVED: &str = "last_reserved_ip.";
 const LINE_BREAK: &str = "\r\n";
+/// Where a lease is written before it is linked into place.
+const STAGED: &str = ".lease.staged";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -139,17 +141,28 @@ impl IpamStore {
         Ok(IpamStore { dir, _lock: lock })
     }
 
+    /// Takes `ip` for (container, ifname) unless someone holds it. The lease
+    /// is written beside it and linked into place, so it appears whole: a
+    /// process killed halfway never leaves an empty lease no DEL can free.
     pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
         let path = self.dir.join(ip.to_string());
-        let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(f) => f,
+        // One writer at a time (the lock): a name of its own is enough.
+        let staged = self.dir.join(STAGED);
+        let content = format!("{}{LINE_BREAK}{ifname}", container_id.trim());
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&staged)
+            .and_then(|mut f| f.write_all(content.as_bytes()))
+            .map_err(|e| io(staged.display(), &e))?;
+        let linked = std::fs::hard_link(&staged, &path);
+        let _ = std::fs::remove_file(&staged);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(io(path.display(), &e)),
-        };
-        let written = f.write_all(format!("{}{LINE_BREAK}{ifname}", container_id.trim()).as_bytes());
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&path);
-            return Err(io(path.display(), &e));
         }
         let last = self.dir.join(format!("{LAST_RESERVED}{range_set}"));
         overwrite(&last, ip.to_string().as_bytes()).map_err(|e| io(last.display(), &e))?;
