@@ -185,7 +185,7 @@ async fn run_call(state: &Arc<AppState>, request: cni::Request) -> Result<Option
     let (runner, runtime) = (state.runner.clone(), tokio::runtime::Handle::current());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name("wasmcni-call".into())
+        .name(crate::engine::CALL_THREAD.into())
         .spawn(move || {
             let result = runtime.block_on(request.execute(&runner));
             drop((turn, slot));

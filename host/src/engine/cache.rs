@@ -54,8 +54,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn unreadable(path: &Path, e: impl std::fmt::Display) -> CniError {
-    CniError::config(format!("cannot read module {}: {e}", path.display()))
+/// A module that cannot be read is a config error, unless the node ran out of descriptors or memory.
+fn unreadable(path: &Path, e: std::io::Error) -> CniError {
+    let e = CniError::from_io(format!("cannot read module {}", path.display()), &e);
+    if e.code == crate::cni::error::code::IO_FAILURE { CniError::config(e.msg) } else { e }
 }
 
 /// A file's identity as the filesystem sees it: it changes whenever the
@@ -77,6 +79,10 @@ fn index_path(path: &Path) -> PathBuf {
 /// the bytes too when it had to read them.
 fn identify(path: &Path) -> Result<(String, Option<Vec<u8>>), CniError> {
     let meta = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
+    // Reading a FIFO or a device would block the call.
+    if !meta.is_file() {
+        return Err(CniError::config(format!("module {} is not a regular file", path.display())));
+    }
     let stamp = stamp(&meta);
     let index = index_path(path);
     if let Ok(entry) = std::fs::read_to_string(&index)

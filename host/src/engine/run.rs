@@ -324,11 +324,15 @@ impl Runner {
         let first = ticks.min(LONG_RUN_TICKS);
         store.set_epoch_deadline(first);
         let mut left = ticks - first;
+        // Only a thread that is this call's own is reniced, never a shared worker.
+        let own_thread = self.host == Host::OneCall || std::thread::current().name() == Some(CALL_THREAD);
         store.epoch_deadline_callback(move |_| {
             if left == 0 {
                 return Err(Trap::Interrupt.into());
             }
-            deprioritize_this_thread();
+            if own_thread {
+                deprioritize_this_thread();
+            }
             let (next, rest) = (left.min(LONG_RUN_TICKS), left.saturating_sub(LONG_RUN_TICKS));
             left = rest;
             Ok(UpdateDeadline::Continue(next))
@@ -336,6 +340,9 @@ impl Runner {
         store
     }
 }
+
+/// The name of the threads a daemon runs each call on.
+pub const CALL_THREAD: &str = "wasmcni-call";
 
 /// Guest code running longer than this (in epoch ticks) is deprioritized.
 const LONG_RUN_TICKS: u64 = 5;
