@@ -17,6 +17,12 @@ impl Daemon {
     /// Starts a daemon serving copies of the first-party modules; `extra`
     /// are more arguments (e.g. `--tcp`).
     pub fn start(lab: &Lab, extra: &[&str]) -> Daemon {
+        Daemon::start_with_nofile(lab, extra, None)
+    }
+
+    /// As [`Daemon::start`], under an open-file limit (soft = hard = `nofile`)
+    /// set by `prlimit`, which execs the daemon (the pid stays the daemon's).
+    pub fn start_with_nofile(lab: &Lab, extra: &[&str], nofile: Option<u64>) -> Daemon {
         let root = lab.data_dir.join("daemon");
         let modules = root.join("modules");
         std::fs::create_dir_all(&modules).unwrap();
@@ -25,7 +31,15 @@ impl Daemon {
             std::fs::copy(&path, modules.join(path.file_name().unwrap())).unwrap();
         }
         let socket = root.join("wasmcni.sock");
-        let child = Command::new("ip")
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).args(["--", "ip"]);
+                c
+            }
+            None => Command::new("ip"),
+        };
+        let child = cmd
             .args(["netns", "exec", &lab.host.name])
             .arg(wasmcni_bin())
             .args(["daemon", "--socket"])

@@ -260,6 +260,18 @@ impl Lab {
     /// Execs `plugin` (a name in the test bin dir or the reference dir)
     /// inside the host netns, as a runtime would.
     pub fn invoke(&self, i: &Invoke) -> CniOut {
+        let out = self.spawn(i).wait_with_output().expect("plugin output");
+        CniOut {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts the exec of [`Lab::invoke`] and returns the running plugin
+    /// (`ip netns exec` execs it, so its pid is the plugin's) with its config
+    /// written to stdin.
+    pub fn spawn(&self, i: &Invoke) -> std::process::Child {
         let path = format!("{}:{REFERENCE_DIR}", bin_dir().display());
         let exe = if Path::new(i.plugin).is_absolute() { PathBuf::from(i.plugin) } else { bin_dir().join(i.plugin) };
         let mut cmd = Command::new("ip");
@@ -280,12 +292,122 @@ impl Lab {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn plugin");
         child.stdin.take().unwrap().write_all(i.config.to_string().as_bytes()).unwrap();
-        let out = child.wait_with_output().expect("plugin output");
-        CniOut {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        child
+    }
+
+    /// [`Lab::invoke`], killing the plugin and panicking if it has not
+    /// returned within `limit` (a call that used to hang fails the test
+    /// instead of hanging it).
+    pub fn invoke_within(&self, i: &Invoke, limit: std::time::Duration) -> CniOut {
+        use std::io::Read;
+        let start = std::time::Instant::now();
+        let mut child = self.spawn(i);
+        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = so.read_to_string(&mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = se.read_to_string(&mut s);
+            s
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the plugin") {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} {} did not return within {limit:?}", i.plugin, i.command);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        CniOut { ok: status.success(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    }
+
+    /// Puts `dir` first in the `CNI_PATH` of later calls (before the test
+    /// bin dir and the reference plugins); the daemon gets it from the shim.
+    pub fn prepend_cni_path(&self, dir: &Path) {
+        let path = format!("{}:{}:{REFERENCE_DIR}", dir.display(), bin_dir().display());
+        self.extra_env.lock().unwrap().push(("CNI_PATH".into(), path));
+    }
+
+    /// `nft -j list table inet wasmcni` in the host netns (an empty list when there is no such table).
+    pub fn nft(&self) -> Value {
+        let out = self.host.exec(&["nft", "-j", "list", "table", "inet", "wasmcni"]);
+        if !out.status.success() {
+            return json!({"nftables": []});
         }
+        serde_json::from_slice(&out.stdout).expect("nft -j output")
+    }
+
+    /// The elements of every masquerade set of this lab's network, sorted.
+    pub fn masq_elements(&self) -> Vec<String> {
+        let prefix = format!("masq-{}-", self.network);
+        let nft = self.nft();
+        let mut out: Vec<String> = nft["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("set"))
+            .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+            .flat_map(|s| s["elem"].as_array().cloned().unwrap_or_default())
+            .map(|e| match e {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The masquerade sets of this lab's network, by name.
+    pub fn masq_sets(&self) -> Vec<String> {
+        let prefix = format!("masq-{}-", self.network);
+        self.nft()["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("set")?["name"].as_str().map(str::to_owned))
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+
+    /// How many rules the network's chain `masq-<network>` holds.
+    pub fn masq_rules(&self) -> usize {
+        let chain = format!("masq-{}", self.network);
+        self.nft()["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("rule"))
+            .filter(|r| r["chain"] == chain.as_str())
+            .count()
+    }
+
+    /// The veths in the host netns.
+    pub fn host_veths(&self) -> Vec<String> {
+        self.host
+            .ip_json(&["link", "show", "type", "veth"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The masquerade records left for this lab's network.
+    pub fn masq_records(&self) -> Vec<String> {
+        std::fs::read_dir(self.state_dir().join("masquerade").join(&self.network))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The common case: `wasm-bridge` (or the config's type) for container `id`.
