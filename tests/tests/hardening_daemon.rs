@@ -207,6 +207,8 @@ fn a_del_after_the_runtime_killed_its_add_waits_for_it_and_leaves_nothing() {
     // Each killed ADD ran on in the daemon, and its DEL came after it.
     let want: String = (0..5).map(|r| format!("ADD killed-{r}\nDEL killed-{r}\n")).collect();
     assert_eq!(std::fs::read_to_string(&calls).unwrap_or_default(), want, "{}", daemon_log(&lab));
+    // ...and is counted, though no one was left to answer.
+    assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 5.0);
 }
 
 // 6. Looping modules do not starve the daemon.

@@ -145,17 +145,27 @@ async fn cni_call(
     let started = Instant::now();
     let version = cni::error_version(req.stdin.as_bytes());
     let prepared = cni::prepare(&req.command, &req.argv0, req.stdin.as_bytes(), |k| req.env.get(k).cloned());
-    let (plugin, result) = match prepared {
-        Ok(Prepared::Reply(v)) => (String::new(), Ok(Some(v))),
-        Err(e) => (String::new(), Err(e)),
+    let result = match prepared {
+        Ok(Prepared::Reply(v)) => record(&state, &req.command, String::new(), started, Ok(Some(v))),
+        Err(e) => record(&state, &req.command, String::new(), started, Err(e)),
         Ok(Prepared::Run(request)) => {
             let network = request.call.conf.name.clone();
             let data_dir = request.call.conf.ipam.as_ref().and_then(|i| i.get("dataDir")).and_then(Value::as_str);
             state.served(&network, PathBuf::from(data_dir.unwrap_or(DEFAULT_DATA_DIR)).join(&network));
-            let plugin = module_name(&request.target.path);
-            (plugin, run_call(&state, request).await)
+            run_call(&state, &req.command, started, request).await
         }
     };
+    Ok(Json(reply(result, &version)))
+}
+
+/// Counts a call's outcome and latency, and passes its result on.
+fn record(
+    state: &AppState,
+    command: &str,
+    plugin: String,
+    started: Instant,
+    result: Result<Option<Value>, CniError>,
+) -> Result<Option<Value>, CniError> {
     let outcome = match &result {
         Ok(_) => "success".to_owned(),
         Err(e) => format!("error-{}", e.code),
@@ -164,17 +174,28 @@ async fn cni_call(
         let family = if *f == Failure::Timeout { &state.metrics.timeouts } else { &state.metrics.traps };
         family.get_or_create(&PluginLabels { plugin: plugin.clone() }).inc();
     }
-    let command = req.command.clone();
+    let command = command.to_owned();
     state.metrics.requests.get_or_create(&RequestLabels { command: command.clone(), plugin, outcome }).inc();
     state.metrics.latency.get_or_create(&CommandLabels { command }).observe(started.elapsed().as_secs_f64());
-    Ok(Json(reply(result, &version)))
+    result
 }
 
 /// Runs one call within the budget, after the calls on its attachment that
 /// came first. Calls on one network meet only there and where the spec needs
 /// a lock (the IPAM store, see Runner), so ADDs and DELs of others overlap.
-async fn run_call(state: &Arc<AppState>, request: cni::Request) -> Result<Option<Value>, CniError> {
-    let slot = state.budget.admit(request.command, REQUEST_DEADLINE).await?;
+/// The outcome is counted on the call's thread, so also for a call whose
+/// client went away.
+async fn run_call(
+    state: &Arc<AppState>,
+    command: &str,
+    started: Instant,
+    request: cni::Request,
+) -> Result<Option<Value>, CniError> {
+    let plugin = module_name(&request.target.path);
+    let slot = match state.budget.admit(request.command, REQUEST_DEADLINE).await {
+        Ok(slot) => slot,
+        Err(e) => return record(state, command, plugin, started, Err(e)),
+    };
     let env = &request.call.env;
     let key = (request.call.conf.name.clone(), env.container_id.clone(), env.ifname.clone());
     let turn = state.attachments.turn(key).await;
@@ -182,16 +203,19 @@ async fn run_call(state: &Arc<AppState>, request: cni::Request) -> Result<Option
     // (a looping module spins there until its deadline, niced), and a shim
     // that goes away (or the HTTP deadline) cannot cancel a call halfway,
     // skipping its undo. The slot and the turn are held until it ends.
-    let (runner, runtime) = (state.runner.clone(), tokio::runtime::Handle::current());
+    let (state, command, runtime) = (state.clone(), command.to_owned(), tokio::runtime::Handle::current());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(crate::engine::CALL_THREAD.into())
-        .spawn(move || {
-            let result = runtime.block_on(request.execute(&runner));
+    let spawned = std::thread::Builder::new().name(crate::engine::CALL_THREAD.into()).spawn({
+        let (state, command, plugin) = (state.clone(), command.clone(), plugin.clone());
+        move || {
+            let result = runtime.block_on(request.execute(&state.runner));
             drop((turn, slot));
-            let _ = done_tx.send(result);
-        })
-        .map_err(|e| CniError::from_io("starting the call's thread", &e))?;
+            let _ = done_tx.send(record(&state, &command, plugin, started, result));
+        }
+    });
+    if let Err(e) = spawned {
+        return record(&state, &command, plugin, started, Err(CniError::from_io("starting the call's thread", &e)));
+    }
     done_rx.await.unwrap_or_else(|_| Err(CniError::io("the call's thread failed")))
 }
 

@@ -20,6 +20,7 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
+        assert!(nix::unistd::geteuid().is_root(), "the masquerade kernel tests need root (network namespaces)");
         let name = format!("wcnft{}n{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         run("ip", &["netns", "add", &name]);
         let state = std::env::temp_dir().join(format!("{name}-state"));
@@ -72,14 +73,6 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("not root: kernel test skipped");
-    }
-    root
-}
-
 fn items<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
     v["nftables"].as_array().unwrap().iter().filter_map(|i| i.get(kind)).filter(|i| i["table"] == "wasmcni").collect()
 }
@@ -108,9 +101,6 @@ const V4: &str = "10.88.0.0/16";
 
 #[test]
 fn add_creates_chain_set_rule_and_element() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| ns.masq().add(&owner("cbr0", "c1", "eth0"), ip("10.88.0.5"), V4.parse().unwrap())).unwrap();
     let v = ns.ruleset();
@@ -131,9 +121,6 @@ fn add_creates_chain_set_rule_and_element() {
 
 #[test]
 fn add_is_idempotent_and_containers_share_the_rule() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| {
         let m = ns.masq();
@@ -150,9 +137,6 @@ fn add_is_idempotent_and_containers_share_the_rule() {
 
 #[test]
 fn delete_removes_exactly_its_own_and_is_idempotent() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| {
         let m = ns.masq();
@@ -177,9 +161,6 @@ fn delete_removes_exactly_its_own_and_is_idempotent() {
 
 #[test]
 fn delete_with_an_element_already_gone_still_removes_the_rest() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| {
         let m = ns.masq();
@@ -193,9 +174,6 @@ fn delete_with_an_element_already_gone_still_removes_the_rest() {
 
 #[test]
 fn a_reassigned_address_survives_the_old_owners_late_delete() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| {
         let m = ns.masq();
@@ -210,9 +188,6 @@ fn a_reassigned_address_survives_the_old_owners_late_delete() {
 
 #[test]
 fn gc_keeps_the_listed_attachments_of_its_network_only() {
-    if !root() {
-        return;
-    }
     let ns = Netns::new();
     ns.run(|| {
         let m = ns.masq();
@@ -226,6 +201,26 @@ fn gc_keeps_the_listed_attachments_of_its_network_only() {
     let v = ns.ruleset();
     assert_eq!(elements(&v, "masq-cbr0-10.88.0.0-16"), ["10.88.0.2"]);
     assert_eq!(elements(&v, "masq-other-10.99.0.0-16"), ["10.99.0.4"]);
+}
+
+#[test]
+fn container_ids_too_long_for_a_file_name_are_deleted_and_collected() {
+    let ns = Netns::new();
+    let (a, b) = ("a".repeat(600), "b".repeat(600));
+    ns.run(|| {
+        let m = ns.masq();
+        m.add(&owner("cbr0", &a, "eth0"), ip("10.88.0.2"), V4.parse().unwrap()).unwrap();
+        m.add(&owner("cbr0", &b, "eth0"), ip("10.88.0.3"), V4.parse().unwrap()).unwrap();
+        m.add(&owner("cbr0", &b, "eth0"), ip("10.88.0.3"), V4.parse().unwrap()).unwrap();
+    });
+    assert_eq!(elements(&ns.ruleset(), "masq-cbr0-10.88.0.0-16"), ["10.88.0.2", "10.88.0.3"]);
+    ns.run(|| ns.masq().delete(&owner("cbr0", &a, "eth0"))).unwrap();
+    assert_eq!(elements(&ns.ruleset(), "masq-cbr0-10.88.0.0-16"), ["10.88.0.3"]);
+    ns.run(|| ns.masq().gc("cbr0", |c, _| c == a)).unwrap();
+    assert!(elements(&ns.ruleset(), "masq-cbr0-10.88.0.0-16").is_empty());
+    let records = std::fs::read_dir(ns.state.join("masquerade/cbr0")).unwrap().flatten();
+    let left: Vec<_> = records.filter(|e| e.file_type().unwrap().is_file()).map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// (network, source, exclude) of the i-th concurrent attachment: two networks,
@@ -252,9 +247,6 @@ fn check_counts(ns: &Netns, n: u32) {
 
 #[test]
 fn concurrent_threads_leave_one_rule_per_exclude_and_no_elements() {
-    if !root() {
-        return;
-    }
     const N: u32 = 200;
     let ns = Netns::new();
     for op in ["add", "delete"] {
@@ -296,9 +288,6 @@ fn concurrent_threads_leave_one_rule_per_exclude_and_no_elements() {
 /// route back to 10.88/16: ping gets through only when masqueraded.
 #[test]
 fn masquerade_really_translates() {
-    if !root() {
-        return;
-    }
     let (router, client, server) = (Netns::new(), Netns::new(), Netns::new());
     let r = router.name.as_str();
     for (peer, ours, addr, peer_addr) in

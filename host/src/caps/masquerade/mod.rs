@@ -39,7 +39,8 @@
 //!   crash leaves a record and never an untracked element. DEL reads it,
 //!   deletes the elements in one transaction and removes it last. Only whole
 //!   lines count: a line cut by a crash was never followed by a kernel change.
-//!   ifnames cannot contain `:`, so the name splits at its last `:`.
+//!   ifnames cannot contain `:`, so the name splits at its last `:`. A name
+//!   too long for a file is `#<sha256>` instead, its first line `owner <name>`.
 //! - `addr/<source>@<exclude>`: the claim on a shared element, naming the
 //!   attachment that added it last. Elements are keyed by address only, so if
 //!   an address is reassigned before its old attachment's DEL runs (IPAM freed
@@ -151,12 +152,26 @@ impl Owner {
         {
             return Err(invalid("ifname", i));
         }
-        let key = format!("{c}:{i}");
-        if key.len() > 255 {
-            return Err(invalid("container id (too long)", c));
-        }
-        Ok(key)
+        Ok(format!("{c}:{i}"))
     }
+}
+
+/// The longest file name the kernel takes.
+const MAX_FILE_NAME: usize = 255;
+
+/// A record's file name: its key, or for a key too long to be a file name `#` and the key's sha256
+/// (no `:` in it, so never a key). Such a record starts with an [`OWNER`] line naming the key.
+fn record_name(key: &str) -> (String, bool) {
+    if key.len() <= MAX_FILE_NAME {
+        return (key.to_owned(), false);
+    }
+    (format!("#{}", hex(&Sha256::digest(key.as_bytes()))), true)
+}
+
+const OWNER: &str = "owner ";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn validate_network(n: &str) -> Result<(), Error> {
@@ -172,7 +187,7 @@ fn bounded(name: String) -> String {
     if name.len() <= MAX_NAME {
         return name;
     }
-    let hash: String = Sha256::digest(name.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hex(&Sha256::digest(name.as_bytes())[..8]);
     format!("{}/{hash}", &name[..MAX_NAME - 17]) // names are ASCII: any byte index is a char boundary
 }
 
@@ -204,7 +219,7 @@ impl Entry {
 /// The entries of a record; a last line without its newline was cut by a crash and never acted on.
 fn parse_record(text: &str) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n') && !l.starts_with(OWNER)) {
         let mut words = line.split_whitespace();
         let entry = match (words.next(), words.next(), words.next()) {
             (Some(s), Some(e), None) => {
@@ -226,6 +241,37 @@ fn read_record(path: &Path) -> Result<Option<Vec<Entry>>, Error> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// The key an [`OWNER`] line of a hashed record names.
+fn record_owner(path: &Path) -> Result<Option<String>, Error> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().next().and_then(|l| l.strip_prefix(OWNER)).map(str::to_owned)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Creates the hashed record at `path` with its [`OWNER`] line unless it exists: written beside
+/// and linked into place, so the record never exists without it.
+fn create_hashed_record(path: &Path, key: &str) -> Result<(), Error> {
+    let staged = path.with_extension("staged");
+    let write = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&staged)?
+            .write_all(format!("{OWNER}{key}\n").as_bytes())
+    };
+    write().map_err(io_err(&staged))?;
+    let linked = fs::hard_link(&staged, path);
+    let _ = fs::remove_file(&staged);
+    match linked {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(io_err(path)(e)),
+        _ => Ok(()),
     }
 }
 
@@ -300,7 +346,12 @@ impl Masquerade {
         let dir = self.network_dir(&owner.network);
         let claims = dir.join("addr");
         fs::create_dir_all(&claims).map_err(io_err(&claims))?;
-        append_record(&dir.join(&key), entry)?;
+        let (name, hashed) = record_name(&key);
+        let record = dir.join(name);
+        if hashed {
+            create_hashed_record(&record, &key)?;
+        }
+        append_record(&record, entry)?;
         let mut claim = LockedFile::lock(claims.join(entry.claim_name()), true)?.expect("created");
         claim.set_holder(&key)?;
         self.add_element(&owner.network, entry, &claims)
@@ -348,7 +399,7 @@ impl Masquerade {
     pub fn delete(&self, owner: &Owner) -> Result<(), Error> {
         let key = owner.key()?;
         let dir = self.network_dir(&owner.network);
-        let record = dir.join(&key);
+        let record = dir.join(record_name(&key).0);
         let Some(entries) = read_record(&record)? else { return Ok(()) };
         // Claims are locked in sorted order (entries are sorted), so two DELs cannot deadlock.
         let mut mine = Vec::new();
@@ -397,9 +448,18 @@ impl Masquerade {
         let mut first_error = None;
         for dirent in listing {
             let dirent = dirent.map_err(io_err(&dir))?;
-            let name = dirent.file_name().to_string_lossy().into_owned();
+            if dirent.file_type().map_err(io_err(&dir))?.is_dir() {
+                continue;
+            }
+            let mut name = dirent.file_name().to_string_lossy().into_owned();
+            if name.starts_with('#') && !name.ends_with(".staged") {
+                match record_owner(&dirent.path())? {
+                    Some(key) => name = key,
+                    None => continue,
+                }
+            }
             let Some((container_id, ifname)) = name.rsplit_once(':') else { continue };
-            if dirent.file_type().map_err(io_err(&dir))?.is_dir() || keep(container_id, ifname) {
+            if keep(container_id, ifname) {
                 continue;
             }
             let owner =
@@ -485,7 +545,7 @@ mod tests {
         ] {
             assert!(owner(c, i).key().is_err(), "{c:?} {i:?}");
         }
-        assert!(owner(&"c".repeat(251), "eth0").key().is_err());
+        assert_eq!(owner(&"c".repeat(600), "eth0").key().unwrap().len(), 605, "any length");
         for n in ["", "..", "a/b", "a b", "ünï"] {
             assert!(Owner { network: n.into(), ..owner("a", "eth0") }.key().is_err(), "{n:?}");
         }
