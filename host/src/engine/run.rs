@@ -316,26 +316,26 @@ impl Runner {
     /// A store for one call, under the call's memory limit and deadline.
     /// Guest code that is still running after LONG_RUN is moved to the
     /// lowest CPU priority, so a looping module cannot crowd out the calls
-    /// that finish in milliseconds; at the deadline it traps.
+    /// that finish in milliseconds; at the deadline it traps. The deadline
+    /// is read off the clock, not counted in ticks: a guest thread that
+    /// waits long for a CPU sees many ticks pass at once.
     fn store(&self, state: State, limits: Limits) -> Store<State> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_millis().div_ceil(super::TICK.as_millis()) as u64 + 1;
-        let first = ticks.min(LONG_RUN_TICKS);
-        store.set_epoch_deadline(first);
-        let mut left = ticks - first;
+        let deadline = Instant::now() + limits.timeout;
+        let ticks_to = move |at: Instant| at.saturating_duration_since(Instant::now()).div_duration_f64(super::TICK);
+        store.set_epoch_deadline(LONG_RUN_TICKS.min(ticks_to(deadline).ceil() as u64 + 1));
         // Only a thread that is this call's own is reniced, never a shared worker.
         let own_thread = self.host == Host::OneCall || std::thread::current().name() == Some(CALL_THREAD);
         store.epoch_deadline_callback(move |_| {
-            if left == 0 {
+            let left = ticks_to(deadline);
+            if left == 0.0 {
                 return Err(Trap::Interrupt.into());
             }
             if own_thread {
                 deprioritize_this_thread();
             }
-            let (next, rest) = (left.min(LONG_RUN_TICKS), left.saturating_sub(LONG_RUN_TICKS));
-            left = rest;
-            Ok(UpdateDeadline::Continue(next))
+            Ok(UpdateDeadline::Continue(LONG_RUN_TICKS.min(left.ceil() as u64)))
         });
         store
     }

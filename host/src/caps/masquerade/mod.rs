@@ -404,10 +404,14 @@ impl Masquerade {
         // Claims are locked in sorted order (entries are sorted), so two DELs cannot deadlock.
         let mut mine = Vec::new();
         for entry in entries {
-            if let Some(mut claim) = LockedFile::lock(dir.join("addr").join(entry.claim_name()), false)?
-                && claim.holder()? == key
-            {
-                mine.push((entry, claim));
+            if let Some(mut claim) = LockedFile::lock(dir.join("addr").join(entry.claim_name()), false)? {
+                match claim.holder()? {
+                    holder if holder == key => mine.push((entry, claim)),
+                    // Created by an add killed before it named itself (under this lock): no element
+                    // was added under it, and no one else will ever remove it.
+                    holder if holder.is_empty() => claim.release()?,
+                    _ => {}
+                }
             }
         }
         let elements: Vec<_> = mine
@@ -570,6 +574,21 @@ mod tests {
         assert!(matches!(read_record(&path), Err(Error::Invalid { .. })));
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(v6.claim_name(), "fd00::5@fd00::_64");
+    }
+
+    #[test]
+    fn delete_removes_a_claim_its_killed_add_left_unnamed() {
+        let state = std::env::temp_dir().join(format!("wcnft-unnamed-{}", std::process::id()));
+        let dir = state.join("masquerade/cbr0");
+        fs::create_dir_all(dir.join("addr")).unwrap();
+        let entry = Entry { source: "10.88.0.5".parse().unwrap(), exclude: "10.88.0.0/16".parse().unwrap() };
+        append_record(&dir.join("c1:eth0"), entry).unwrap();
+        fs::write(dir.join("addr").join(entry.claim_name()), "").unwrap();
+        // No element is owned, so nothing is sent to the kernel.
+        Masquerade::new(state.clone()).delete(&owner("c1", "eth0")).unwrap();
+        let left: Vec<_> = fs::read_dir(dir.join("addr")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty() && !dir.join("c1:eth0").exists(), "{left:?}");
+        fs::remove_dir_all(state).unwrap();
     }
 
     #[test]
