@@ -49,18 +49,26 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    pub fn exec(&self, command: &str, id: &str, netns: &str) -> Duration {
+    /// The command a runtime would run for `command` on container `id`,
+    /// with wasmcni's dirs; stdio is left to the caller.
+    pub fn command(&self, command: &str, id: &str, netns: &str) -> Command {
         let path = format!("{}:{REFERENCE_DIR}", bin_dir().display());
-        let start = Instant::now();
-        let mut child = Command::new(&self.bin)
-            .env("CNI_COMMAND", command)
+        let mut cmd = Command::new(&self.bin);
+        cmd.env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", id)
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", path)
             .env("WASMCNI_MODULE_DIR", module_dir())
             .env("WASMCNI_CACHE_DIR", cache_dir())
-            .envs(self.env.iter().cloned())
+            .envs(self.env.iter().cloned());
+        cmd
+    }
+
+    pub fn exec(&self, command: &str, id: &str, netns: &str) -> Duration {
+        let start = Instant::now();
+        let mut child = self
+            .command(command, id, netns)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -3,13 +3,12 @@
 //! and one-shot calls, of the module alone (load + instantiate + call) and
 //! as a bridge's IPAM.
 
-use crate::exec::Plugin;
-use crate::exec::bin_dir;
-use crate::percentile;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use wasmcni_bench::exec::{Plugin, bin_dir};
+use wasmcni_bench::percentile;
 use wasmcni_e2e::{Netns, example_module, unique, wasmcni_bin};
 
 const MODULES: [(&str, &str); 3] = [("rust", "lowest-free"), ("python", "ipam-python"), ("javascript", "ipam-js")];

@@ -9,16 +9,14 @@
 //! The process joins a throwaway "node" netns and execs the plugins
 //! directly, so no wrapper (ip netns exec) is timed.
 
-mod daemon;
-mod exec;
 mod floor;
 mod languages;
 
 use clap::Parser;
-use exec::Plugin;
-use exec::bin_dir;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use wasmcni_bench::exec::{self, Plugin, bin_dir};
+use wasmcni_bench::{daemon, percentile};
 use wasmcni_e2e::{Netns, REFERENCE_DIR, unique};
 
 #[derive(Parser)]
@@ -38,11 +36,6 @@ struct Args {
     /// ADD+DEL rounds per language in the IPAM-by-language run.
     #[arg(long, default_value_t = 30)]
     language_rounds: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 struct Series {
@@ -115,8 +108,7 @@ fn main() {
     let scratch = std::env::temp_dir().join(unique("wcni-bench-"));
     std::fs::create_dir_all(&scratch).unwrap();
     exec::install(&scratch);
-    let ns = std::fs::File::open(node.path()).expect("node netns");
-    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("join the node netns");
+    wasmcni_bench::enter(&node);
 
     let conf = |bridge: &str, ipam: &str, subnet: &str| {
         json!({
