@@ -20,3 +20,4 @@ if ((${#missing[@]})); then
 fi
 
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+rustup component list --installed | grep -q "^clippy" && rustup component list --installed | grep -q "^rustfmt" || rustup component add clippy rustfmt

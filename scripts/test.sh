@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of the host, the SDK and the plugins, then the
+# Checks formatting and lints, then runs every test: unit tests of the host, the SDK and the plugins, then the
 # end-to-end tests that exec the real binary in throwaway network namespaces
 # (root needed). Installs what it needs first.
 set -euo pipefail
@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 [[ $(id -u) == 0 ]] || { echo "the end-to-end tests need root (network namespaces)" >&2; exit 1; }
 scripts/setup.sh
+# Style and lints gate the run (the host-side crates; plugins build only for wasm32-wasip2).
+cargo fmt --all -- --check
+cargo clippy --release --locked --all-targets -- -D warnings
 scripts/build.sh
 scripts/build-languages.sh
 python3 -m unittest discover -s examples/ipam-python/tests
