@@ -39,6 +39,14 @@ fn wave(plugin: &Plugin, command: &str, ids: &[String], netns: &[Ns], deadline: 
     (outcomes, start.elapsed())
 }
 
+/// "ADD wave 1.2 s (n ok, m code 11): p50 …" of one wave.
+fn wave_note(command: &str, outcomes: &[Outcome], wall: Duration) -> String {
+    let ok = outcomes.iter().filter(|o| o.ok()).count();
+    let refused = outcomes.iter().filter(|o| o.label() == "11").count();
+    let times: Vec<Duration> = outcomes.iter().map(|o| o.took).collect();
+    format!("{command} wave {:.1} s ({ok} ok, {refused} code 11): {}", wall.as_secs_f64(), spread(&times))
+}
+
 /// ADD wave, DEL wave, leftovers; `refusal_ok` when code 11 is allowed.
 fn add_del(row: &mut Row, node: &Node, plugin: &Plugin, n: usize, args: &Args, refusal_ok: bool) {
     let containers = node.containers(n);
@@ -59,22 +67,8 @@ fn add_del(row: &mut Row, node: &Node, plugin: &Plugin, n: usize, args: &Args, r
     for o in &dels {
         row.tally.count("DEL", o, refusal_ok);
     }
-    let refused = |v: &[Outcome]| v.iter().filter(|o| o.label() == "11").count();
-    let times = |v: &[Outcome]| v.iter().map(|o| o.took).collect::<Vec<_>>();
-    row.note(format!(
-        "ADD wave {:.1} s ({} ok, {} code 11): {}",
-        add_wall.as_secs_f64(),
-        adds.iter().filter(|o| o.ok()).count(),
-        refused(&adds),
-        spread(&times(&adds))
-    ));
-    row.note(format!(
-        "DEL wave {:.1} s ({} ok, {} code 11): {}",
-        del_wall.as_secs_f64(),
-        dels.iter().filter(|o| o.ok()).count(),
-        refused(&dels),
-        spread(&times(&dels))
-    ));
+    row.note(wave_note("ADD", &adds, add_wall));
+    row.note(wave_note("DEL", &dels, del_wall));
     // Counted while the containers still exist: a veth still there is one DEL left.
     row.leftovers = node.settled();
     drop(containers);
