@@ -1,20 +1,7 @@
 //! CNI errors with the spec's codes, convertible into each world's `cni-error`.
 
-/// Error codes from the CNI spec; plugin-specific codes start at 100.
-pub mod codes {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const UNSUPPORTED_FIELD: u32 = 2;
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO_FAILURE: u32 = 5;
-    pub const DECODE_FAILURE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
-    pub const TRY_AGAIN_LATER: u32 = 11;
-    pub const PLUGIN_NOT_AVAILABLE: u32 = 50;
-    pub const LIMITED_CONNECTIVITY: u32 = 51;
-    /// First plugin-specific code.
-    pub const PLUGIN: u32 = 100;
-}
+/// The CNI spec's error codes and wasmcni's own (from 100), as the host uses them.
+pub use wasmcni_cni::Code;
 
 /// A CNI error as a plugin builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,18 +12,18 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Self { code, msg: msg.into(), details: String::new() }
+    pub fn new(code: Code, msg: impl Into<String>) -> Self {
+        Self { code: code.into(), msg: msg.into(), details: String::new() }
     }
 
     /// Code 7: the network configuration is invalid.
     pub fn config(msg: impl Into<String>) -> Self {
-        Self::new(codes::INVALID_CONFIG, msg)
+        Self::new(Code::InvalidConfig, msg)
     }
 
     /// Code 100: a plugin-specific failure.
     pub fn plugin(msg: impl Into<String>) -> Self {
-        Self::new(codes::PLUGIN, msg)
+        Self::new(Code::PluginFailure, msg)
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> Self {

@@ -75,9 +75,9 @@ mod tests {
     #[test]
     fn a_bad_requested_ip_is_a_config_error() {
         let err = requested_ips(&json!({}), Some("10.0.0.300")).unwrap_err();
-        assert_eq!(err.code, crate::codes::INVALID_CONFIG);
+        assert_eq!(err.code, crate::Code::InvalidConfig);
         let err = requested_ips(&json!({"runtimeConfig": {"ips": "x"}}), None).unwrap_err();
-        assert_eq!(err.code, crate::codes::INVALID_CONFIG);
+        assert_eq!(err.code, crate::Code::InvalidConfig);
     }
 
     #[test]

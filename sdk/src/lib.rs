@@ -20,7 +20,7 @@ pub mod range_ipam;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use error::{Error, codes};
+pub use error::{Code, Error};
 
 /// Generated bindings for every import of the package and the handler
 /// export. A module imports only what it calls, and the host infers (and

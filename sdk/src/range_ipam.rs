@@ -18,7 +18,7 @@ use crate::ipam::ipam_store::{self, Lease};
 use crate::ipam::log::{self, Level};
 use crate::ipam::types::{Attachment, CniError, CniResult, Dns, Invocation, IpConfig, Route};
 use crate::ipam_config::{IpamConfig, RangeSet};
-use crate::{Error, codes, invocation};
+use crate::{Code, Error, invocation};
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -113,7 +113,7 @@ fn reserve_all<P: Policy>(
                 loop {
                     let ip = P::pick(set, last, &skip).ok_or_else(|| {
                         Error::new(
-                            codes::PLUGIN_NOT_AVAILABLE,
+                            Code::PluginNotAvailable,
                             format!("no IP addresses available in range set: {}", describe(set)),
                         )
                     })?;
@@ -211,7 +211,7 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
             let capacity: u128 = set.iter().map(|r| r.capacity()).sum();
             if capacity <= used as u128 {
                 return Err(Error::new(
-                    codes::PLUGIN_NOT_AVAILABLE,
+                    Code::PluginNotAvailable,
                     format!("range set {} is exhausted ({used} leases)", describe(set)),
                 )
                 .into());

@@ -11,22 +11,35 @@ use crate::cni::result::CniResult;
 use crate::config::{ModuleSource, resolve_ipam};
 use crate::engine::{Role, Runner};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub struct DelegateCap {
     call: Arc<Call>,
     runner: Arc<Runner>,
+    /// The delegating call's deadline: an IPAM call ends before it.
+    deadline: Instant,
     added: bool,
 }
 
 impl DelegateCap {
-    pub fn new(call: Arc<Call>, runner: Arc<Runner>) -> DelegateCap {
-        DelegateCap { call, runner, added: false }
+    pub fn new(call: Arc<Call>, runner: Arc<Runner>, deadline: Instant) -> DelegateCap {
+        DelegateCap { call, runner, deadline, added: false }
     }
 
     pub async fn run(
         &mut self,
         command: Command,
         valid: Option<Vec<(String, String)>>,
+    ) -> Result<Option<CniResult>, CniError> {
+        let within = self.deadline;
+        self.delegate(command, valid, Some(within)).await
+    }
+
+    async fn delegate(
+        &mut self,
+        command: Command,
+        valid: Option<Vec<(String, String)>>,
+        within: Option<Instant>,
     ) -> Result<Option<CniResult>, CniError> {
         let ipam = self
             .call
@@ -42,17 +55,18 @@ impl DelegateCap {
             ModuleSource::Wasm { path, sha256 } => {
                 let target =
                     crate::engine::Target { path, sha256, limits: self.call.conf.ipam_limits, role: Some(Role::Ipam) };
-                Box::pin(self.runner.run(&target, self.call.clone(), command, valid)).await?
+                Box::pin(self.runner.run(&target, self.call.clone(), command, valid, within)).await?
             }
             ModuleSource::Exec { kind } => exec::delegate(&kind, command, &self.call).await?,
         };
         Ok(out)
     }
 
-    /// IPAM DEL after a failed ADD; errors are logged, the ADD's error wins.
+    /// IPAM DEL after a failed ADD, with a budget of its own (the ADD may
+    /// have failed at its deadline); errors are logged, the ADD's error wins.
     pub async fn undo(&mut self) {
         if std::mem::take(&mut self.added)
-            && let Err(e) = self.run(Command::Del, None).await
+            && let Err(e) = self.delegate(Command::Del, None, None).await
         {
             tracing::warn!("undo: IPAM DEL failed: {e}");
         }

@@ -7,7 +7,7 @@ use super::bindings::wasmcni::plugin::{self as current, ipam_store, log, types};
 use super::compat::wasmcni::plugin0_1_0 as v0_1;
 use super::netlink::{NetlinkCap, RouteOp};
 use crate::cni::env::Command;
-use crate::cni::error::CniError;
+use crate::cni::error::{CniError, Code};
 use crate::cni::result as model;
 use types::CniError as WitError;
 
@@ -25,25 +25,27 @@ impl From<WitError> for CniError {
     }
 }
 
-impl From<types::Route> for model::Route {
-    fn from(r: types::Route) -> Self {
-        model::Route {
-            dst: r.dst,
-            gw: r.gw,
+impl TryFrom<types::Route> for model::Route {
+    type Error = CniError;
+
+    fn try_from(r: types::Route) -> Result<Self, CniError> {
+        Ok(model::Route {
+            dst: parse_net(&r.dst)?,
+            gw: r.gw.as_deref().map(parse_ip).transpose()?,
             mtu: r.mtu,
             advmss: r.advmss,
             priority: r.priority,
             table: r.table,
             scope: r.scope,
-        }
+        })
     }
 }
 
 impl From<model::Route> for types::Route {
     fn from(r: model::Route) -> Self {
         types::Route {
-            dst: r.dst,
-            gw: r.gw,
+            dst: r.dst.to_string(),
+            gw: r.gw.map(|g| g.to_string()),
             mtu: r.mtu,
             advmss: r.advmss,
             priority: r.priority,
@@ -53,27 +55,53 @@ impl From<model::Route> for types::Route {
     }
 }
 
-impl From<types::CniResult> for model::CniResult {
-    fn from(r: types::CniResult) -> Self {
-        model::CniResult {
-            interfaces: r
-                .interfaces
-                .into_iter()
-                .map(|i| model::Interface { name: i.name, mac: i.mac, mtu: i.mtu, sandbox: i.sandbox })
-                .collect(),
-            ips: r
-                .ips
-                .into_iter()
-                .map(|i| model::IpConfig { address: i.address, gateway: i.gateway, interface: i.iface })
-                .collect(),
-            routes: r.routes.into_iter().map(Into::into).collect(),
-            dns: r.dns.map(|d| model::Dns {
-                nameservers: d.nameservers,
-                domain: d.domain,
-                search: d.search,
-                options: d.options,
-            }),
-        }
+impl TryFrom<types::CniResult> for model::CniResult {
+    type Error = CniError;
+
+    /// A result a plugin returned; an address that does not parse is the
+    /// plugin's fault (code 100).
+    fn try_from(r: types::CniResult) -> Result<Self, CniError> {
+        let convert = || -> Result<model::CniResult, CniError> {
+            Ok(model::CniResult {
+                interfaces: r
+                    .interfaces
+                    .into_iter()
+                    .map(|i| {
+                        Ok(model::Interface {
+                            name: i.name,
+                            mac: Some(&i.mac).filter(|m| !m.is_empty()).map(|m| parse_mac(m)).transpose()?,
+                            mtu: i.mtu,
+                            sandbox: Some(i.sandbox).filter(|s| !s.is_empty()),
+                        })
+                    })
+                    .collect::<Result<_, CniError>>()?,
+                ips: r
+                    .ips
+                    .into_iter()
+                    .map(|i| {
+                        Ok(model::IpConfig {
+                            address: parse_net(&i.address)?,
+                            gateway: i.gateway.as_deref().map(parse_ip).transpose()?,
+                            interface: i.iface,
+                        })
+                    })
+                    .collect::<Result<_, CniError>>()?,
+                routes: r.routes.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+                dns: r
+                    .dns
+                    .map(|d| {
+                        Ok::<_, CniError>(model::Dns {
+                            nameservers: d.nameservers.iter().map(|n| parse_ip(n)).collect::<Result<_, _>>()?,
+                            domain: d.domain,
+                            search: d.search,
+                            options: d.options,
+                        })
+                    })
+                    .transpose()?,
+            })
+        };
+        convert()
+            .map_err(|e| CniError::new(Code::PluginFailure, format!("plugin returned an invalid result: {}", e.msg)))
     }
 }
 
@@ -83,16 +111,25 @@ impl From<model::CniResult> for types::CniResult {
             interfaces: r
                 .interfaces
                 .into_iter()
-                .map(|i| types::Iface { name: i.name, mac: i.mac, mtu: i.mtu, sandbox: i.sandbox })
+                .map(|i| types::Iface {
+                    name: i.name,
+                    mac: i.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    mtu: i.mtu,
+                    sandbox: i.sandbox.unwrap_or_default(),
+                })
                 .collect(),
             ips: r
                 .ips
                 .into_iter()
-                .map(|i| types::IpConfig { address: i.address, gateway: i.gateway, iface: i.interface })
+                .map(|i| types::IpConfig {
+                    address: i.address.to_string(),
+                    gateway: i.gateway.map(|g| g.to_string()),
+                    iface: i.interface,
+                })
                 .collect(),
             routes: r.routes.into_iter().map(Into::into).collect(),
             dns: r.dns.map(|d| types::Dns {
-                nameservers: d.nameservers,
+                nameservers: d.nameservers.iter().map(ToString::to_string).collect(),
                 domain: d.domain,
                 search: d.search,
                 options: d.options,
@@ -131,6 +168,14 @@ impl types::Host for State {}
 
 fn parse_ip(s: &str) -> Result<std::net::IpAddr, CniError> {
     s.parse().map_err(|_| CniError::config(format!("{s:?} is not an IP address")))
+}
+
+fn parse_net(s: &str) -> Result<ipnet::IpNet, CniError> {
+    s.parse().map_err(|_| CniError::config(format!("invalid CIDR {s:?}")))
+}
+
+fn parse_mac(s: &str) -> Result<crate::cni::Mac, CniError> {
+    s.parse().map_err(|e: crate::cni::mac::InvalidMac| CniError::config(e.to_string()))
 }
 
 /// The traits of every version of the package this host serves. Their types

@@ -4,7 +4,7 @@
 //! `last_reserved_ip.<rangeSet>` the last address handed out, and `lock` is
 //! flock'ed for the whole call.
 
-use crate::cni::error::{CniError, code};
+use crate::cni::error::{CniError, Code};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -103,7 +103,7 @@ fn io(what: impl std::fmt::Display, e: &std::io::Error) -> CniError {
 /// The error of a call that gave up waiting for a network's lease store.
 pub fn busy(network: &str, waited: Duration) -> CniError {
     CniError::new(
-        code::TRY_AGAIN_LATER,
+        Code::TryAgainLater,
         format!("the lease store of network {network} stayed locked for {} ms; try again later", waited.as_millis()),
     )
 }

@@ -3,7 +3,7 @@
 //! joined it. setns(2) affects only the calling thread, so the runtime's
 //! threads stay put; one worker serves the whole call.
 
-use crate::cni::error::{CniError, code};
+use crate::cni::error::{CniError, Code};
 use nix::sched::{CloneFlags, setns};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -92,7 +92,7 @@ pub fn link_events(ns: Option<&Netns>) -> Result<LinkEvents, CniError> {
 
 fn open_error(path: &str, e: &std::io::Error) -> CniError {
     let e = CniError::from_io(format!("cannot open CNI_NETNS {path}"), e);
-    if e.code == code::IO_FAILURE { CniError::env(e.msg) } else { e }
+    if e.code == Code::IoFailure { CniError::env(e.msg) } else { e }
 }
 
 // NS_GET_NSTYPE: which kind of namespace an nsfs file is.

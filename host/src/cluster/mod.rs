@@ -154,7 +154,9 @@ async fn keep_routes(
             let peers = nodes.iter().map(wit).collect();
             let link = node_routes::Underlay { name: underlay.name.clone(), addresses: info.addresses };
             let routes = runner.node_routes(&target, config.clone(), wit(&cluster.local), peers, link).await?;
-            underlay.apply(cluster.network, info.index, routes.into_iter().map(Route::from).collect()).await
+            underlay
+                .apply(cluster.network, info.index, routes.into_iter().map(Route::try_from).collect::<Result<_, _>>()?)
+                .await
         };
         let retry = match step.await {
             Ok(()) => None,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 pub struct Underlay {
     handle: Handle,
     pub name: String,
-    installed: BTreeMap<String, Route>,
+    installed: BTreeMap<IpNet, Route>,
 }
 
 /// The underlay link's index, addresses (CIDR) and MTU.
@@ -41,17 +41,16 @@ impl Underlay {
     /// what went.
     pub async fn apply(&mut self, network: Ipv4Net, index: u32, wanted: Vec<Route>) -> Result<()> {
         for r in &wanted {
-            let dst: IpNet = r.dst.parse().with_context(|| format!("route to {:?}", r.dst))?;
-            let inside = matches!(dst, IpNet::V4(d) if network.contains(&d) && d.prefix_len() > network.prefix_len());
+            let inside = matches!(r.dst, IpNet::V4(d) if network.contains(&d) && d.prefix_len() > network.prefix_len());
             if !inside || r.table.is_some() {
                 bail!("refusing the route to {} from the routing plugin: not a node subnet of {network}", r.dst);
             }
         }
-        let wanted: BTreeMap<String, Route> = wanted.into_iter().map(|r| (r.dst.clone(), r)).collect();
+        let wanted: BTreeMap<IpNet, Route> = wanted.into_iter().map(|r| (r.dst, r)).collect();
         for (dst, r) in &wanted {
             if self.installed.get(dst) != Some(r) {
                 route::add(&self.handle, r, Some(index), true).await?;
-                tracing::info!("route {dst} via {} dev {}", r.gw.as_deref().unwrap_or("-"), self.name);
+                tracing::info!("route {dst} via {} dev {}", r.gw.map_or("-".into(), |g| g.to_string()), self.name);
             }
         }
         for (dst, r) in &self.installed {

@@ -4,9 +4,9 @@
 //! exec'd) then runs with.
 
 use super::call::Call;
-use super::error::{CniError, code};
+use super::error::{CniError, Code};
 use crate::caps::bindings::exports::wasmcni::plugin::admission::{Changes, Decision};
-use crate::config::{Limits, NetConf, resolve_policy};
+use crate::config::{Limits, resolve_policy};
 use crate::engine::{Role, Runner, Target, module_name};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
         return Ok(call);
     }
     let mut config: Value = serde_json::from_str(&call.conf.raw)
-        .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
+        .map_err(|e| CniError::new(Code::DecodeFailure, format!("network config is not valid JSON: {e}")))?;
     for entry in &call.conf.policies {
         let (path, sha256) = resolve_policy(entry)?;
         let name = module_name(&path);
@@ -27,7 +27,7 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
             Decision::Allow => tracing::debug!(policy = %name, "allowed"),
             Decision::Deny(reason) => {
                 tracing::info!(policy = %name, container = %call.env.container_id, "denied: {reason}");
-                return Err(CniError::new(code::POLICY_DENIED, format!("policy {name} denied the ADD: {reason}")));
+                return Err(CniError::new(Code::PolicyDenied, format!("policy {name} denied the ADD: {reason}")));
             }
             Decision::AllowWith(changes) => {
                 tracing::debug!(policy = %name, "allowed with changes");
@@ -35,7 +35,7 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
             }
         }
     }
-    let conf = NetConf::parse(config.to_string().as_bytes())?;
+    let conf = crate::config::parse(config.to_string().as_bytes())?;
     Ok(Arc::new(Call { env: call.env.clone(), conf }))
 }
 
@@ -44,7 +44,7 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
 /// appended to its `routes`.
 fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniError> {
     let invalid = |what: &str, v: &str| {
-        CniError::new(code::PLUGIN_FAILURE, format!("policy {policy} returned an invalid {what} {v:?}"))
+        CniError::new(Code::PluginFailure, format!("policy {policy} returned an invalid {what} {v:?}"))
     };
     for ip in &changes.ips {
         ip.split('/').next().unwrap_or_default().parse::<std::net::IpAddr>().map_err(|_| invalid("address", ip))?;
@@ -55,7 +55,7 @@ fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniEr
     for r in &changes.routes {
         r.dst.parse::<ipnet::IpNet>().map_err(|_| invalid("route destination", &r.dst))?;
     }
-    let root = config.as_object_mut().expect("checked by NetConf::parse");
+    let root = config.as_object_mut().expect("checked by config::parse");
     if !changes.ips.is_empty() {
         object(root, "runtimeConfig")?.insert("ips".into(), json!(changes.ips));
     }

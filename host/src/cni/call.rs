@@ -16,7 +16,7 @@ impl Call {
             .prev_result
             .iter()
             .flat_map(|r| r.interfaces.iter())
-            .filter(|i| i.sandbox.is_empty())
+            .filter(|i| i.sandbox.is_none())
             .map(|i| i.name.clone())
             .collect()
     }

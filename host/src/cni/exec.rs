@@ -4,7 +4,7 @@
 
 use super::call::Call;
 use super::env::Command;
-use super::error::{CniError, code};
+use super::error::{CniError, Code};
 use super::result::CniResult;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -51,7 +51,7 @@ pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Optio
         return Err(match serde_json::from_slice::<Reported>(&out.stdout) {
             Ok(r) => CniError::from_parts(r.code, format!("{kind}: {}", r.msg), r.details),
             Err(_) => CniError::new(
-                code::PLUGIN_FAILURE,
+                Code::PluginFailure,
                 format!("{kind} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stdout).trim()),
             ),
         });
@@ -60,6 +60,6 @@ pub async fn delegate(kind: &str, command: Command, call: &Call) -> Result<Optio
         return Ok(None);
     }
     let value: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("{kind} printed an invalid result: {e}")))?;
+        .map_err(|e| CniError::new(Code::DecodeFailure, format!("{kind} printed an invalid result: {e}")))?;
     CniResult::from_any(&value).map(Some)
 }

@@ -4,18 +4,16 @@
 
 mod admission;
 pub mod call;
-pub mod env;
-pub mod error;
 pub mod exec;
-pub mod result;
 mod shim;
-pub mod version;
 
-use crate::config::{ModuleSource, NetConf, resolve_ipam, resolve_plugin};
+pub use wasmcni_cni::{Mac, env, error, mac, result, version};
+
+use crate::config::{ModuleSource, resolve_ipam, resolve_plugin};
 use crate::engine::{Host, Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
-use error::{CniError, code};
+use error::{CniError, Code};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,7 +99,8 @@ pub fn prepare(
         return Ok(Prepared::Reply(version_reply(stdin)));
     }
     let env = CniEnv::from_vars(command, vars)?;
-    let conf = if command == Command::Del { NetConf::parse_for_del(stdin)? } else { NetConf::parse(stdin)? };
+    let conf =
+        if command == Command::Del { crate::config::parse_for_del(stdin)? } else { crate::config::parse(stdin)? };
     let allowed = match command {
         Command::Check => conf.version >= Version::V0_4_0,
         Command::Status | Command::Gc => conf.version >= Version::V1_1_0,
@@ -109,7 +108,7 @@ pub fn prepare(
     };
     if !allowed {
         return Err(CniError::new(
-            code::INCOMPATIBLE_VERSION,
+            Code::IncompatibleVersion,
             format!("config version {} does not allow {}", conf.cni_version, command.as_str()),
         ));
     }
@@ -138,7 +137,7 @@ impl Request {
             Command::Add => admission::admit(runner, self.call).await?,
             _ => self.call,
         };
-        let result = runner.run(&self.target, call.clone(), self.command, self.valid).await?;
+        let result = runner.run(&self.target, call.clone(), self.command, self.valid, None).await?;
         match self.command {
             Command::Add => crate::attachments::record(&call),
             Command::Del => crate::attachments::forget(&call),

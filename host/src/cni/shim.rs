@@ -2,7 +2,7 @@
 //! "fallback": "local" | "fail"}`) or `WASMCNI_DAEMON_SOCKET` names a daemon,
 //! the whole call is forwarded there and its answer printed as is.
 
-use super::error::{CniError, code};
+use super::error::{CniError, Code};
 use crate::daemon::client::{ForwardError, forward};
 use crate::daemon::protocol::{CNI_VARS, CniRequest};
 use serde::Deserialize;
@@ -55,7 +55,7 @@ pub fn through(daemon: &Daemon, command: &str, argv0: &str, stdin: &[u8]) -> (St
         Err(e) => e,
     };
     if !retry_locally(command, daemon.fallback, &err) {
-        let e = CniError::new(code::TRY_AGAIN_LATER, format!("wasmcni daemon: {err}; try again later"));
+        let e = CniError::new(Code::TryAgainLater, format!("wasmcni daemon: {err}; try again later"));
         return super::printed(Err(e), stdin);
     }
     tracing::warn!("{err}; running {command} in this process");

@@ -1,12 +1,56 @@
 //! The network config a runtime passes on stdin, and which Wasm module it selects.
 
 mod module;
-mod netconf;
 pub mod rules_file;
 mod subnet_file;
 
+use crate::cni::error::CniError;
 pub use module::{
     DEFAULT_MODULE_DIR, ModuleSource, locate, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir,
     valid_module_name,
 };
-pub use netconf::{Limits, NetConf};
+pub use wasmcni_cni::netconf::{Limits, NetConf};
+
+/// Parses stdin, resolving the files it names (`subnetFile`, `rulesFile`):
+/// not JSON → 6; a field of the wrong type or a bad name → 7; an unsupported
+/// cniVersion → 1.
+pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+    parse_with(stdin, false)
+}
+
+/// As `parse`, for a DEL: a subnet or rules file that cannot be read is left
+/// unresolved (the plugin frees what it can), not an error.
+pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
+    parse_with(stdin, true)
+}
+
+fn parse_with(stdin: &[u8], lenient: bool) -> Result<NetConf, CniError> {
+    let mut value = wasmcni_cni::netconf::decode(stdin)?;
+    let rewritten = [subnet_file::resolve, rules_file::resolve]
+        .into_iter()
+        .map(|resolve| match resolve(&mut value) {
+            Err(e) if lenient => {
+                tracing::warn!("{e}");
+                Ok(false)
+            }
+            other => other,
+        })
+        .collect::<Result<Vec<bool>, CniError>>()?
+        .contains(&true);
+    let as_given = if rewritten { value.to_string() } else { String::from_utf8_lossy(stdin).into_owned() };
+    NetConf::from_value(&value, as_given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_del_survives_a_subnet_file_that_is_gone() {
+        let c = r#"{"cniVersion":"1.0.0","name":"n","type":"wasm-bridge",
+            "ipam":{"type":"wasm-host-local","subnetFile":"/nonexistent/subnet.env"}}"#;
+        assert_eq!(parse(c.as_bytes()).unwrap_err().code, 11);
+        let del = parse_for_del(c.as_bytes()).unwrap();
+        assert!(del.ipam.unwrap().get("subnetFile").is_some());
+    }
+}

@@ -5,7 +5,7 @@
 //! which masquerade leaves alone so pods keep their addresses across nodes.
 
 use crate::cluster::network::SubnetEnv;
-use crate::cni::error::{CniError, code};
+use crate::cni::error::{CniError, Code};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub fn resolve(config: &mut Value) -> Result<bool, CniError> {
     let path = path.as_str().ok_or_else(|| CniError::config("ipam \"subnetFile\" must be a path"))?.to_owned();
     // Not written yet means the node's daemon has not claimed a subnet yet.
     let env = SubnetEnv::read(Path::new(&path))
-        .map_err(|e| CniError::new(code::TRY_AGAIN_LATER, format!("ipam subnetFile: {e:#}")))?;
+        .map_err(|e| CniError::new(Code::TryAgainLater, format!("ipam subnetFile: {e:#}")))?;
     let ipam = config["ipam"].as_object_mut().expect("pointer matched an object");
     ipam.remove("subnetFile");
     if !ipam.contains_key("subnet") && !ipam.contains_key("ranges") {

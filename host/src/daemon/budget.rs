@@ -5,7 +5,7 @@
 //! refused DEL.
 
 use crate::cni::env::Command;
-use crate::cni::error::{CniError, code};
+use crate::cni::error::{CniError, Code};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl Budget {
         match tokio::time::timeout(wait, self.calls.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(CniError::new(
-                code::TRY_AGAIN_LATER,
+                Code::TryAgainLater,
                 format!("the daemon is running {} calls, its limit; try again later", self.max_calls),
             )),
         }

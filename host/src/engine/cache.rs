@@ -57,7 +57,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A module that cannot be read is a config error, unless the node ran out of descriptors or memory.
 fn unreadable(path: &Path, e: std::io::Error) -> CniError {
     let e = CniError::from_io(format!("cannot read module {}", path.display()), &e);
-    if e.code == crate::cni::error::code::IO_FAILURE { CniError::config(e.msg) } else { e }
+    if e.code == crate::cni::error::Code::IoFailure { CniError::config(e.msg) } else { e }
 }
 
 /// A file's identity as the filesystem sees it: it changes whenever the

@@ -13,13 +13,13 @@ use crate::caps::netns::Netns;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::cni::call::Call;
 use crate::cni::env::Command;
-use crate::cni::error::{CniError, Failure, code};
+use crate::cni::error::{CniError, Code, Failure};
 use crate::cni::result::CniResult;
 use crate::config::Limits;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -167,7 +167,7 @@ impl Runner {
                     call.prev_host_links(),
                     self.host == Host::Daemon,
                 )?);
-                state.delegate = Some(DelegateCap::new(call.clone(), self.clone()));
+                state.delegate = Some(DelegateCap::new(call.clone(), self.clone(), deadline));
             }
             Role::Policy | Role::Routing => {}
             Role::Ipam => {
@@ -192,13 +192,15 @@ impl Runner {
         }
     }
 
-    /// Runs `command` of `target` for `call`.
+    /// Runs `command` of `target` for `call`; a delegated call passes its
+    /// caller's deadline as `within`, and ends before it.
     pub async fn run(
         self: &Arc<Self>,
         target: &Target,
         call: Arc<Call>,
         command: Command,
         valid: Option<Vec<(String, String)>>,
+        within: Option<Instant>,
     ) -> Result<Option<CniResult>, CniError> {
         let module = self.module(target)?;
         tracing::debug!(plugin = %module.name, "loaded");
@@ -220,7 +222,7 @@ impl Runner {
         }
         module.count_call();
         // Everything this call waits for (locks, files, guest code) ends by then.
-        let deadline = Instant::now() + target.limits.timeout;
+        let deadline = deadline_within(target.limits.timeout, within);
         let netns = match (&call.env.netns, role, command) {
             // DEL needs no netns: what is left without it is host-side.
             (Some(path), Role::Plugin, Command::Del) => Netns::open(path).unwrap_or_else(|e| {
@@ -248,8 +250,8 @@ impl Runner {
             _ => None,
         };
         let state = self.state(&module, target, role, &call, netns, deadline)?;
-        let mut store = self.store(state, target.limits);
-        let outcome = guarded(&module.name, &mut store, target.limits, async |store| {
+        let mut store = self.store(state, deadline);
+        let outcome = guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             call_export(&module, store, command, inv, valid).await
         })
         .await;
@@ -269,12 +271,13 @@ impl Runner {
     /// Asks the policy `target` whether `call`'s ADD may go ahead; `config`
     /// is the policy's own entry of the plugin's `policies`.
     pub async fn admit(&self, target: &Target, call: &Call, config: String) -> Result<Decision, CniError> {
-        let (module, mut store) = self.capless(target, Role::Policy)?;
+        let deadline = Instant::now() + target.limits.timeout;
+        let (module, mut store) = self.capless(target, Role::Policy, deadline)?;
         let Entry::Admission(indices) = &module.entry else {
             return Err(CniError::config(format!("module {} is not a policy", module.name)));
         };
         let inv = Self::invocation(call, call.env.netns.is_some(), config);
-        guarded(&module.name, &mut store, target.limits, async |store| {
+        guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
             indices.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await
         })
@@ -291,11 +294,12 @@ impl Runner {
         peers: Vec<NodeLease>,
         underlay: Underlay,
     ) -> Result<Vec<types::Route>, CniError> {
-        let (module, mut store) = self.capless(target, Role::Routing)?;
+        let deadline = Instant::now() + target.limits.timeout;
+        let (module, mut store) = self.capless(target, Role::Routing, deadline)?;
         let Entry::NodeRoutes(indices) = &module.entry else {
             return Err(CniError::config(format!("module {} is not a routing plugin", module.name)));
         };
-        let returned = guarded(&module.name, &mut store, target.limits, async |store| {
+        let returned = guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
             indices.load(&mut *store, &instance)?.call_routes(&mut *store, &config, &local, &peers, &underlay).await
         })
@@ -305,11 +309,11 @@ impl Runner {
 
     /// The module for `target`, checked to be of `role`, and a store for one
     /// call that grants it nothing (policies and routing plugins compute).
-    fn capless(&self, target: &Target, role: Role) -> Result<(Arc<Module>, Store<State>), CniError> {
+    fn capless(&self, target: &Target, role: Role, deadline: Instant) -> Result<(Arc<Module>, Store<State>), CniError> {
         let module = self.module(target)?;
         module.role(Some(role))?;
         module.count_call();
-        let store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), target.limits);
+        let store = self.store(State::new(module.name.clone(), target.limits.memory_bytes), deadline);
         Ok((module, store))
     }
 
@@ -319,10 +323,9 @@ impl Runner {
     /// that finish in milliseconds; at the deadline it traps. The deadline
     /// is read off the clock, not counted in ticks: a guest thread that
     /// waits long for a CPU sees many ticks pass at once.
-    fn store(&self, state: State, limits: Limits) -> Store<State> {
+    fn store(&self, state: State, deadline: Instant) -> Store<State> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + limits.timeout;
         let ticks_to = move |at: Instant| at.saturating_duration_since(Instant::now()).div_duration_f64(super::TICK);
         store.set_epoch_deadline(LONG_RUN_TICKS.min(ticks_to(deadline).ceil() as u64 + 1));
         // Only a thread that is this call's own is reniced, never a shared worker.
@@ -340,6 +343,24 @@ impl Runner {
         store
     }
 }
+
+/// When a call given `timeout` ends. A delegated call ends a little before
+/// its caller (`within`), so the caller has time to answer with the
+/// delegate's error (say, code 11 for a busy lease store) rather than time
+/// out itself.
+fn deadline_within(timeout: Duration, within: Option<Instant>) -> Instant {
+    let own = Instant::now() + timeout;
+    match within {
+        Some(caller) => {
+            let left = caller.saturating_duration_since(Instant::now());
+            own.min(caller - (left / 5).min(REPLY_RESERVE))
+        }
+        None => own,
+    }
+}
+
+/// The most of a caller's remaining time kept back for its own answer.
+const REPLY_RESERVE: Duration = Duration::from_millis(100);
 
 /// The name of the threads a daemon runs each call on.
 pub const CALL_THREAD: &str = "wasmcni-call";
@@ -362,11 +383,12 @@ async fn guarded<R>(
     name: &str,
     store: &mut Store<State>,
     limits: Limits,
+    deadline: Instant,
     f: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R>,
 ) -> Result<R, CniError> {
     // The epoch deadline stops guest code; this one also stops a host call
     // the guest is waiting on.
-    let outcome = tokio::time::timeout(limits.timeout + super::TICK * 10, f(&mut *store)).await;
+    let outcome = tokio::time::timeout_at((deadline + super::TICK * 10).into(), f(&mut *store)).await;
     tracing::debug!(plugin = %name, "returned");
     match outcome {
         Ok(Ok(r)) => Ok(r),
@@ -392,7 +414,7 @@ macro_rules! call_handler {
     ($guest:expr, $store:expr, $command:expr, $inv:expr, $valid:expr) => {{
         let (h, store, inv) = ($guest, $store, $inv);
         Ok(match $command {
-            Command::Add => h.call_add(&mut *store, inv).await?.map(|r| Some(r.into())),
+            Command::Add => h.call_add(&mut *store, inv).await?.and_then(|r| Ok(Some(CniResult::try_from(r)?))),
             Command::Del => h.call_del(&mut *store, inv).await?.map(|()| None),
             Command::Check => h.call_check(&mut *store, inv).await?.map(|()| None),
             Command::Status => h.call_status(&mut *store, inv).await?.map(|()| None),
@@ -424,14 +446,14 @@ async fn call_export(
 }
 
 fn timed_out(plugin: &str, limits: Limits) -> CniError {
-    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} timed out after {} ms", limits.timeout.as_millis()))
+    CniError::new(Code::PluginFailure, format!("plugin {plugin} timed out after {} ms", limits.timeout.as_millis()))
         .with_failure(Failure::Timeout)
 }
 
 fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -> CniError {
     if state.limiter.hit {
         return CniError::new(
-            code::PLUGIN_FAILURE,
+            Code::PluginFailure,
             format!("plugin {plugin} exceeded its memory limit of {} MiB", state.limiter.max_mib()),
         )
         .with_failure(Failure::OutOfMemory);
@@ -439,7 +461,7 @@ fn classify(err: wasmtime::Error, plugin: &str, state: &State, limits: Limits) -
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return timed_out(plugin, limits);
     }
-    CniError::new(code::PLUGIN_FAILURE, format!("plugin {plugin} trapped: {err}"))
+    CniError::new(Code::PluginFailure, format!("plugin {plugin} trapped: {err}"))
         .with_details(format!("{err:?}"))
         .with_failure(Failure::Trap)
 }

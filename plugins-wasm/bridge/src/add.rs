@@ -12,10 +12,8 @@ use wasmcni_sdk::cni::{delegate, log};
 const CONTAINER_IFACE: u32 = 2;
 
 pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
-    let netns = inv
-        .netns
-        .clone()
-        .ok_or_else(|| Error::new(wasmcni_sdk::codes::INVALID_ENV, "CNI_NETNS is required for ADD"))?;
+    let netns =
+        inv.netns.clone().ok_or_else(|| Error::new(wasmcni_sdk::Code::InvalidEnv, "CNI_NETNS is required for ADD"))?;
     let bridge = netlink::ensure_bridge(&BridgeSpec {
         name: conf.bridge.clone(),
         mtu: conf.mtu,

@@ -5,12 +5,12 @@ use crate::config::BridgeConf;
 use wasmcni_sdk::cni::delegate;
 use wasmcni_sdk::cni::netlink::{self, Side};
 use wasmcni_sdk::cni::types::Invocation;
-use wasmcni_sdk::{Error, codes};
+use wasmcni_sdk::{Code, Error};
 
 pub fn check(inv: &Invocation, conf: &BridgeConf) -> Result<(), Error> {
     let prev = inv.prev_result.as_ref().ok_or_else(|| Error::config("CHECK needs prevResult"))?;
     if inv.netns.is_none() {
-        return Err(Error::new(codes::INVALID_ENV, "CNI_NETNS is required for CHECK"));
+        return Err(Error::new(Code::InvalidEnv, "CNI_NETNS is required for CHECK"));
     }
     if conf.has_ipam() {
         delegate::ipam_check()?;

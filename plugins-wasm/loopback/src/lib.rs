@@ -9,7 +9,7 @@ struct Loopback;
 const LO: &str = "lo";
 
 fn need_netns(inv: &Invocation) -> Result<&str, CniError> {
-    inv.netns.as_deref().ok_or_else(|| Error::new(wasmcni_sdk::codes::INVALID_ENV, "CNI_NETNS is required").into())
+    inv.netns.as_deref().ok_or_else(|| Error::new(wasmcni_sdk::Code::InvalidEnv, "CNI_NETNS is required").into())
 }
 
 impl wasmcni_sdk::cni::Handler for Loopback {

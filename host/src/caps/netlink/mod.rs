@@ -284,7 +284,7 @@ impl NetlinkCap {
         op: RouteOp,
     ) -> Result<(), CniError> {
         let oif = self.route_dev(side, dev).await?;
-        let route = Route::from(r);
+        let route = Route::try_from(r)?;
         if side == Side::Host {
             host_route_allowed(&route)?;
         }
@@ -308,11 +308,8 @@ impl NetlinkCap {
                 Some(i) => link::by_index(&h, i).await?.map(|l| l.name),
                 None => None,
             };
-            out.push(RouteInfo {
-                route: listed.route.into(),
-                dev,
-                family: if listed.v6 { "ipv6" } else { "ipv4" }.into(),
-            });
+            let family = if listed.route.dst.addr().is_ipv6() { "ipv6" } else { "ipv4" }.into();
+            out.push(RouteInfo { route: listed.route.into(), dev, family });
         }
         Ok(out)
     }
@@ -386,8 +383,7 @@ impl NetlinkCap {
 /// On the host a plugin routes to specific destinations in the main table:
 /// it may not take over the node's default route or other routing tables.
 fn host_route_allowed(route: &Route) -> Result<(), CniError> {
-    let dst = addr::parse_cidr(&route.dst)?;
-    if dst.prefix_len() == 0 {
+    if route.dst.prefix_len() == 0 {
         return Err(CniError::denied(format!("a plugin may not change the host's default route ({})", route.dst)));
     }
     if route.table.is_some_and(|t| t != 254) {
@@ -408,7 +404,7 @@ mod tests {
     use super::*;
 
     fn route(dst: &str, table: Option<u32>) -> Route {
-        Route { dst: dst.into(), table, ..Route::default() }
+        Route { table, ..Route::to(dst.parse().unwrap()) }
     }
 
     #[test]

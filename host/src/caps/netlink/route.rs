@@ -1,6 +1,5 @@
 //! Route requests over one rtnetlink handle.
 
-use super::addr::parse_cidr;
 use super::link::{exists, no_such_entry};
 use crate::cni::error::CniError;
 use crate::cni::result::Route;
@@ -19,20 +18,14 @@ const TABLE_LOCAL: u32 = 255;
 pub struct Listed {
     pub route: Route,
     pub oif: Option<u32>,
-    pub v6: bool,
 }
 
 fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
-    let dst = parse_cidr(&route.dst)?.trunc();
+    let dst = route.dst.trunc();
     let bad = |e: &dyn std::fmt::Display| CniError::config(format!("invalid route to {}: {e}", route.dst));
     let mut b =
         RouteMessageBuilder::<IpAddr>::new().destination_prefix(dst.addr(), dst.prefix_len()).map_err(|e| bad(&e))?;
-    let gw = route
-        .gw
-        .as_deref()
-        .map(|g| g.parse::<IpAddr>().map_err(|_| CniError::config(format!("invalid gateway {g:?}"))))
-        .transpose()?;
-    if let Some(gw) = gw {
+    if let Some(gw) = route.gw {
         b = b.gateway(gw).map_err(|e| bad(&e))?;
     }
     if let Some(oif) = oif {
@@ -44,7 +37,7 @@ fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
     if let Some(t) = route.table {
         b = b.table_id(t);
     }
-    let scope = match (route.scope, gw) {
+    let scope = match (route.scope, route.gw) {
         (Some(s), _) => RouteScope::from(s),
         (None, None) if oif.is_some() => RouteScope::Link,
         _ => RouteScope::Universe,
@@ -102,16 +95,8 @@ fn to_listed(msg: &RouteMessage) -> Option<Listed> {
     let any: IpAddr = if v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
     let net = IpNet::new(dst.unwrap_or(any), msg.header.destination_prefix_length).ok()?;
     Some(Listed {
-        route: Route {
-            dst: net.to_string(),
-            gw: gw.map(|g| g.to_string()),
-            priority,
-            table: Some(table),
-            scope: Some(u8::from(msg.header.scope)),
-            ..Route::default()
-        },
+        route: Route { gw, priority, table: Some(table), scope: Some(u8::from(msg.header.scope)), ..Route::to(net) },
         oif,
-        v6,
     })
 }
 

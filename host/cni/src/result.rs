@@ -1,36 +1,41 @@
 //! The result model (spec 1.1) and its conversion to and from every version.
 
-use super::error::{CniError, code};
-use super::version::Version;
+use crate::error::{CniError, Code};
+use crate::mac::Mac;
+use crate::version::Version;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub mac: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "empty_is_none")]
+    pub mac: Option<Mac>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub sandbox: String,
+    /// The netns path of a container-side interface; none for a host one.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "empty_is_none")]
+    pub sandbox: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpConfig {
-    pub address: String,
+    /// The interface's address with its prefix length (host bits set).
+    pub address: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
+    pub gateway: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
-    pub dst: String,
+    pub dst: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gw: Option<String>,
+    pub gw: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,10 +48,27 @@ pub struct Route {
     pub scope: Option<u8>,
 }
 
+impl Route {
+    /// A route to `dst` on the link, with nothing else set.
+    pub fn to(dst: IpNet) -> Route {
+        Route { dst, gw: None, mtu: None, advmss: None, priority: None, table: None, scope: None }
+    }
+
+    /// The same route through `gw`.
+    pub fn via(self, gw: IpAddr) -> Route {
+        Route { gw: Some(gw), ..self }
+    }
+
+    /// The destination and gateway alone, as spec versions before 1.1 know it.
+    fn pre_1_1(&self) -> Route {
+        Route { gw: self.gw, ..Route::to(self.dst) }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dns {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nameservers: Vec<String>,
+    pub nameservers: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,16 +95,25 @@ pub struct CniResult {
     pub dns: Option<Dns>,
 }
 
-fn is_v6(cidr_or_ip: &str) -> bool {
-    cidr_or_ip.contains(':')
+/// Reads `""` (which some plugins print for "none") as none.
+fn empty_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err: std::fmt::Display>,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// The 0.1.0/0.2.0 `ip4`/`ip6` section.
 #[derive(Debug, Deserialize, Serialize)]
 struct LegacyIp {
-    ip: String,
+    ip: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gateway: Option<String>,
+    gateway: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     routes: Vec<Route>,
 }
@@ -90,7 +121,7 @@ struct LegacyIp {
 impl CniResult {
     /// Reads a result in any spec version (prevResult, a delegate's output).
     pub fn from_any(v: &Value) -> Result<CniResult, CniError> {
-        let bad = |e: serde_json::Error| CniError::new(code::DECODE_FAILURE, format!("cannot decode CNI result: {e}"));
+        let bad = |e: serde_json::Error| CniError::new(Code::DecodeFailure, format!("cannot decode CNI result: {e}"));
         if v.get("ip4").is_some() || v.get("ip6").is_some() {
             let mut out = CniResult::default();
             for key in ["ip4", "ip6"] {
@@ -99,7 +130,7 @@ impl CniResult {
                 };
                 let ip: LegacyIp = serde_json::from_value(section.clone()).map_err(bad)?;
                 out.ips.push(IpConfig { address: ip.ip, gateway: ip.gateway, interface: None });
-                out.routes.extend(ip.routes.into_iter().map(|r| Route { dst: r.dst, gw: r.gw, ..Route::default() }));
+                out.routes.extend(ip.routes.iter().map(Route::pre_1_1));
             }
             out.dns = v.get("dns").map(|d| serde_json::from_value(d.clone())).transpose().map_err(bad)?;
             return Ok(out);
@@ -112,14 +143,14 @@ impl CniResult {
         let dns = self.dns.as_ref().filter(|d| !d.is_empty());
         if v < Version::V0_3_0 {
             let legacy = |want_v6: bool| {
-                self.ips.iter().find(|ip| is_v6(&ip.address) == want_v6).map(|ip| LegacyIp {
-                    ip: ip.address.clone(),
-                    gateway: ip.gateway.clone(),
+                self.ips.iter().find(|ip| ip.address.addr().is_ipv6() == want_v6).map(|ip| LegacyIp {
+                    ip: ip.address,
+                    gateway: ip.gateway,
                     routes: self
                         .routes
                         .iter()
-                        .filter(|r| is_v6(&r.dst) == want_v6)
-                        .map(|r| Route { dst: r.dst.clone(), gw: r.gw.clone(), ..Route::default() })
+                        .filter(|r| r.dst.addr().is_ipv6() == want_v6)
+                        .map(Route::pre_1_1)
                         .collect(),
                 })
             };
@@ -138,18 +169,11 @@ impl CniResult {
         let modern = v >= Version::V1_1_0;
         let interfaces: Vec<Interface> =
             self.interfaces.iter().map(|i| Interface { mtu: if modern { i.mtu } else { None }, ..i.clone() }).collect();
-        let routes: Vec<Route> =
-            self.routes
-                .iter()
-                .map(|r| {
-                    if modern { r.clone() } else { Route { dst: r.dst.clone(), gw: r.gw.clone(), ..Route::default() } }
-                })
-                .collect();
+        let routes: Vec<Route> = self.routes.iter().map(|r| if modern { r.clone() } else { r.pre_1_1() }).collect();
         let mut ips = serde_json::to_value(&self.ips).expect("plain struct");
         if v < Version::V1_0_0 {
-            for ip in ips.as_array_mut().expect("a list") {
-                let family = if is_v6(ip["address"].as_str().unwrap_or_default()) { "6" } else { "4" };
-                ip["version"] = family.into();
+            for (out, ip) in ips.as_array_mut().expect("a list").iter_mut().zip(&self.ips) {
+                out["version"] = if ip.address.addr().is_ipv6() { "6" } else { "4" }.into();
             }
         }
         let mut out = json!({ "cniVersion": cni_version });
@@ -171,23 +195,31 @@ impl CniResult {
 mod tests {
     use super::*;
 
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     fn sample() -> CniResult {
         CniResult {
             interfaces: vec![Interface {
                 name: "eth0".into(),
-                mac: "aa:bb:cc:dd:ee:ff".into(),
+                mac: Some("aa:bb:cc:dd:ee:ff".parse().unwrap()),
                 mtu: Some(1500),
-                sandbox: "/var/run/netns/x".into(),
+                sandbox: Some("/var/run/netns/x".into()),
             }],
             ips: vec![
-                IpConfig { address: "10.1.0.5/16".into(), gateway: Some("10.1.0.1".into()), interface: Some(0) },
-                IpConfig { address: "fd00::5/64".into(), gateway: Some("fd00::1".into()), interface: Some(0) },
+                IpConfig { address: net("10.1.0.5/16"), gateway: Some(ip("10.1.0.1")), interface: Some(0) },
+                IpConfig { address: net("fd00::5/64"), gateway: Some(ip("fd00::1")), interface: Some(0) },
             ],
             routes: vec![
-                Route { dst: "0.0.0.0/0".into(), gw: Some("10.1.0.1".into()), priority: Some(10), ..Route::default() },
-                Route { dst: "::/0".into(), ..Route::default() },
+                Route { priority: Some(10), ..Route::to(net("0.0.0.0/0")).via(ip("10.1.0.1")) },
+                Route::to(net("::/0")),
             ],
-            dns: Some(Dns { nameservers: vec!["10.1.0.53".into()], ..Dns::default() }),
+            dns: Some(Dns { nameservers: vec![ip("10.1.0.53")], ..Dns::default() }),
         }
     }
 
@@ -229,13 +261,27 @@ mod tests {
         assert_eq!(out["dns"]["nameservers"][0], "10.1.0.53");
         assert!(out.get("ips").is_none());
         let back = CniResult::from_any(&out).unwrap();
-        assert_eq!(back.ips[0].address, "10.1.0.5/16");
-        assert_eq!(back.routes.len(), 2);
+        assert_eq!(back.ips[0].address, net("10.1.0.5/16"));
+        assert_eq!(back.routes, vec![Route::to(net("0.0.0.0/0")).via(ip("10.1.0.1")), Route::to(net("::/0"))]);
+    }
+
+    #[test]
+    fn empty_macs_and_sandboxes_read_as_none_and_bad_addresses_are_decode_errors() {
+        let r = CniResult::from_any(&json!({"interfaces": [{"name": "veth1", "mac": "", "sandbox": ""}]})).unwrap();
+        assert_eq!(r.interfaces[0], Interface { name: "veth1".into(), ..Interface::default() });
+        for bad in [
+            json!({"interfaces": [{"name": "e", "mac": "zz"}]}),
+            json!({"ips": [{"address": "10.0.0.300/24"}]}),
+            json!({"routes": [{"dst": "10.0.0.0/24", "gw": "nope"}]}),
+            json!({"ip4": {"ip": "10.0.0.2"}}),
+        ] {
+            assert_eq!(CniResult::from_any(&bad).unwrap_err().code, Code::DecodeFailure, "{bad}");
+        }
     }
 
     #[test]
     fn garbage_is_a_decode_error() {
         let err = CniResult::from_any(&json!({"ips": "nope"})).unwrap_err();
-        assert_eq!(err.code, code::DECODE_FAILURE);
+        assert_eq!(err.code, Code::DecodeFailure);
     }
 }

@@ -1,7 +1,7 @@
 //! The CNI_* environment: which variables each command needs, and what
 //! makes a container ID, interface name or network name valid.
 
-use super::error::CniError;
+use crate::error::CniError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {

@@ -1,9 +1,9 @@
 //! Parsing and validating one plugin's network config.
 
-use crate::cni::env::validate_network_name;
-use crate::cni::error::{CniError, code};
-use crate::cni::result::CniResult;
-use crate::cni::version::Version;
+use crate::env::validate_network_name;
+use crate::error::{CniError, Code};
+use crate::result::CniResult;
+use crate::version::Version;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -89,48 +89,33 @@ pub struct NetConf {
     /// The bridge this config names (the reference default `cni0` when absent):
     /// the one host link a plugin may touch without having created it.
     pub bridge: String,
-    /// `rulesFile`: where the plugin's rules come from (see `attachments`).
+    /// `rulesFile`: where the plugin's rules come from.
     pub rules_file: Option<String>,
     /// `policies`: the entries of the policy modules to run before ADD, each
     /// with at least a `plugin`.
     pub policies: Vec<Value>,
     /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
     pub valid_attachments: Vec<(String, String)>,
-    /// The config as received (with a `subnetFile` resolved), handed to
+    /// The config as received (with files it names resolved), handed to
     /// plugins and delegates.
     pub raw: String,
 }
 
+/// Reads stdin as a JSON object: not JSON, or not an object, is code 6.
+pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
+    let value: Value = serde_json::from_slice(stdin)
+        .map_err(|e| CniError::new(Code::DecodeFailure, format!("network config is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(CniError::new(Code::DecodeFailure, "network config must be a JSON object"));
+    }
+    Ok(value)
+}
+
 impl NetConf {
-    /// Parses stdin: not JSON → 6; a field of the wrong type or a bad name → 7;
-    /// an unsupported cniVersion → 1.
-    pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
-        Self::parse_with(stdin, false)
-    }
-
-    /// As `parse`, for a DEL: a subnet or rules file that cannot be read is
-    /// left unresolved (the plugin frees what it can), not an error.
-    pub fn parse_for_del(stdin: &[u8]) -> Result<NetConf, CniError> {
-        Self::parse_with(stdin, true)
-    }
-
-    fn parse_with(stdin: &[u8], lenient: bool) -> Result<NetConf, CniError> {
-        let mut value: Value = serde_json::from_slice(stdin)
-            .map_err(|e| CniError::new(code::DECODE_FAILURE, format!("network config is not valid JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(CniError::new(code::DECODE_FAILURE, "network config must be a JSON object"));
-        }
-        let rewritten = [super::subnet_file::resolve, super::rules_file::resolve]
-            .into_iter()
-            .map(|resolve| match resolve(&mut value) {
-                Err(e) if lenient => {
-                    tracing::warn!("{e}");
-                    Ok(false)
-                }
-                other => other,
-            })
-            .collect::<Result<Vec<bool>, CniError>>()?
-            .contains(&true);
+    /// Validates a decoded config: a field of the wrong type or a bad name →
+    /// 7; an unsupported cniVersion → 1. `as_given` is the config as plugins
+    /// and delegates get it.
+    pub fn from_value(value: &Value, as_given: String) -> Result<NetConf, CniError> {
         let raw: Raw = serde_json::from_value(value.clone())
             .map_err(|e| CniError::config(format!("invalid network config: {e}")))?;
         let version = Version::supported(&raw.cni_version)?;
@@ -164,9 +149,9 @@ impl NetConf {
             prev_result,
             bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
             rules_file: raw.rules_file,
-            policies: policies(&value)?,
-            valid_attachments: valid_attachments(&value)?,
-            raw: if rewritten { value.to_string() } else { String::from_utf8_lossy(stdin).into_owned() },
+            policies: policies(value)?,
+            valid_attachments: valid_attachments(value)?,
+            raw: as_given,
         })
     }
 }
@@ -207,7 +192,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<NetConf, CniError> {
-        NetConf::parse(s.as_bytes())
+        NetConf::from_value(&decode(s.as_bytes())?, s.to_owned())
     }
 
     #[test]
@@ -225,15 +210,6 @@ mod tests {
     }
 
     #[test]
-    fn a_del_survives_a_subnet_file_that_is_gone() {
-        let c = r#"{"cniVersion":"1.0.0","name":"n","type":"wasm-bridge",
-            "ipam":{"type":"wasm-host-local","subnetFile":"/nonexistent/subnet.env"}}"#;
-        assert_eq!(parse(c).unwrap_err().code, 11);
-        let del = NetConf::parse_for_del(c.as_bytes()).unwrap();
-        assert!(del.ipam.unwrap().get("subnetFile").is_some());
-    }
-
-    #[test]
     fn reads_limits_attachments_and_prev_result() {
         let c = parse(
             r#"{"cniVersion":"1.1.0","name":"n","type":"wasm-bridge","limits":{"timeoutMs":250},
@@ -246,7 +222,7 @@ mod tests {
         assert_eq!(c.ipam_limits.timeout, Duration::from_millis(250));
         assert_eq!(c.ipam_limits.memory_bytes, 8 << 20);
         assert_eq!(c.valid_attachments, vec![("c1".to_string(), "eth0".to_string())]);
-        assert_eq!(c.prev_result.unwrap().ips[0].address, "10.0.0.2/24");
+        assert_eq!(c.prev_result.unwrap().ips[0].address, "10.0.0.2/24".parse().unwrap());
         assert_eq!(c.bridge, "cni0");
     }
 }

@@ -2,22 +2,41 @@
 
 use serde::Serialize;
 
-/// Codes from the CNI spec; plugin-specific codes start at 100.
-pub mod code {
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const INVALID_ENV: u32 = 4;
-    pub const IO_FAILURE: u32 = 5;
-    pub const TRY_AGAIN_LATER: u32 = 11;
-    pub const DECODE_FAILURE: u32 = 6;
-    pub const INVALID_CONFIG: u32 = 7;
+/// Codes from the CNI spec; codes from 100 up are wasmcni's own. A plugin
+/// may return any code, so `CniError::code` stays a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Code {
+    IncompatibleVersion = 1,
+    UnsupportedField = 2,
+    UnknownContainer = 3,
+    InvalidEnv = 4,
+    IoFailure = 5,
+    DecodeFailure = 6,
+    InvalidConfig = 7,
+    TryAgainLater = 11,
+    PluginNotAvailable = 50,
+    LimitedConnectivity = 51,
     /// A plugin trapped, timed out, ran out of memory or broke the contract.
-    pub const PLUGIN_FAILURE: u32 = 100;
+    PluginFailure = 100,
     /// A plugin asked for something outside its capabilities.
-    pub const CAPABILITY_DENIED: u32 = 101;
+    CapabilityDenied = 101,
     /// The kernel refused a netlink or sysctl request.
-    pub const KERNEL: u32 = 102;
+    Kernel = 102,
     /// A policy denied the ADD.
-    pub const POLICY_DENIED: u32 = 103;
+    PolicyDenied = 103,
+}
+
+impl From<Code> for u32 {
+    fn from(c: Code) -> u32 {
+        c as u32
+    }
+}
+
+impl PartialEq<Code> for u32 {
+    fn eq(&self, c: &Code) -> bool {
+        *self == *c as u32
+    }
 }
 
 /// How a plugin call failed, when the sandbox stopped it.
@@ -41,8 +60,8 @@ pub struct CniError {
 }
 
 impl CniError {
-    pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Self { code, msg: msg.into(), details: String::new(), failure: None }
+    pub fn new(code: Code, msg: impl Into<String>) -> Self {
+        Self { code: code.into(), msg: msg.into(), details: String::new(), failure: None }
     }
 
     pub fn from_parts(code: u32, msg: String, details: String) -> Self {
@@ -60,37 +79,37 @@ impl CniError {
     }
 
     pub fn config(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_CONFIG, msg)
+        Self::new(Code::InvalidConfig, msg)
     }
 
     pub fn env(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_ENV, msg)
+        Self::new(Code::InvalidEnv, msg)
     }
 
     pub fn io(msg: impl Into<String>) -> Self {
-        Self::new(code::IO_FAILURE, msg)
+        Self::new(Code::IoFailure, msg)
     }
 
     pub fn denied(msg: impl Into<String>) -> Self {
-        Self::new(code::CAPABILITY_DENIED, msg)
+        Self::new(Code::CapabilityDenied, msg)
     }
 
     /// An I/O failure of `what`. Running out of file descriptors, memory or
     /// buffers is "try again later" (11): the call was fine, the node was busy.
+    #[cfg(target_os = "linux")]
     pub fn from_io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
         use nix::errno::Errno;
         let exhausted = [Errno::EMFILE, Errno::ENFILE, Errno::ENOMEM, Errno::ENOBUFS, Errno::EAGAIN];
         match e.raw_os_error() {
-            Some(n) if exhausted.contains(&Errno::from_raw(n)) => Self::new(
-                code::TRY_AGAIN_LATER,
-                format!("{what}: {e} (the node is short of resources; try again later)"),
-            ),
+            Some(n) if exhausted.contains(&Errno::from_raw(n)) => {
+                Self::new(Code::TryAgainLater, format!("{what}: {e} (the node is short of resources; try again later)"))
+            }
             _ => Self::io(format!("{what}: {e}")),
         }
     }
 
     pub fn kernel(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
-        Self::new(code::KERNEL, format!("{what}: {err}"))
+        Self::new(Code::Kernel, format!("{what}: {err}"))
     }
 
     /// The error as the spec prints it on stdout.

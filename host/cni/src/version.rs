@@ -1,6 +1,6 @@
 //! Spec versions: which exist, and which commands each allows.
 
-use super::error::{CniError, code};
+use crate::error::{CniError, Code};
 
 /// Every version this host speaks, oldest first.
 pub const SUPPORTED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -30,7 +30,7 @@ impl Version {
         match Version::parse(s) {
             Some(v) if SUPPORTED.contains(&s) => Ok(v),
             _ => Err(CniError::new(
-                code::INCOMPATIBLE_VERSION,
+                Code::IncompatibleVersion,
                 format!("incompatible CNI versions: config is {s:?}, plugin supports {SUPPORTED:?}"),
             )),
         }
