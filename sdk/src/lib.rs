@@ -30,7 +30,7 @@ pub use error::{Code, Error};
 pub mod bindings {
     wit_bindgen::generate!({
         world: "sdk",
-        path: "../wit",
+        path: "../wit/compat/0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_handler",
         default_bindings_module: "wasmcni_sdk::bindings",
@@ -42,7 +42,7 @@ pub mod bindings {
 pub mod policy_bindings {
     wit_bindgen::generate!({
         world: "policy",
-        path: "../wit",
+        path: "../wit/compat/0.2.0",
         with: {
             "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
             "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,
@@ -72,7 +72,7 @@ pub mod ipam {
 pub mod routing_bindings {
     wit_bindgen::generate!({
         world: "routing",
-        path: "../wit",
+        path: "../wit/compat/0.2.0",
         with: {
             "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
             "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,

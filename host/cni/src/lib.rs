@@ -7,6 +7,7 @@ pub mod env;
 pub mod error;
 pub mod mac;
 pub mod netconf;
+pub mod requested;
 pub mod result;
 pub mod version;
 

@@ -1,14 +1,16 @@
 //! What plugins may call: one file per capability the WIT exposes, the store
-//! state that carries them, and the glue from the generated host traits.
+//! state that carries them, and the glue from the generated host traits of
+//! each served package version (`v1`, and `v0` for 0.1.0 and 0.2.0).
 
 mod delegate;
-mod host;
 pub mod ipam_store;
 mod log;
 pub mod masquerade;
 pub(crate) mod netlink;
 pub mod netns;
 mod sysctl;
+pub mod v0;
+pub mod v1;
 
 pub use delegate::DelegateCap;
 pub use ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
@@ -18,28 +20,39 @@ use crate::engine::MemoryLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Host bindings for every interface of the current package.
+/// Host bindings for the current package, wasmcni:plugin@1.0.0 (wit/).
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "wasmcni-host",
         path: "../wit",
         imports: { default: async },
         exports: { default: async },
+        with: { "wasmcni:plugin/links.link": super::v1::LinkHandle },
     });
 }
 
-/// Host bindings for the 0.1.0 interfaces, over the current types.
+/// Host bindings for 0.2.0 (frozen in wit/compat/0.2.0).
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        world: "wasmcni-host",
+        path: "../wit/compat/0.2.0",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+/// Host bindings for the 0.1.0 interfaces, over the 0.2.0 types.
 pub mod compat {
     wasmtime::component::bindgen!({
         world: "wasmcni:plugin/compat@0.1.0",
-        path: ["../wit", "wit/compat-0.1.0.wit"],
+        path: ["../wit/compat/0.2.0", "wit/compat-0.1.0.wit"],
         imports: { default: async },
         exports: { default: async },
         with: {
-            "wasmcni:plugin/types@0.2.0": super::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@0.2.0": super::bindings::wasmcni::plugin::log,
-            "wasmcni:plugin/ipam-store@0.2.0": super::bindings::wasmcni::plugin::ipam_store,
-            "wasmcni:plugin/netlink@0.2.0": super::bindings::wasmcni::plugin::netlink,
+            "wasmcni:plugin/types@0.2.0": super::v0_2::wasmcni::plugin::types,
+            "wasmcni:plugin/log@0.2.0": super::v0_2::wasmcni::plugin::log,
+            "wasmcni:plugin/ipam-store@0.2.0": super::v0_2::wasmcni::plugin::ipam_store,
+            "wasmcni:plugin/netlink@0.2.0": super::v0_2::wasmcni::plugin::netlink,
         },
     });
 }
@@ -47,6 +60,7 @@ pub mod compat {
 /// Links every interface of every package version this host serves.
 pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     bindings::WasmcniHost::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+    v0_2::WasmcniHost::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
     use compat::wasmcni::plugin0_1_0::{delegate, ipam_store, log, netlink};
     log::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
     ipam_store::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
@@ -58,6 +72,7 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
 /// environment), the memory limiter, and the capabilities of the plugin's role.
 pub struct State {
     wasi: WasiCtx,
+    /// WASI's resources and this call's link handles.
     table: ResourceTable,
     pub limiter: MemoryLimiter,
     pub plugin: String,

@@ -9,12 +9,10 @@ pub mod network;
 mod peers;
 mod routes;
 
-use crate::caps::bindings::exports::wasmcni::plugin::node_routes;
-use crate::cni::result::Route;
 use crate::config::{Limits, locate};
-use crate::engine::{Role, Runner, Target};
+use crate::engine::{Role, Runner, Target, Underlay};
 use anyhow::{Context, Result};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use network::SubnetEnv;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -146,17 +144,15 @@ async fn keep_routes(
     mut cluster: Cluster,
     mut underlay: routes::Underlay,
 ) {
-    let wit = |n: &NodeLease| node_routes::NodeLease { ip: n.ip.to_string(), subnet: n.subnet.to_string() };
+    let claim = |n: &NodeLease| (n.ip, IpNet::V4(n.subnet));
     loop {
         let nodes = cluster.nodes.borrow_and_update().clone();
         let step = async {
             let info = underlay.info().await?;
-            let peers = nodes.iter().map(wit).collect();
-            let link = node_routes::Underlay { name: underlay.name.clone(), addresses: info.addresses };
-            let routes = runner.node_routes(&target, config.clone(), wit(&cluster.local), peers, link).await?;
-            underlay
-                .apply(cluster.network, info.index, routes.into_iter().map(Route::try_from).collect::<Result<_, _>>()?)
-                .await
+            let peers: Vec<_> = nodes.iter().map(claim).collect();
+            let link = Underlay { name: &underlay.name, addresses: &info.addresses };
+            let routes = runner.node_routes(&target, config.clone(), claim(&cluster.local), &peers, link).await?;
+            underlay.apply(cluster.network, info.index, routes).await
         };
         let retry = match step.await {
             Ok(()) => None,

@@ -16,10 +16,10 @@ pub struct Underlay {
     installed: BTreeMap<IpNet, Route>,
 }
 
-/// The underlay link's index, addresses (CIDR) and MTU.
+/// The underlay link's index, addresses and MTU.
 pub struct UnderlayInfo {
     pub index: u32,
-    pub addresses: Vec<String>,
+    pub addresses: Vec<IpNet>,
     pub mtu: u32,
 }
 
@@ -32,7 +32,7 @@ impl Underlay {
 
     pub async fn info(&self) -> Result<UnderlayInfo> {
         let l = link::require(&self.handle, &self.name).await?;
-        let addresses = addr::list(&self.handle, &l).await?.iter().map(ToString::to_string).collect();
+        let addresses = addr::list(&self.handle, &l).await?;
         Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
     }
 

@@ -5,11 +5,41 @@
 
 use super::call::Call;
 use super::error::{CniError, Code};
-use crate::caps::bindings::exports::wasmcni::plugin::admission::{Changes, Decision};
+use super::result::Route;
 use crate::config::{Limits, resolve_policy};
 use crate::engine::{Role, Runner, Target, module_name};
+use ipnet::IpNet;
 use serde_json::{Map, Value, json};
+use std::net::IpAddr;
 use std::sync::Arc;
+
+/// A range to allocate from, as in host-local's `ranges`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub subnet: IpNet,
+    pub range_start: Option<IpAddr>,
+    pub range_end: Option<IpAddr>,
+    pub gateway: Option<IpAddr>,
+}
+
+/// What an admitted ADD does differently.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    /// Addresses to request from IPAM (`runtimeConfig.ips`).
+    pub ips: Vec<IpAddr>,
+    /// When not empty, replaces the IPAM section's ranges: one range set each.
+    pub ranges: Vec<Range>,
+    /// Appended to the IPAM section's `routes`.
+    pub routes: Vec<Route>,
+}
+
+/// A policy's answer, whichever WIT version it was built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny(String),
+    AllowWith(Changes),
+}
 
 /// Runs `call`'s policies; returns the call the plugin should run.
 pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, CniError> {
@@ -43,18 +73,6 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
 /// go to `runtimeConfig.ips`, ranges replace the IPAM section's, routes are
 /// appended to its `routes`.
 fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniError> {
-    let invalid = |what: &str, v: &str| {
-        CniError::new(Code::PluginFailure, format!("policy {policy} returned an invalid {what} {v:?}"))
-    };
-    for ip in &changes.ips {
-        ip.split('/').next().unwrap_or_default().parse::<std::net::IpAddr>().map_err(|_| invalid("address", ip))?;
-    }
-    for r in &changes.ranges {
-        r.subnet.parse::<ipnet::IpNet>().map_err(|_| invalid("subnet", &r.subnet))?;
-    }
-    for r in &changes.routes {
-        r.dst.parse::<ipnet::IpNet>().map_err(|_| invalid("route destination", &r.dst))?;
-    }
     let root = config.as_object_mut().expect("checked by config::parse");
     if !changes.ips.is_empty() {
         object(root, "runtimeConfig")?.insert("ips".into(), json!(changes.ips));
@@ -73,7 +91,7 @@ fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniEr
             .ranges
             .into_iter()
             .map(|r| {
-                let mut range = json!({ "subnet": r.subnet });
+                let mut range = json!({ "subnet": r.subnet.trunc() });
                 for (key, v) in [("rangeStart", r.range_start), ("rangeEnd", r.range_end), ("gateway", r.gateway)] {
                     if let Some(v) = v {
                         range[key] = json!(v);
@@ -110,28 +128,15 @@ fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut M
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caps::bindings::exports::wasmcni::plugin::admission::IpRange;
-    use crate::caps::bindings::wasmcni::plugin::types::Route;
 
     fn changes(ips: &[&str], ranges: &[&str], routes: &[&str]) -> Changes {
         Changes {
-            ips: ips.iter().map(|s| s.to_string()).collect(),
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
             ranges: ranges
                 .iter()
-                .map(|s| IpRange { subnet: s.to_string(), range_start: None, range_end: None, gateway: None })
+                .map(|s| Range { subnet: s.parse().unwrap(), range_start: None, range_end: None, gateway: None })
                 .collect(),
-            routes: routes
-                .iter()
-                .map(|d| Route {
-                    dst: d.to_string(),
-                    gw: None,
-                    mtu: None,
-                    advmss: None,
-                    priority: None,
-                    table: None,
-                    scope: None,
-                })
-                .collect(),
+            routes: routes.iter().map(|d| Route::to(d.parse().unwrap())).collect(),
         }
     }
 
@@ -147,10 +152,8 @@ mod tests {
     }
 
     #[test]
-    fn bad_changes_are_refused() {
+    fn changes_the_config_cannot_take_are_refused() {
         let mut c = json!({"name": "n"});
-        assert_eq!(apply(&mut c, "p", changes(&["nope"], &[], &[])).unwrap_err().code, 100);
-        assert_eq!(apply(&mut c, "p", changes(&[], &["10.0.0.0/99"], &[])).unwrap_err().code, 100);
         let err = apply(&mut c, "p", changes(&[], &["10.0.0.0/24"], &[])).unwrap_err();
         assert!(err.code == 7 && err.msg.contains("no ipam"), "{err}");
         let mut c = json!({"name": "n", "runtimeConfig": "x"});

@@ -2,12 +2,12 @@
 //! selected plugin, print the result in the config's version (or the error),
 //! and exit with the matching status.
 
-mod admission;
+pub mod admission;
 pub mod call;
 pub mod exec;
 mod shim;
 
-pub use wasmcni_cni::{Mac, env, error, mac, result, version};
+pub use wasmcni_cni::{Mac, env, error, mac, requested, result, version};
 
 use crate::config::{ModuleSource, resolve_ipam, resolve_plugin};
 use crate::engine::{Host, Runner, Target};

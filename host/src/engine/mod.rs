@@ -12,7 +12,7 @@ pub mod world;
 
 pub use limiter::MemoryLimiter;
 pub use module::module_name;
-pub use run::{CALL_THREAD, Host, Runner, Target};
+pub use run::{CALL_THREAD, Host, Runner, Target, Underlay};
 pub use world::Role;
 
 use crate::cni::error::CniError;

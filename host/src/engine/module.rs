@@ -6,6 +6,7 @@ use super::world::{self, ModuleInfo, Role};
 use crate::caps::State;
 use crate::caps::bindings::exports::wasmcni::plugin::{admission, handler, node_routes};
 use crate::caps::compat::exports::wasmcni::plugin0_1_0::handler as handler_v0_1;
+use crate::caps::v0_2::exports::wasmcni::plugin as v0_2;
 use crate::cni::error::CniError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,13 +14,17 @@ use std::time::SystemTime;
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
-/// The export a call enters a module through, found once at link time.
+/// The export a call enters a module through, found once at link time: one
+/// case per role and served package version (1.x, 0.2, and 0.1, which had
+/// handlers only).
 pub enum Entry {
     Handler(handler::GuestIndices),
-    /// A handler built against WIT 0.1.
+    HandlerV0_2(v0_2::handler::GuestIndices),
     HandlerV0_1(handler_v0_1::GuestIndices),
     Admission(admission::GuestIndices),
+    AdmissionV0_2(v0_2::admission::GuestIndices),
     NodeRoutes(node_routes::GuestIndices),
+    NodeRoutesV0_2(v0_2::node_routes::GuestIndices),
 }
 
 pub struct Module {
@@ -54,12 +59,15 @@ impl Module {
         world::check(&info, info.declared_role(), &name)?;
         let refuse = |e: wasmtime::Error| CniError::config(format!("module {name} cannot be linked: {e:#}"));
         let pre = linker.instantiate_pre(&component).map_err(refuse)?;
+        let version = info.wit_version.as_deref().unwrap_or_default();
+        let (v0_1, v0_2) = (version.starts_with("0.1."), version.starts_with("0.2."));
         let entry = match info.declared_role() {
+            Role::Policy if v0_2 => Entry::AdmissionV0_2(v0_2::admission::GuestIndices::new(&pre).map_err(refuse)?),
             Role::Policy => Entry::Admission(admission::GuestIndices::new(&pre).map_err(refuse)?),
+            Role::Routing if v0_2 => Entry::NodeRoutesV0_2(v0_2::node_routes::GuestIndices::new(&pre).map_err(refuse)?),
             Role::Routing => Entry::NodeRoutes(node_routes::GuestIndices::new(&pre).map_err(refuse)?),
-            _ if info.wit_version.as_deref().is_some_and(|v| v.starts_with("0.1.")) => {
-                Entry::HandlerV0_1(handler_v0_1::GuestIndices::new(&pre).map_err(refuse)?)
-            }
+            _ if v0_1 => Entry::HandlerV0_1(handler_v0_1::GuestIndices::new(&pre).map_err(refuse)?),
+            _ if v0_2 => Entry::HandlerV0_2(v0_2::handler::GuestIndices::new(&pre).map_err(refuse)?),
             _ => Entry::Handler(handler::GuestIndices::new(&pre).map_err(refuse)?),
         };
         Ok(Module {

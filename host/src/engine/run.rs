@@ -4,19 +4,22 @@
 
 use super::module::{Entry, Module};
 use super::{cache, world::Role};
-use crate::caps::bindings::exports::wasmcni::plugin::admission::Decision;
-use crate::caps::bindings::exports::wasmcni::plugin::node_routes::{NodeLease, Underlay};
-use crate::caps::bindings::wasmcni::plugin::types;
 use crate::caps::ipam_store;
 use crate::caps::masquerade::Masquerade;
 use crate::caps::netns::Netns;
+use crate::caps::v1::convert;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
+use crate::caps::{v0, v1};
+use crate::cni::admission::Decision;
 use crate::cni::call::Call;
 use crate::cni::env::Command;
 use crate::cni::error::{CniError, Code, Failure};
-use crate::cni::result::CniResult;
+use crate::cni::requested::Requested;
+use crate::cni::result::{CniResult, Route};
 use crate::config::Limits;
+use ipnet::IpNet;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -180,15 +183,13 @@ impl Runner {
         Ok(state)
     }
 
-    fn invocation(call: &Call, netns_open: bool, config: String) -> types::Invocation {
-        types::Invocation {
-            container_id: call.env.container_id.clone(),
-            ifname: call.env.ifname.clone(),
-            netns: call.env.netns.clone().filter(|_| netns_open),
-            args: call.env.args.iter().map(|(k, v)| types::Arg { key: k.clone(), value: v.clone() }).collect(),
-            network_name: call.conf.name.clone(),
-            config,
-            prev_result: call.conf.prev_result.clone().map(Into::into),
+    /// What `call` asks for: malformed requests fail an ADD or CHECK with
+    /// code 7 before the module runs; the other commands go on without them.
+    fn requested(call: &Call, command: Command) -> Result<Requested, CniError> {
+        let config = serde_json::from_str(&call.conf.raw).unwrap_or_default();
+        match Requested::gather(&call.env.args, &config) {
+            Err(e) if matches!(command, Command::Add | Command::Check) => Err(e),
+            other => Ok(other.unwrap_or_default()),
         }
     }
 
@@ -238,7 +239,8 @@ impl Runner {
                 call.env.netns.as_deref().unwrap_or("")
             )));
         }
-        let inv = Self::invocation(&call, netns.is_some(), call.conf.raw.clone());
+        let inv = Invocation { call: &call, netns_open: netns.is_some(), config: &call.conf.raw };
+        let requested = Self::requested(&call, command)?;
         let network_lock =
             self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
         let _serialized = match role {
@@ -252,10 +254,10 @@ impl Runner {
         let state = self.state(&module, target, role, &call, netns, deadline)?;
         let mut store = self.store(state, deadline);
         let outcome = guarded(&module.name, &mut store, target.limits, deadline, async |store| {
-            call_export(&module, store, command, inv, valid).await
+            call_export(&module, store, command, inv, requested, valid).await
         })
         .await;
-        let result = outcome.and_then(|r| r.map_err(CniError::from));
+        let result = outcome.and_then(|r| r);
         if result.is_err() && command == Command::Add {
             store.data_mut().undo().await;
         }
@@ -273,15 +275,24 @@ impl Runner {
     pub async fn admit(&self, target: &Target, call: &Call, config: String) -> Result<Decision, CniError> {
         let deadline = Instant::now() + target.limits.timeout;
         let (module, mut store) = self.capless(target, Role::Policy, deadline)?;
-        let Entry::Admission(indices) = &module.entry else {
-            return Err(CniError::config(format!("module {} is not a policy", module.name)));
-        };
-        let inv = Self::invocation(call, call.env.netns.is_some(), config);
+        let inv = Invocation { call, netns_open: call.env.netns.is_some(), config: &config };
+        let requested = Self::requested(call, Command::Add)?;
+        let name = module.name.clone();
         guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
-            indices.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await
+            Ok(match &module.entry {
+                Entry::Admission(ix) => {
+                    let d = ix.load(&mut *store, &instance)?.call_admit(&mut *store, &inv.v1(requested)).await?;
+                    convert::decision(d, &name)
+                }
+                Entry::AdmissionV0_2(ix) => {
+                    let d = ix.load(&mut *store, &instance)?.call_admit(&mut *store, &inv.v0()).await?;
+                    v0::decision(d, &name)
+                }
+                _ => Err(CniError::config(format!("module {name} is not a policy"))),
+            })
         })
-        .await
+        .await?
     }
 
     /// Asks the routing plugin `target` for the routes from `local` to its
@@ -290,21 +301,52 @@ impl Runner {
         &self,
         target: &Target,
         config: String,
-        local: NodeLease,
-        peers: Vec<NodeLease>,
-        underlay: Underlay,
-    ) -> Result<Vec<types::Route>, CniError> {
+        local: NodeClaim,
+        peers: &[NodeClaim],
+        underlay: Underlay<'_>,
+    ) -> Result<Vec<Route>, CniError> {
         let deadline = Instant::now() + target.limits.timeout;
         let (module, mut store) = self.capless(target, Role::Routing, deadline)?;
-        let Entry::NodeRoutes(indices) = &module.entry else {
-            return Err(CniError::config(format!("module {} is not a routing plugin", module.name)));
-        };
-        let returned = guarded(&module.name, &mut store, target.limits, deadline, async |store| {
+        let name = module.name.clone();
+        let invalid = |e: CniError| CniError::new(Code::PluginFailure, format!("plugin {name} returned {}", e.msg));
+        guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
-            indices.load(&mut *store, &instance)?.call_routes(&mut *store, &config, &local, &peers, &underlay).await
+            Ok(match &module.entry {
+                Entry::NodeRoutes(ix) => {
+                    use crate::caps::bindings::exports::wasmcni::plugin::node_routes as w;
+                    let lease = |(ip, subnet): &NodeClaim| convert::node_lease(*ip, *subnet);
+                    let peers: Vec<w::NodeLease> = peers.iter().map(lease).collect();
+                    let link = w::Underlay {
+                        name: underlay.name.to_owned(),
+                        addresses: underlay.addresses.iter().map(|a| (*a).into()).collect(),
+                    };
+                    let guest = ix.load(&mut *store, &instance)?;
+                    match guest.call_routes(&mut *store, &config, lease(&local), &peers, &link).await? {
+                        Ok(routes) => routes.into_iter().map(convert::route).collect::<Result<_, _>>().map_err(invalid),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                Entry::NodeRoutesV0_2(ix) => {
+                    use crate::caps::v0_2::exports::wasmcni::plugin::node_routes as w;
+                    let lease =
+                        |(ip, subnet): &NodeClaim| w::NodeLease { ip: ip.to_string(), subnet: subnet.to_string() };
+                    let peers: Vec<w::NodeLease> = peers.iter().map(lease).collect();
+                    let link = w::Underlay {
+                        name: underlay.name.to_owned(),
+                        addresses: underlay.addresses.iter().map(ToString::to_string).collect(),
+                    };
+                    let guest = ix.load(&mut *store, &instance)?;
+                    match guest.call_routes(&mut *store, &config, &lease(&local), &peers, &link).await? {
+                        Ok(routes) => {
+                            routes.into_iter().map(Route::try_from).collect::<Result<_, _>>().map_err(invalid)
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                _ => Err(CniError::config(format!("module {name} is not a routing plugin"))),
+            })
         })
-        .await?;
-        returned.map_err(CniError::from)
+        .await?
     }
 
     /// The module for `target`, checked to be of `role`, and a store for one
@@ -362,6 +404,35 @@ fn deadline_within(timeout: Duration, within: Option<Instant>) -> Instant {
 /// The most of a caller's remaining time kept back for its own answer.
 const REPLY_RESERVE: Duration = Duration::from_millis(100);
 
+/// A node's claim on the cluster network, as a routing plugin gets it: its
+/// address on the underlay and the pod subnet it holds.
+pub type NodeClaim = (IpAddr, IpNet);
+
+/// The interface routes to other nodes leave through, and its addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Underlay<'a> {
+    pub name: &'a str,
+    pub addresses: &'a [IpNet],
+}
+
+/// The arguments of a handler call, built into the record of the module's
+/// package version.
+struct Invocation<'a> {
+    call: &'a Call,
+    netns_open: bool,
+    config: &'a str,
+}
+
+impl Invocation<'_> {
+    fn v1(&self, requested: Requested) -> crate::caps::bindings::wasmcni::plugin::types::Invocation {
+        v1::invocation(self.call, self.netns_open, self.config.to_owned(), requested)
+    }
+
+    fn v0(&self) -> crate::caps::v0_2::wasmcni::plugin::types::Invocation {
+        v0::invocation(self.call, self.netns_open, self.config.to_owned())
+    }
+}
+
 /// The name of the threads a daemon runs each call on.
 pub const CALL_THREAD: &str = "wasmcni-call";
 
@@ -406,19 +477,22 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-type Returned = Result<Option<CniResult>, types::CniError>;
+type Returned = Result<Option<CniResult>, CniError>;
 
-/// Calls `command` on a handler of any served WIT version: their Rust types
-/// are the same, so one body serves each.
+/// Calls `command` on a handler of any served WIT version; `$result`
+/// converts what its ADD returns into the model.
 macro_rules! call_handler {
-    ($guest:expr, $store:expr, $command:expr, $inv:expr, $valid:expr) => {{
+    ($guest:expr, $store:expr, $command:expr, $inv:expr, $valid:expr, $result:expr) => {{
         let (h, store, inv) = ($guest, $store, $inv);
         Ok(match $command {
-            Command::Add => h.call_add(&mut *store, inv).await?.and_then(|r| Ok(Some(CniResult::try_from(r)?))),
-            Command::Del => h.call_del(&mut *store, inv).await?.map(|()| None),
-            Command::Check => h.call_check(&mut *store, inv).await?.map(|()| None),
-            Command::Status => h.call_status(&mut *store, inv).await?.map(|()| None),
-            Command::Gc => h.call_gc(&mut *store, inv, &$valid).await?.map(|()| None),
+            Command::Add => match h.call_add(&mut *store, inv).await? {
+                Ok(r) => $result(r).map(Some),
+                Err(e) => Err(e.into()),
+            },
+            Command::Del => h.call_del(&mut *store, inv).await?.map(|()| None).map_err(Into::into),
+            Command::Check => h.call_check(&mut *store, inv).await?.map(|()| None).map_err(Into::into),
+            Command::Status => h.call_status(&mut *store, inv).await?.map(|()| None).map_err(Into::into),
+            Command::Gc => h.call_gc(&mut *store, inv, &$valid).await?.map(|()| None).map_err(Into::into),
             Command::Version => unreachable!("VERSION is answered by the host"),
         })
     }};
@@ -428,20 +502,30 @@ async fn call_export(
     module: &Module,
     store: &mut Store<State>,
     command: Command,
-    inv: types::Invocation,
+    inv: Invocation<'_>,
+    requested: Requested,
     valid: Option<Vec<(String, String)>>,
 ) -> wasmtime::Result<Returned> {
     let instance = module.pre.instantiate_async(&mut *store).await?;
     tracing::debug!("instantiated");
-    let valid: Vec<types::Attachment> = valid
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(container_id, ifname)| types::Attachment { container_id, ifname })
-        .collect();
+    let valid = valid.unwrap_or_default();
     match &module.entry {
-        Entry::Handler(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
-        Entry::HandlerV0_1(ix) => call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid),
-        Entry::Admission(_) | Entry::NodeRoutes(_) => unreachable!("run() refuses policies and routing plugins"),
+        Entry::Handler(ix) => {
+            use crate::caps::bindings::wasmcni::plugin::types::Attachment;
+            let valid: Vec<Attachment> =
+                valid.into_iter().map(|(container_id, ifname)| Attachment { container_id, ifname }).collect();
+            let inv = inv.v1(requested);
+            call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid, convert::result)
+        }
+        Entry::HandlerV0_2(ix) => {
+            let (inv, valid) = (inv.v0(), v0::attachments(valid));
+            call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid, v0::result)
+        }
+        Entry::HandlerV0_1(ix) => {
+            let (inv, valid) = (inv.v0(), v0::attachments(valid));
+            call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid, v0::result)
+        }
+        _ => unreachable!("run() refuses policies and routing plugins"),
     }
 }
 

@@ -8,10 +8,15 @@ use wasmtime::component::Component;
 
 pub const PACKAGE: &str = "wasmcni:plugin";
 /// The WIT package version of this host (wit/wasmcni.wit).
-pub const WIT_VERSION: (u32, u32) = (0, 2);
+pub const WIT_VERSION: (u32, u32) = (1, 0);
 /// Every (major, minor) this host has bindings for: the current one and the
-/// older minors it keeps serving (host/wit/compat-*.wit).
-const SERVED: &[(u32, u32)] = &[(0, 1), WIT_VERSION];
+/// versions it keeps serving (wit/compat/). A 1.x minor above the host's is
+/// not served: its additions are not here.
+const SERVED: &[(u32, u32)] = &[(0, 1), (0, 2), WIT_VERSION];
+
+/// The interfaces of a network plugin's kernel access, in 1.x and in 0.x.
+const KERNEL_V1: &[&str] = &["links", "addresses", "routes", "sysctl", "nat"];
+const KERNEL_V0: &[&str] = &["netlink"];
 
 /// The role a module is run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +41,15 @@ impl Role {
         }
     }
 
-    fn grants(self) -> &'static [&'static str] {
-        match self {
-            Role::Plugin => &["types", "log", "netlink", "delegate"],
-            Role::Ipam => &["types", "log", "ipam-store"],
-            Role::Policy | Role::Routing => &["types", "log"],
-        }
+    /// Whether this role's world (of package major `major`) grants `iface`.
+    fn grants(self, iface: &str, major: u32) -> bool {
+        let kernel = if major == 0 { KERNEL_V0 } else { KERNEL_V1 };
+        matches!(iface, "types" | "log")
+            || match self {
+                Role::Plugin => iface == "delegate" || kernel.contains(&iface),
+                Role::Ipam => iface == "ipam-store",
+                Role::Policy | Role::Routing => false,
+            }
     }
 
     /// The interface a module of this role exports.
@@ -79,6 +87,16 @@ impl ModuleInfo {
     }
 }
 
+/// The package major of a version string (`"0.2.0"` → 0).
+fn major(version: &str) -> u32 {
+    version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+}
+
+/// Whether an import is one of a network plugin's (kernel or delegation).
+fn plugin_only(iface: &str) -> bool {
+    iface == "delegate" || KERNEL_V0.contains(&iface) || KERNEL_V1.contains(&iface)
+}
+
 /// `wasmcni:plugin/netlink@0.1.0` → (`netlink`, `0.1.0`).
 fn our_interface(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
@@ -103,14 +121,14 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    let ours: Vec<&str> = imports.iter().filter_map(|n| our_interface(n)).map(|(i, _)| i).collect();
+    let ours: Vec<(&str, &str)> = imports.iter().filter_map(|n| our_interface(n)).collect();
     let world = if let Some(role) = [Role::Policy, Role::Routing].into_iter().find(|r| exports_for(&exports, *r)) {
-        if ours.iter().all(|i| role.grants().contains(i)) { role.world() } else { "mixed (no world grants this)" }
-    } else if ours.contains(&"ipam-store") && !ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) {
+        if ours.iter().all(|(i, v)| role.grants(i, major(v))) { role.world() } else { "mixed (no world grants this)" }
+    } else if ours.iter().any(|(i, _)| *i == "ipam-store") && !ours.iter().any(|(i, _)| plugin_only(i)) {
         "ipam"
-    } else if ours.iter().any(|i| matches!(*i, "netlink" | "delegate")) && !ours.contains(&"ipam-store") {
+    } else if ours.iter().any(|(i, _)| plugin_only(i)) && !ours.iter().any(|(i, _)| *i == "ipam-store") {
         "cni-plugin"
-    } else if ours.iter().all(|i| matches!(*i, "types" | "log")) {
+    } else if ours.iter().all(|(i, _)| matches!(*i, "types" | "log")) {
         // A handler that imports nothing privileged runs as a plugin.
         "cni-plugin"
     } else {
@@ -144,7 +162,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
     }
     for name in &info.imports {
         let allowed = match our_interface(name) {
-            Some((iface, _)) => role.grants().contains(&iface),
+            Some((iface, version)) => role.grants(iface, major(version)),
             None => super::wasi::granted(name),
         };
         if !allowed {
@@ -198,8 +216,8 @@ mod tests {
         check(&m, Role::Plugin, "m").unwrap();
         m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.2.0"}));
         assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("declares the ipam world"));
-        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.0.0"}));
-        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("built for wasmcni:plugin@1.0.0"));
+        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.1.0"}));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("built for wasmcni:plugin@1.1.0"));
     }
 
     #[test]
@@ -220,13 +238,40 @@ mod tests {
     #[test]
     fn versions_follow_the_semver_promise() {
         assert!(compatible("0.1.0") && compatible("0.1.9") && compatible("0.2.0"));
-        assert!(!compatible("0.0.3") && !compatible("0.3.0") && !compatible("1.0.0") && !compatible(""));
+        assert!(compatible("1.0.0") && compatible("1.0.7"));
+        assert!(!compatible("0.0.3") && !compatible("0.3.0") && !compatible("1.1.0") && !compatible("2.0.0"));
+        assert!(!compatible(""));
         let mut old = info(&["wasmcni:plugin/ipam-store@0.1.0"]);
         old.exports = vec!["wasmcni:plugin/handler@0.1.0".into()];
         check(&old, Role::Ipam, "m").unwrap();
         old.exports = vec!["wasmcni:plugin/handler@0.3.0".into()];
         let err = check(&old, Role::Ipam, "m").unwrap_err();
-        assert!(err.msg.contains("this host serves 0.1.x, 0.2.x"), "{}", err.msg);
+        assert!(err.msg.contains("this host serves 0.1.x, 0.2.x, 1.0.x"), "{}", err.msg);
+    }
+
+    #[test]
+    fn a_1_0_plugin_is_granted_the_kernel_interfaces_by_name_and_an_ipam_none_of_them() {
+        let v1 = |imports: &[&str], export: &str| ModuleInfo {
+            world: String::new(),
+            wit_version: Some("1.0.0".into()),
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: vec![format!("wasmcni:plugin/{export}@1.0.0")],
+            metadata: None,
+        };
+        let kernel = ["links", "addresses", "routes", "sysctl", "nat", "delegate", "log", "types"]
+            .map(|i| format!("wasmcni:plugin/{i}@1.0.0"));
+        let plugin = v1(&kernel.iter().map(String::as_str).collect::<Vec<_>>(), "handler");
+        check(&plugin, Role::Plugin, "m").unwrap();
+        let routes_only = v1(&["wasmcni:plugin/links@1.0.0", "wasmcni:plugin/routes@1.0.0"], "handler");
+        check(&routes_only, Role::Plugin, "m").unwrap();
+        let ipam = v1(&["wasmcni:plugin/ipam-store@1.0.0", "wasmcni:plugin/links@1.0.0"], "handler");
+        let err = check(&ipam, Role::Ipam, "m").unwrap_err();
+        assert!(err.msg.contains("links@1.0.0, which the ipam world does not grant"), "{}", err.msg);
+        // 0.x named its kernel interface netlink; 1.x has none of that name.
+        let odd = v1(&["wasmcni:plugin/netlink@1.0.0"], "handler");
+        assert!(check(&odd, Role::Plugin, "m").is_err());
+        let policy = v1(&["wasmcni:plugin/nat@1.0.0"], "admission");
+        assert!(check(&policy, Role::Policy, "p").is_err());
     }
 
     #[test]

@@ -7,10 +7,6 @@ use ipnet::IpNet;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
-pub fn parse_cidr(cidr: &str) -> Result<IpNet, CniError> {
-    cidr.parse().map_err(|_| CniError::config(format!("invalid CIDR {cidr:?}")))
-}
-
 fn address_of(msg: &AddressMessage) -> Option<IpNet> {
     // IPv4 reports the interface address as IFA_LOCAL, IPv6 only as IFA_ADDRESS.
     let local = msg.attributes.iter().find_map(|a| match a {

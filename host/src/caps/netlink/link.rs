@@ -1,6 +1,7 @@
 //! Link requests over one rtnetlink handle.
 
 use crate::caps::netns::LinkEvents;
+use crate::cni::Mac;
 use crate::cni::error::CniError;
 use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::NetlinkPayload;
@@ -16,34 +17,26 @@ use std::os::fd::AsRawFd;
 pub struct Link {
     pub name: String,
     pub index: u32,
-    pub mac: String,
+    /// None for links without an Ethernet address (tun, wireguard, ...).
+    pub mac: Option<Mac>,
     pub mtu: u32,
     pub up: bool,
+    pub loopback: bool,
+    /// The kernel's IFLA_INFO_KIND (`bridge`, `veth`, ...); empty for a plain device.
     pub kind: String,
     pub master: Option<u32>,
     /// IFLA_LINK: for a veth, the peer's index in the other netns.
     pub peer_index: Option<u32>,
 }
 
-pub fn format_mac(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-pub fn parse_mac(s: &str) -> Result<Vec<u8>, CniError> {
-    let bytes: Result<Vec<u8>, _> = s.split(':').map(|b| u8::from_str_radix(b, 16)).collect();
-    match bytes {
-        Ok(b) if b.len() == 6 && s.len() == 17 => Ok(b),
-        _ => Err(CniError::config(format!("invalid MAC address {s:?}"))),
-    }
-}
-
 fn to_link(msg: &LinkMessage) -> Link {
     let mut link = Link {
         name: String::new(),
         index: msg.header.index,
-        mac: String::new(),
+        mac: None,
         mtu: 0,
         up: msg.header.flags.contains(LinkFlags::Up),
+        loopback: msg.header.flags.contains(LinkFlags::Loopback),
         kind: String::new(),
         master: None,
         peer_index: None,
@@ -51,7 +44,7 @@ fn to_link(msg: &LinkMessage) -> Link {
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name = n.clone(),
-            LinkAttribute::Address(a) => link.mac = format_mac(a),
+            LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(Mac),
             LinkAttribute::Mtu(m) => link.mtu = *m,
             LinkAttribute::Controller(i) => link.master = Some(*i),
             LinkAttribute::Link(i) => link.peer_index = Some(*i),
@@ -232,11 +225,14 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
     if link.kind != "bridge" {
         return Err(CniError::config(format!("{} exists but is not a bridge (it is {:?})", p.name, link.kind)));
     }
-    if mac_floats(&link) {
-        let mac = parse_mac(&link.mac)?;
-        tracing::info!("pinning the MAC of bridge {} to {}", p.name, link.mac);
-        set(h, format!("pin the MAC of {}", p.name), LinkUnspec::new_with_index(link.index).address(mac).build())
-            .await?;
+    if let Some(mac) = link.mac.filter(|_| mac_floats(&link)) {
+        tracing::info!("pinning the MAC of bridge {} to {mac}", p.name);
+        set(
+            h,
+            format!("pin the MAC of {}", p.name),
+            LinkUnspec::new_with_index(link.index).address(mac.0.to_vec()).build(),
+        )
+        .await?;
     }
     if p.promisc {
         let msg = LinkUnspec::new_with_index(link.index).promiscuous(true).build();
@@ -249,7 +245,7 @@ pub struct VethParams<'a> {
     pub host_name: &'a str,
     pub container_name: &'a str,
     pub mtu: Option<u32>,
-    pub container_mac: Option<Vec<u8>>,
+    pub container_mac: Option<Mac>,
 }
 
 /// Creates a veth pair in the host netns with its peer born inside `netns`.
@@ -263,8 +259,8 @@ pub async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) 
         peer = peer.mtu(mtu);
         host = host.mtu(mtu);
     }
-    if let Some(mac) = &p.container_mac {
-        peer = peer.address(mac.clone());
+    if let Some(mac) = p.container_mac {
+        peer = peer.address(mac.0.to_vec());
     }
     let msg = host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
     h.link().add(msg).execute().await.map_err(|e| {

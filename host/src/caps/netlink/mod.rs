@@ -8,22 +8,44 @@ pub(crate) mod addr;
 pub(crate) mod link;
 pub(crate) mod route;
 
-use crate::caps::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
-use crate::caps::bindings::wasmcni::plugin::types::Route as WitRoute;
 use crate::caps::masquerade::Masquerade;
 use crate::caps::netns::{self, Netns};
 use crate::caps::sysctl;
+use crate::cni::Mac;
 use crate::cni::error::CniError;
 use crate::cni::result::Route;
-use link::Link;
+use ipnet::IpNet;
+pub use link::{BridgeParams, Link};
 use rtnetlink::Handle;
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Who the call is for (network, container, ifname): names host links and
 /// owns masquerade entries.
 pub use crate::caps::masquerade::Owner;
+
+/// Where a kernel call acts: the host's netns or the invocation's container netns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Host,
+    Container,
+}
+
+/// A link as a plugin learns about it: the kernel's view and its master's name.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub link: Link,
+    pub master: Option<String>,
+}
+
+/// A route as listed, with the name of its device.
+#[derive(Debug, Clone)]
+pub struct RouteView {
+    pub route: Route,
+    pub dev: Option<String>,
+}
 
 /// What this call created on the host, to undo if the call fails.
 #[derive(Debug, Default)]
@@ -123,24 +145,18 @@ impl NetlinkCap {
         self.link(side, name).await
     }
 
-    async fn info(&mut self, side: Side, l: Link) -> Result<LinkInfo, CniError> {
-        let master = match l.master {
+    async fn info(&mut self, side: Side, link: Link) -> Result<LinkView, CniError> {
+        let master = match link.master {
             Some(i) => link::by_index(self.handle(side).await?, i).await?.map(|m| m.name),
             None => None,
         };
-        Ok(LinkInfo { name: l.name, index: l.index, mac: l.mac, mtu: l.mtu, up: l.up, kind: l.kind, master })
+        Ok(LinkView { link, master })
     }
 
-    pub async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Result<LinkInfo, CniError> {
-        self.allow_host(&spec.name)?;
-        crate::cni::env::validate_ifname(&spec.name).map_err(|e| CniError::config(e.msg))?;
-        let params = link::BridgeParams {
-            name: &spec.name,
-            mtu: spec.mtu,
-            promisc: spec.promisc,
-            vlan_filtering: spec.vlan_filtering,
-        };
-        let l = link::ensure_bridge(&self.host, &params).await?;
+    pub async fn ensure_bridge(&mut self, params: &BridgeParams<'_>) -> Result<LinkView, CniError> {
+        self.allow_host(params.name)?;
+        crate::cni::env::validate_ifname(params.name).map_err(|e| CniError::config(e.msg))?;
+        let l = link::ensure_bridge(&self.host, params).await?;
         self.known.insert((false, l.name.clone()), l.clone());
         self.info(Side::Host, l).await
     }
@@ -152,25 +168,22 @@ impl NetlinkCap {
         format!("veth{}", &hex::encode(digest)[..8])
     }
 
-    pub async fn create_veth(&mut self, spec: VethSpec) -> Result<VethPair, CniError> {
-        crate::cni::env::validate_ifname(&spec.container_ifname)?;
-        let host_name = self.host_veth_name(&spec.container_ifname);
-        let mac = spec.container_mac.as_deref().map(link::parse_mac).transpose()?;
-        let params = link::VethParams {
-            host_name: &host_name,
-            container_name: &spec.container_ifname,
-            mtu: spec.mtu,
-            container_mac: mac,
-        };
+    /// Creates a veth pair for `container_ifname`; returns (host end, container end).
+    pub async fn create_veth(
+        &mut self,
+        container_ifname: &str,
+        mtu: Option<u32>,
+        container_mac: Option<Mac>,
+    ) -> Result<(LinkView, LinkView), CniError> {
+        crate::cni::env::validate_ifname(container_ifname)?;
+        let host_name = self.host_veth_name(container_ifname);
+        let params = link::VethParams { host_name: &host_name, container_name: container_ifname, mtu, container_mac };
         link::create_veth(&self.host, self.netns()?.file(), &params).await?;
         self.journal.created.push(host_name.clone());
         self.owned.insert(host_name.clone());
         let host = self.fresh(Side::Host, &host_name).await?;
-        let container = self.fresh(Side::Container, &spec.container_ifname).await?;
-        Ok(VethPair {
-            host: self.info(Side::Host, host).await?,
-            container: self.info(Side::Container, container).await?,
-        })
+        let container = self.fresh(Side::Container, container_ifname).await?;
+        Ok((self.info(Side::Host, host).await?, self.info(Side::Container, container).await?))
     }
 
     pub async fn set_master(&mut self, name: &str, bridge: &str) -> Result<(), CniError> {
@@ -202,7 +215,7 @@ impl NetlinkCap {
         link::set_mtu(self.handle(side).await?, &l, mtu).await
     }
 
-    pub async fn get_link(&mut self, side: Side, name: &str) -> Result<Option<LinkInfo>, CniError> {
+    pub async fn get_link(&mut self, side: Side, name: &str) -> Result<Option<LinkView>, CniError> {
         if side == Side::Host {
             self.allow_host(name)?;
         }
@@ -231,7 +244,7 @@ impl NetlinkCap {
         link::delete_unregistered(self.handle(side).await?, events, &l).await
     }
 
-    pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkInfo>, CniError> {
+    pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkView>, CniError> {
         let Some(l) = link::by_name(self.handle(Side::Container).await?, container_link).await? else {
             return Ok(None);
         };
@@ -250,21 +263,19 @@ impl NetlinkCap {
         Ok(Some(self.info(Side::Host, host).await?))
     }
 
-    pub async fn add_address(&mut self, side: Side, name: &str, cidr: &str) -> Result<(), CniError> {
-        let net = addr::parse_cidr(cidr)?;
+    pub async fn add_address(&mut self, side: Side, name: &str, net: IpNet) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
         addr::add(self.handle(side).await?, &l, net).await
     }
 
-    pub async fn del_address(&mut self, side: Side, name: &str, cidr: &str) -> Result<(), CniError> {
-        let net = addr::parse_cidr(cidr)?;
+    pub async fn del_address(&mut self, side: Side, name: &str, net: IpNet) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
         addr::del(self.handle(side).await?, &l, net).await
     }
 
-    pub async fn list_addresses(&mut self, side: Side, name: &str) -> Result<Vec<String>, CniError> {
+    pub async fn list_addresses(&mut self, side: Side, name: &str) -> Result<Vec<IpNet>, CniError> {
         let l = self.link(side, name).await?;
-        Ok(addr::list(self.handle(side).await?, &l).await?.iter().map(ToString::to_string).collect())
+        addr::list(self.handle(side).await?, &l).await
     }
 
     /// Host-side routes must name a device in scope; container-side ones need not.
@@ -280,23 +291,22 @@ impl NetlinkCap {
         &mut self,
         side: Side,
         dev: Option<&str>,
-        r: WitRoute,
+        route: &Route,
         op: RouteOp,
     ) -> Result<(), CniError> {
         let oif = self.route_dev(side, dev).await?;
-        let route = Route::try_from(r)?;
         if side == Side::Host {
-            host_route_allowed(&route)?;
+            host_route_allowed(route)?;
         }
         let h = self.handle(side).await?;
         match op {
-            RouteOp::Add => route::add(h, &route, oif, false).await,
-            RouteOp::Replace => route::add(h, &route, oif, true).await,
-            RouteOp::Delete => route::del(h, &route, oif).await,
+            RouteOp::Add => route::add(h, route, oif, false).await,
+            RouteOp::Replace => route::add(h, route, oif, true).await,
+            RouteOp::Delete => route::del(h, route, oif).await,
         }
     }
 
-    pub async fn list_routes(&mut self, side: Side, dev: Option<&str>) -> Result<Vec<RouteInfo>, CniError> {
+    pub async fn list_routes(&mut self, side: Side, dev: Option<&str>) -> Result<Vec<RouteView>, CniError> {
         let filter = self.route_dev(side, dev).await?;
         let h = self.handle(side).await?.clone();
         let mut out = Vec::new();
@@ -308,8 +318,7 @@ impl NetlinkCap {
                 Some(i) => link::by_index(&h, i).await?.map(|l| l.name),
                 None => None,
             };
-            let family = if listed.route.dst.addr().is_ipv6() { "ipv6" } else { "ipv4" }.into();
-            out.push(RouteInfo { route: listed.route.into(), dev, family });
+            out.push(RouteView { route: listed.route, dev });
         }
         Ok(out)
     }
@@ -344,9 +353,7 @@ impl NetlinkCap {
         }
     }
 
-    pub fn masquerade_add(&mut self, source: &str, exclude: &str) -> Result<(), CniError> {
-        let source = source.parse().map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
-        let exclude = addr::parse_cidr(exclude)?;
+    pub fn masquerade_add(&mut self, source: IpAddr, exclude: IpNet) -> Result<(), CniError> {
         // Journaled first: an add that fails halfway is still undone.
         self.journal.masquerade = true;
         Ok(self.masquerade.add(&self.owner, source, exclude)?)

@@ -1,14 +1,23 @@
-//! The generated host traits, implemented on the store state. Each forwards
-//! to its capability, and refuses when the plugin's role was not granted it.
+//! The 0.x adapter: the host traits of wasmcni:plugin@0.2.0 and 0.1.0, whose
+//! addresses, prefixes and MACs are strings. Each call parses them into the
+//! typed model (a malformed one is code 7) and goes to the same capability
+//! functions as 1.0, under the same scope checks; what comes back is
+//! formatted the 0.2 way.
 
 use super::State;
-use super::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
-use super::bindings::wasmcni::plugin::{self as current, ipam_store, log, types};
 use super::compat::wasmcni::plugin0_1_0 as v0_1;
-use super::netlink::{NetlinkCap, RouteOp};
+use super::netlink::{BridgeParams, LinkView, RouteOp, Side};
+use super::v0_2::exports::wasmcni::plugin::admission;
+use super::v0_2::wasmcni::plugin::netlink::{self as nl, BridgeSpec, LinkInfo, RouteInfo, VethPair, VethSpec};
+use super::v0_2::wasmcni::plugin::{self as current, ipam_store, log, types};
+use crate::cni::admission::{Changes, Decision, Range};
+use crate::cni::call::Call;
 use crate::cni::env::Command;
 use crate::cni::error::{CniError, Code};
 use crate::cni::result as model;
+use crate::cni::{Mac, mac::InvalidMac};
+use ipnet::IpNet;
+use std::net::IpAddr;
 use types::CniError as WitError;
 
 type Res<T> = Result<T, WitError>;
@@ -138,44 +147,111 @@ impl From<model::CniResult> for types::CniResult {
     }
 }
 
-impl State {
-    fn netlink(&mut self) -> Result<&mut NetlinkCap, CniError> {
-        let plugin = &self.plugin;
-        self.netlink.as_mut().ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted netlink")))
-    }
+impl types::Host for State {}
 
-    fn ipam(&self) -> Result<&super::IpamStore, CniError> {
-        self.store
-            .as_ref()
-            .ok_or_else(|| CniError::denied(format!("plugin {} was not granted the IPAM store", self.plugin)))
-    }
-
-    async fn delegate(
-        &mut self,
-        command: Command,
-        valid: Option<Vec<(String, String)>>,
-    ) -> Result<Option<model::CniResult>, CniError> {
-        let plugin = self.plugin.clone();
-        let d = self
-            .delegate
-            .as_mut()
-            .ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted IPAM delegation")))?;
-        d.run(command, valid).await
+impl From<log::Level> for super::bindings::wasmcni::plugin::log::Level {
+    fn from(l: log::Level) -> Self {
+        use super::bindings::wasmcni::plugin::log::Level as L;
+        match l {
+            log::Level::Error => L::Error,
+            log::Level::Warn => L::Warn,
+            log::Level::Info => L::Info,
+            log::Level::Debug => L::Debug,
+        }
     }
 }
 
-impl types::Host for State {}
+/// The invocation as a 0.x module gets it: strings, `""` for no MAC or sandbox.
+pub fn invocation(call: &Call, netns_open: bool, config: String) -> types::Invocation {
+    types::Invocation {
+        container_id: call.env.container_id.clone(),
+        ifname: call.env.ifname.clone(),
+        netns: call.env.netns.clone().filter(|_| netns_open),
+        args: call.env.args.iter().map(|(k, v)| types::Arg { key: k.clone(), value: v.clone() }).collect(),
+        network_name: call.conf.name.clone(),
+        config,
+        prev_result: call.conf.prev_result.clone().map(Into::into),
+    }
+}
 
-fn parse_ip(s: &str) -> Result<std::net::IpAddr, CniError> {
+pub fn attachments(valid: Vec<(String, String)>) -> Vec<types::Attachment> {
+    valid.into_iter().map(|(container_id, ifname)| types::Attachment { container_id, ifname }).collect()
+}
+
+/// The result a 0.x module returned, in the model.
+pub fn result(r: types::CniResult) -> Result<model::CniResult, CniError> {
+    r.try_into()
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, CniError> {
     s.parse().map_err(|_| CniError::config(format!("{s:?} is not an IP address")))
 }
 
-fn parse_net(s: &str) -> Result<ipnet::IpNet, CniError> {
+fn parse_net(s: &str) -> Result<IpNet, CniError> {
     s.parse().map_err(|_| CniError::config(format!("invalid CIDR {s:?}")))
 }
 
-fn parse_mac(s: &str) -> Result<crate::cni::Mac, CniError> {
-    s.parse().map_err(|e: crate::cni::mac::InvalidMac| CniError::config(e.to_string()))
+fn parse_mac(s: &str) -> Result<Mac, CniError> {
+    s.parse().map_err(|e: InvalidMac| CniError::config(e.to_string()))
+}
+
+fn side(s: nl::Side) -> Side {
+    match s {
+        nl::Side::Host => Side::Host,
+        nl::Side::Container => Side::Container,
+    }
+}
+
+impl From<LinkView> for LinkInfo {
+    fn from(v: LinkView) -> Self {
+        let l = v.link;
+        LinkInfo {
+            name: l.name,
+            index: l.index,
+            mac: l.mac.map(|m| m.to_string()).unwrap_or_default(),
+            mtu: l.mtu,
+            up: l.up,
+            kind: l.kind,
+            master: v.master,
+        }
+    }
+}
+
+/// A 0.2 policy's decision; its strings are the policy's to get right (code 100).
+pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniError> {
+    use admission::Decision as D;
+    let invalid =
+        |e: CniError| CniError::new(Code::PluginFailure, format!("policy {policy} returned an invalid {}", e.msg));
+    Ok(match d {
+        D::Allow => Decision::Allow,
+        D::Deny(reason) => Decision::Deny(reason),
+        D::AllowWith(c) => {
+            let convert = || -> Result<Changes, CniError> {
+                Ok(Changes {
+                    // 0.2 let a requested address carry a prefix length; the address is what counts.
+                    ips: c
+                        .ips
+                        .iter()
+                        .map(|ip| parse_ip(ip.split('/').next().unwrap_or_default()))
+                        .collect::<Result<_, _>>()?,
+                    ranges: c
+                        .ranges
+                        .into_iter()
+                        .map(|r| {
+                            Ok(Range {
+                                subnet: parse_net(&r.subnet)?,
+                                range_start: r.range_start.as_deref().map(parse_ip).transpose()?,
+                                range_end: r.range_end.as_deref().map(parse_ip).transpose()?,
+                                gateway: r.gateway.as_deref().map(parse_ip).transpose()?,
+                            })
+                        })
+                        .collect::<Result<_, CniError>>()?,
+                    routes: c.routes.into_iter().map(model::Route::try_from).collect::<Result<_, _>>()?,
+                })
+            };
+            Decision::AllowWith(convert().map_err(invalid)?)
+        }
+    })
 }
 
 /// The traits of every version of the package this host serves. Their types
@@ -185,7 +261,7 @@ macro_rules! host_traits {
     ($v:ident) => {
         impl $v::log::Host for State {
             async fn emit(&mut self, level: log::Level, msg: String) {
-                super::log::emit(&self.plugin, level, &msg);
+                super::log::emit(&self.plugin, level.into(), &msg);
             }
         }
 
@@ -238,11 +314,19 @@ macro_rules! host_traits {
 
         impl $v::netlink::Host for State {
             async fn ensure_bridge(&mut self, spec: BridgeSpec) -> Res<LinkInfo> {
-                Ok(self.netlink()?.ensure_bridge(spec).await?)
+                let params = BridgeParams {
+                    name: &spec.name,
+                    mtu: spec.mtu,
+                    promisc: spec.promisc,
+                    vlan_filtering: spec.vlan_filtering,
+                };
+                Ok(self.netlink()?.ensure_bridge(&params).await?.into())
             }
 
             async fn create_veth(&mut self, spec: VethSpec) -> Res<VethPair> {
-                Ok(self.netlink()?.create_veth(spec).await?)
+                let mac = spec.container_mac.as_deref().map(parse_mac).transpose()?;
+                let (host, container) = self.netlink()?.create_veth(&spec.container_ifname, spec.mtu, mac).await?;
+                Ok(VethPair { host: host.into(), container: container.into() })
             }
 
             async fn set_master(&mut self, link: String, bridge: String) -> Res<()> {
@@ -257,64 +341,77 @@ macro_rules! host_traits {
                 Ok(self.netlink()?.set_port_vlan(&link, vid).await?)
             }
 
-            async fn set_link_up(&mut self, side: Side, link: String, up: bool) -> Res<()> {
-                Ok(self.netlink()?.set_link_up(side, &link, up).await?)
+            async fn set_link_up(&mut self, s: nl::Side, link: String, up: bool) -> Res<()> {
+                Ok(self.netlink()?.set_link_up(side(s), &link, up).await?)
             }
 
-            async fn set_mtu(&mut self, side: Side, link: String, mtu: u32) -> Res<()> {
-                Ok(self.netlink()?.set_mtu(side, &link, mtu).await?)
+            async fn set_mtu(&mut self, s: nl::Side, link: String, mtu: u32) -> Res<()> {
+                Ok(self.netlink()?.set_mtu(side(s), &link, mtu).await?)
             }
 
-            async fn get_link(&mut self, side: Side, link: String) -> Res<Option<LinkInfo>> {
-                Ok(self.netlink()?.get_link(side, &link).await?)
+            async fn get_link(&mut self, s: nl::Side, link: String) -> Res<Option<LinkInfo>> {
+                Ok(self.netlink()?.get_link(side(s), &link).await?.map(Into::into))
             }
 
-            async fn delete_link(&mut self, side: Side, link: String) -> Res<()> {
-                Ok(self.netlink()?.delete_link(side, &link).await?)
+            async fn delete_link(&mut self, s: nl::Side, link: String) -> Res<()> {
+                Ok(self.netlink()?.delete_link(side(s), &link).await?)
             }
 
             async fn veth_peer(&mut self, container_link: String) -> Res<Option<LinkInfo>> {
-                Ok(self.netlink()?.veth_peer(&container_link).await?)
+                Ok(self.netlink()?.veth_peer(&container_link).await?.map(Into::into))
             }
 
-            async fn add_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
-                Ok(self.netlink()?.add_address(side, &link, &cidr).await?)
+            async fn add_address(&mut self, s: nl::Side, link: String, cidr: String) -> Res<()> {
+                Ok(self.netlink()?.add_address(side(s), &link, parse_net(&cidr)?).await?)
             }
 
-            async fn del_address(&mut self, side: Side, link: String, cidr: String) -> Res<()> {
-                Ok(self.netlink()?.del_address(side, &link, &cidr).await?)
+            async fn del_address(&mut self, s: nl::Side, link: String, cidr: String) -> Res<()> {
+                Ok(self.netlink()?.del_address(side(s), &link, parse_net(&cidr)?).await?)
             }
 
-            async fn list_addresses(&mut self, side: Side, link: String) -> Res<Vec<String>> {
-                Ok(self.netlink()?.list_addresses(side, &link).await?)
+            async fn list_addresses(&mut self, s: nl::Side, link: String) -> Res<Vec<String>> {
+                Ok(self.netlink()?.list_addresses(side(s), &link).await?.iter().map(ToString::to_string).collect())
             }
 
-            async fn add_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Add).await?)
+            async fn add_route(&mut self, s: nl::Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                let route = model::Route::try_from(route)?;
+                Ok(self.netlink()?.change_route(side(s), dev.as_deref(), &route, RouteOp::Add).await?)
             }
 
-            async fn replace_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Replace).await?)
+            async fn replace_route(&mut self, s: nl::Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                let route = model::Route::try_from(route)?;
+                Ok(self.netlink()?.change_route(side(s), dev.as_deref(), &route, RouteOp::Replace).await?)
             }
 
-            async fn del_route(&mut self, side: Side, dev: Option<String>, route: types::Route) -> Res<()> {
-                Ok(self.netlink()?.change_route(side, dev.as_deref(), route, RouteOp::Delete).await?)
+            async fn del_route(&mut self, s: nl::Side, dev: Option<String>, route: types::Route) -> Res<()> {
+                let route = model::Route::try_from(route)?;
+                Ok(self.netlink()?.change_route(side(s), dev.as_deref(), &route, RouteOp::Delete).await?)
             }
 
-            async fn list_routes(&mut self, side: Side, dev: Option<String>) -> Res<Vec<RouteInfo>> {
-                Ok(self.netlink()?.list_routes(side, dev.as_deref()).await?)
+            async fn list_routes(&mut self, s: nl::Side, dev: Option<String>) -> Res<Vec<RouteInfo>> {
+                let listed = self.netlink()?.list_routes(side(s), dev.as_deref()).await?;
+                Ok(listed
+                    .into_iter()
+                    .map(|v| RouteInfo {
+                        family: if v.route.dst.addr().is_ipv6() { "ipv6" } else { "ipv4" }.into(),
+                        route: v.route.into(),
+                        dev: v.dev,
+                    })
+                    .collect())
             }
 
-            async fn sysctl_set(&mut self, side: Side, key: String, value: String) -> Res<()> {
-                Ok(self.netlink()?.sysctl_set(side, &key, &value)?)
+            async fn sysctl_set(&mut self, s: nl::Side, key: String, value: String) -> Res<()> {
+                Ok(self.netlink()?.sysctl_set(side(s), &key, &value)?)
             }
 
-            async fn sysctl_get(&mut self, side: Side, key: String) -> Res<String> {
-                Ok(self.netlink()?.sysctl_get(side, &key)?)
+            async fn sysctl_get(&mut self, s: nl::Side, key: String) -> Res<String> {
+                Ok(self.netlink()?.sysctl_get(side(s), &key)?)
             }
 
             async fn masquerade_add(&mut self, source: String, exclude: String) -> Res<()> {
-                Ok(self.netlink()?.masquerade_add(&source, &exclude)?)
+                let source =
+                    source.parse().map_err(|_| CniError::config(format!("invalid masquerade source {source:?}")))?;
+                Ok(self.netlink()?.masquerade_add(source, parse_net(&exclude)?)?)
             }
 
             async fn masquerade_del(&mut self) -> Res<()> {

@@ -1,0 +1,169 @@
+//! The host traits of wasmcni:plugin@1.0.0, one module per kernel interface
+//! (`links`, `addresses`, `routes`, `sysctl`, `nat`) and this one for the
+//! rest (types, log, ipam-store, delegate). The WIT's typed addresses,
+//! prefixes and MACs convert to the model's (`convert`) and go to the same
+//! capability functions as the 0.x adapter's.
+
+mod addresses;
+pub mod convert;
+mod links;
+mod nat;
+mod routes;
+mod sysctl;
+
+use super::State;
+use super::bindings::wasmcni::plugin::{delegate, ipam_store, log, types};
+use super::netlink::{NetlinkCap, Side};
+use crate::cni::call::Call;
+use crate::cni::env::Command;
+use crate::cni::error::{CniError, Code};
+use crate::cni::requested::Requested;
+pub use links::LinkHandle;
+use types::CniError as WitError;
+use wasmtime::component::Resource;
+
+type Res<T> = Result<T, WitError>;
+
+impl From<CniError> for WitError {
+    fn from(e: CniError) -> Self {
+        WitError { code: e.code, msg: e.msg, details: e.details }
+    }
+}
+
+impl From<WitError> for CniError {
+    fn from(e: WitError) -> Self {
+        CniError::from_parts(e.code, e.msg, e.details)
+    }
+}
+
+impl State {
+    pub(super) fn netlink(&mut self) -> Result<&mut NetlinkCap, CniError> {
+        let plugin = &self.plugin;
+        self.netlink.as_mut().ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted netlink")))
+    }
+
+    pub(super) fn ipam(&self) -> Result<&super::IpamStore, CniError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| CniError::denied(format!("plugin {} was not granted the IPAM store", self.plugin)))
+    }
+
+    pub(super) async fn delegate(
+        &mut self,
+        command: Command,
+        valid: Option<Vec<(String, String)>>,
+    ) -> Result<Option<crate::cni::result::CniResult>, CniError> {
+        let plugin = self.plugin.clone();
+        let d = self
+            .delegate
+            .as_mut()
+            .ok_or_else(|| CniError::denied(format!("plugin {plugin} was not granted IPAM delegation")))?;
+        d.run(command, valid).await
+    }
+
+    /// The link a handle names (a copy: the table stays borrowable).
+    fn link(&self, handle: &Resource<LinkHandle>) -> Result<LinkHandle, CniError> {
+        self.table.get(handle).cloned().map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))
+    }
+
+    /// Hands the plugin a handle to `link`.
+    fn hand_out(&mut self, link: LinkHandle) -> Result<Resource<LinkHandle>, CniError> {
+        self.table.push(link).map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))
+    }
+}
+
+impl From<types::Side> for Side {
+    fn from(s: types::Side) -> Side {
+        match s {
+            types::Side::Host => Side::Host,
+            types::Side::Container => Side::Container,
+        }
+    }
+}
+
+impl From<Side> for types::Side {
+    fn from(s: Side) -> types::Side {
+        match s {
+            Side::Host => types::Side::Host,
+            Side::Container => types::Side::Container,
+        }
+    }
+}
+
+impl types::Host for State {}
+
+/// The invocation as a 1.x module gets it.
+pub fn invocation(call: &Call, netns_open: bool, config: String, requested: Requested) -> types::Invocation {
+    types::Invocation {
+        container_id: call.env.container_id.clone(),
+        ifname: call.env.ifname.clone(),
+        netns: call.env.netns.clone().filter(|_| netns_open),
+        args: call.env.args.iter().map(|(k, v)| types::Arg { key: k.clone(), value: v.clone() }).collect(),
+        network_name: call.conf.name.clone(),
+        config,
+        requested: types::Requested {
+            ips: requested.ips.into_iter().map(Into::into).collect(),
+            mac: requested.mac.map(convert::to_mac),
+        },
+        prev_result: call.conf.prev_result.clone().map(Into::into),
+    }
+}
+
+impl log::Host for State {
+    async fn emit(&mut self, level: log::Level, msg: String) {
+        super::log::emit(&self.plugin, level, &msg);
+    }
+}
+
+impl ipam_store::Host for State {
+    async fn reserve(
+        &mut self,
+        ip: types::IpAddress,
+        container_id: String,
+        ifname: String,
+        range_set: u32,
+    ) -> Res<bool> {
+        Ok(self.ipam()?.reserve(ip.into(), &container_id, &ifname, range_set)?)
+    }
+
+    async fn last_reserved(&mut self, range_set: u32) -> Res<Option<types::IpAddress>> {
+        Ok(self.ipam()?.last_reserved(range_set)?.map(Into::into))
+    }
+
+    async fn leases(&mut self) -> Res<Vec<ipam_store::Lease>> {
+        Ok(self
+            .ipam()?
+            .list()?
+            .into_iter()
+            .map(|l| ipam_store::Lease { ip: l.ip.into(), container_id: l.container_id, ifname: l.ifname })
+            .collect())
+    }
+
+    async fn release_owner(&mut self, container_id: String, ifname: String) -> Res<Vec<types::IpAddress>> {
+        Ok(self.ipam()?.release_owner(&container_id, &ifname)?.into_iter().map(Into::into).collect())
+    }
+}
+
+impl delegate::Host for State {
+    async fn ipam_add(&mut self) -> Res<types::CniResult> {
+        let r = self.delegate(Command::Add, None).await?;
+        Ok(r.unwrap_or_default().into())
+    }
+
+    async fn ipam_del(&mut self) -> Res<()> {
+        Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
+    }
+
+    async fn ipam_check(&mut self) -> Res<()> {
+        Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
+    }
+
+    async fn ipam_status(&mut self) -> Res<()> {
+        Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
+    }
+
+    async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
+        let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
+        Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
+    }
+}
