@@ -23,7 +23,7 @@ pub struct RangeConfig {
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct RouteConfig {
-    pub dst: String,
+    pub dst: IpNet,
     #[serde(default)]
     pub gw: Option<IpAddr>,
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 pub struct DnsConfig {
     #[serde(default)]
-    pub nameservers: Vec<String>,
+    pub nameservers: Vec<IpAddr>,
     #[serde(default)]
     pub domain: Option<String>,
     #[serde(default)]

@@ -21,6 +21,11 @@ pub mod range_ipam;
 pub mod testing;
 
 pub use error::{Code, Error};
+pub use wasmcni_cni::Mac;
+
+/// The version of the WIT package this SDK binds (wit/wasmcni.wit); the
+/// module metadata `__embed_metadata!` writes carries the same.
+pub const WIT_VERSION: &str = "1.0.0";
 
 /// Generated bindings for every import of the package and the handler
 /// export. A module imports only what it calls, and the host infers (and
@@ -30,7 +35,7 @@ pub use error::{Code, Error};
 pub mod bindings {
     wit_bindgen::generate!({
         world: "sdk",
-        path: "../wit/compat/0.2.0",
+        path: "../wit",
         pub_export_macro: true,
         export_macro_name: "export_handler",
         default_bindings_module: "wasmcni_sdk::bindings",
@@ -42,10 +47,10 @@ pub mod bindings {
 pub mod policy_bindings {
     wit_bindgen::generate!({
         world: "policy",
-        path: "../wit/compat/0.2.0",
+        path: "../wit",
         with: {
-            "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.0.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.0.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_admission",
@@ -53,11 +58,12 @@ pub mod policy_bindings {
     });
 }
 
-/// The `cni-plugin` world: netlink, IPAM delegation, log.
+/// The `cni-plugin` world: links, addresses, routes, sysctls, NAT, IPAM
+/// delegation, log. A module is granted exactly the interfaces it calls.
 pub mod cni {
     pub use crate::bindings::exports::wasmcni::plugin::handler::Guest as Handler;
     pub use crate::bindings::wasmcni::plugin::types;
-    pub use crate::host::{delegate, log, netlink};
+    pub use crate::host::{addresses, delegate, links, log, nat, routes, sysctl};
 }
 
 /// The `ipam` world: the host's lease store and log.
@@ -72,10 +78,10 @@ pub mod ipam {
 pub mod routing_bindings {
     wit_bindgen::generate!({
         world: "routing",
-        path: "../wit/compat/0.2.0",
+        path: "../wit",
         with: {
-            "wasmcni:plugin/types@0.2.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@0.2.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.0.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.0.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_node_routes",
@@ -160,7 +166,7 @@ macro_rules! __embed_metadata {
     ($world:literal) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
-            // The WIT version is the package's (wit/wasmcni.wit).
+            // The WIT version is the package's (wit/wasmcni.wit), `WIT_VERSION`.
             const META: &str = concat!(
                 "{\"name\":\"",
                 env!("CARGO_PKG_NAME"),
@@ -168,7 +174,7 @@ macro_rules! __embed_metadata {
                 env!("CARGO_PKG_VERSION"),
                 "\",\"world\":\"",
                 $world,
-                "\",\"wit\":\"0.2.0\"}"
+                "\",\"wit\":\"1.0.0\"}"
             );
             #[unsafe(link_section = "wasmcni-metadata")]
             #[used]

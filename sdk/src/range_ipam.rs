@@ -16,9 +16,11 @@
 
 use crate::ipam::ipam_store::{self, Lease};
 use crate::ipam::log::{self, Level};
+use crate::ip::route_to;
 use crate::ipam::types::{Attachment, CniError, CniResult, Dns, Invocation, IpConfig, Route};
 use crate::ipam_config::{IpamConfig, RangeSet};
 use crate::{Code, Error, invocation};
+use ipnet::IpNet;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -34,7 +36,6 @@ pub trait Policy: 'static {
 pub struct RangeIpam<P>(PhantomData<P>);
 
 struct Call {
-    config: serde_json::Value,
     ipam: IpamConfig,
     sets: Vec<RangeSet>,
 }
@@ -44,7 +45,7 @@ impl Call {
         let config: serde_json::Value = invocation::parse_config(&inv.config)?;
         let ipam = IpamConfig::from_plugin_config(&config)?;
         let sets = ipam.range_sets()?;
-        Ok(Call { config, ipam, sets })
+        Ok(Call { ipam, sets })
     }
 }
 
@@ -52,31 +53,28 @@ fn owned_by(lease: &Lease, inv: &Invocation) -> bool {
     lease.container_id == inv.container_id && lease.ifname == inv.ifname
 }
 
-fn lease_ip(lease: &Lease) -> Option<IpAddr> {
-    lease.ip.parse().ok()
-}
-
 fn in_set(set: &RangeSet, ip: IpAddr) -> bool {
     set.iter().any(|r| r.contains(ip))
 }
 
 fn allocate<P: Policy>(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, Error> {
-    let args = inv.args.iter().map(|a| (a.key.as_str(), a.value.as_str()));
-    let mut requested = invocation::requested_ips(&call.config, invocation::arg(args, "IP"))?;
+    let mut requested: Vec<IpAddr> = inv.requested.ips.iter().map(|ip| IpAddr::from(*ip)).collect();
     let leases = ipam_store::leases()?;
     // Checked before anything is reserved: a refused ADD must not touch the
     // attachment's existing leases.
     if let Some(dup) = leases
         .iter()
         .filter(|l| owned_by(l, inv))
-        .find(|l| lease_ip(l).is_some_and(|ip| call.sets.iter().any(|set| in_set(set, ip))))
+        .find(|l| call.sets.iter().any(|set| in_set(set, l.ip.into())))
     {
         return Err(Error::plugin(format!(
             "{} has been allocated to {}/{}, duplicate allocation is not allowed",
-            dup.ip, inv.container_id, inv.ifname
+            IpAddr::from(dup.ip),
+            inv.container_id,
+            inv.ifname
         )));
     }
-    let taken: HashSet<IpAddr> = leases.iter().filter_map(lease_ip).collect();
+    let taken: HashSet<IpAddr> = leases.iter().map(|l| l.ip.into()).collect();
     match reserve_all::<P>(inv, call, &taken, &mut requested) {
         Ok(ips) => Ok(ips),
         Err(e) => {
@@ -108,7 +106,7 @@ fn reserve_all<P: Policy>(
                 ip
             }
             None => {
-                let last = ipam_store::last_reserved(index as u32)?.and_then(|s| s.parse().ok());
+                let last = ipam_store::last_reserved(index as u32)?.map(IpAddr::from);
                 let mut skip = taken.clone();
                 loop {
                     let ip = P::pick(set, last, &skip).ok_or_else(|| {
@@ -125,11 +123,8 @@ fn reserve_all<P: Policy>(
             }
         };
         let range = set.iter().find(|r| r.contains(ip)).expect("allocated inside the set");
-        ips.push(IpConfig {
-            address: format!("{ip}/{}", range.subnet.prefix_len()),
-            gateway: Some(range.gateway.to_string()),
-            iface: None,
-        });
+        let address = IpNet::new(ip, range.subnet.prefix_len()).expect("the subnet's own prefix length");
+        ips.push(IpConfig { address: address.into(), gateway: Some(range.gateway.into()), iface: None });
     }
     if !requested.is_empty() {
         let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
@@ -139,7 +134,12 @@ fn reserve_all<P: Policy>(
 }
 
 fn reserve(inv: &Invocation, ip: IpAddr, set: usize) -> Result<bool, Error> {
-    Ok(ipam_store::reserve(&ip.to_string(), &inv.container_id, &inv.ifname, set as u32)?)
+    Ok(ipam_store::reserve(ip.into(), &inv.container_id, &inv.ifname, set as u32)?)
+}
+
+/// Addresses as a log line lists them.
+fn joined(ips: &[crate::ipam::types::IpAddress]) -> String {
+    ips.iter().map(|ip| IpAddr::from(*ip).to_string()).collect::<Vec<_>>().join(",")
 }
 
 fn describe(set: &RangeSet) -> String {
@@ -153,18 +153,10 @@ fn to_result(ips: Vec<IpConfig>, ipam: &IpamConfig) -> CniResult {
         routes: ipam
             .routes
             .iter()
-            .map(|r| Route {
-                dst: r.dst.clone(),
-                gw: r.gw.map(|g| g.to_string()),
-                mtu: None,
-                advmss: None,
-                priority: r.priority,
-                table: None,
-                scope: None,
-            })
+            .map(|r| Route { gw: r.gw.map(Into::into), priority: r.priority, ..route_to(r.dst) })
             .collect(),
         dns: ipam.dns.clone().map(|d| Dns {
-            nameservers: d.nameservers,
+            nameservers: d.nameservers.into_iter().map(Into::into).collect(),
             domain: d.domain,
             search: d.search,
             options: d.options,
@@ -176,7 +168,7 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
     fn add(inv: Invocation) -> Result<CniResult, CniError> {
         let call = Call::parse(&inv)?;
         let ips = allocate::<P>(&inv, &call)?;
-        let list: Vec<&str> = ips.iter().map(|i| i.address.as_str()).collect();
+        let list: Vec<String> = ips.iter().filter_map(|i| IpNet::try_from(i.address).ok()).map(|n| n.to_string()).collect();
         log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
         Ok(to_result(ips, &call.ipam))
     }
@@ -188,7 +180,7 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
         }
         let freed = ipam_store::release_owner(&inv.container_id, &inv.ifname)?;
         if !freed.is_empty() {
-            log::emit(Level::Info, &format!("released {} of {}", freed.join(","), inv.container_id));
+            log::emit(Level::Info, &format!("released {} of {}", joined(&freed), inv.container_id));
         }
         Ok(())
     }
@@ -207,7 +199,7 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
         let call = Call::parse(&inv)?;
         let leases = ipam_store::leases()?;
         for set in &call.sets {
-            let used = leases.iter().filter_map(lease_ip).filter(|ip| in_set(set, *ip)).count();
+            let used = leases.iter().filter(|l| in_set(set, l.ip.into())).count();
             let capacity: u128 = set.iter().map(|r| r.capacity()).sum();
             if capacity <= used as u128 {
                 return Err(Error::new(
@@ -231,7 +223,7 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
         owners.dedup();
         for (id, ifname) in owners {
             let freed = ipam_store::release_owner(&id, &ifname)?;
-            log::emit(Level::Info, &format!("gc released {} of {id}/{ifname}", freed.join(",")));
+            log::emit(Level::Info, &format!("gc released {} of {id}/{ifname}", joined(&freed)));
         }
         Ok(())
     }
@@ -242,6 +234,14 @@ mod tests {
     use super::*;
     use crate::ipam::Handler;
     use crate::testing::{self, invocation, with};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
 
     /// The simplest policy: the first free address.
     struct FirstFree;
@@ -259,11 +259,12 @@ mod tests {
     fn add_allocates_skipping_the_gateway_and_reports_routes_and_dns() {
         testing::reset();
         let r = Plugin::add(invocation("c1", CONF)).unwrap();
-        assert_eq!(r.ips[0].address, "10.9.0.2/29");
-        assert_eq!(r.ips[0].gateway.as_deref(), Some("10.9.0.1"));
-        assert_eq!(r.routes[0].dst, "0.0.0.0/0");
-        assert_eq!(r.dns.unwrap().nameservers, vec!["10.9.0.53".to_string()]);
-        assert_eq!(with(|h| h.leases.get("10.9.0.2").cloned()), Some(("c1".into(), "eth0".into())));
+        assert_eq!(IpNet::try_from(r.ips[0].address).unwrap(), net("10.9.0.2/29"));
+        assert_eq!(r.ips[0].gateway.map(IpAddr::from), Some(ip("10.9.0.1")));
+        assert_eq!(IpNet::try_from(r.routes[0].dst).unwrap(), net("0.0.0.0/0"));
+        let dns: Vec<IpAddr> = r.dns.unwrap().nameservers.into_iter().map(IpAddr::from).collect();
+        assert_eq!(dns, [ip("10.9.0.53")]);
+        assert_eq!(with(|h| h.leases.get(&ip("10.9.0.2")).cloned()), Some(("c1".into(), "eth0".into())));
     }
 
     #[test]
@@ -279,12 +280,12 @@ mod tests {
     fn requested_ips_are_honoured_or_refused() {
         testing::reset();
         let mut inv = invocation("c1", CONF);
-        inv.args.push(crate::ipam::types::Arg { key: "IP".into(), value: "10.9.0.5".into() });
-        assert_eq!(Plugin::add(inv.clone()).unwrap().ips[0].address, "10.9.0.5/29");
+        inv.requested.ips.push(ip("10.9.0.5").into());
+        assert_eq!(IpNet::try_from(Plugin::add(inv.clone()).unwrap().ips[0].address).unwrap(), net("10.9.0.5/29"));
         inv.container_id = "c2".into();
         let err = Plugin::add(inv.clone()).unwrap_err();
         assert!(err.msg.contains("10.9.0.5"), "{err:?}");
-        inv.args[0].value = "10.9.0.1".into();
+        inv.requested.ips = vec![ip("10.9.0.1").into()];
         assert!(Plugin::add(inv).is_err(), "the gateway was handed out");
     }
 

@@ -1,7 +1,10 @@
 //! An in-memory host for native tests of plugin logic: a fake lease store,
-//! fake links, addresses, routes, sysctls and masquerade rules, a scripted
-//! IPAM delegate, and captured logs. A native build of a plugin calls these
-//! instead of the real imports (see [`crate::cni`] and [`crate::ipam`]).
+//! fake links (behind handles, like the real ones), addresses, routes,
+//! sysctls and masquerade rules, a scripted IPAM delegate, and captured
+//! logs. A native build of a plugin calls these instead of the real imports
+//! (see [`crate::cni`] and [`crate::ipam`]). It refuses what the host refuses,
+//! through the same checks (`wasmcni_scope`): a host link outside the call's
+//! scope, a host default route, a sysctl off the allow-list are code 101.
 //!
 //! ```text
 //! #[test]
@@ -14,38 +17,54 @@
 //!
 //! The host is per test thread; `reset` clears it.
 
-use crate::bindings::wasmcni::plugin::netlink::{LinkInfo, Side};
-use crate::bindings::wasmcni::plugin::types::{Arg, CniError, CniResult, Invocation, Route};
+use crate::bindings::wasmcni::plugin::links::LinkInfo;
+use crate::bindings::wasmcni::plugin::types::{
+    self, Arg, CniError, CniResult, Invocation, IpAddress, IpPrefix, LinkKind, Requested, Route, Side,
+};
 use crate::host::log::Level;
+use crate::ip;
+use ipnet::IpNet;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use wasmcni_scope::HostLinks;
 
 /// A link of the fake kernel.
 #[derive(Debug, Clone)]
 pub struct MockLink {
     pub info: LinkInfo,
-    pub container: bool,
-    pub addresses: Vec<String>,
+    pub addresses: Vec<IpNet>,
     pub hairpin: bool,
     pub vlan: Option<u16>,
     /// Index of the other end, for veths.
     pub peer: Option<u32>,
 }
 
+impl MockLink {
+    pub fn container(&self) -> bool {
+        matches!(self.info.side, Side::Container)
+    }
+}
+
 /// Everything the fake host holds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MockHost {
     /// ip → (container ID, ifname).
-    pub leases: BTreeMap<String, (String, String)>,
-    pub last_reserved: BTreeMap<u32, String>,
+    pub leases: BTreeMap<IpAddr, (String, String)>,
+    pub last_reserved: BTreeMap<u32, IpAddr>,
     pub logs: Vec<(String, String)>,
     pub links: Vec<MockLink>,
+    /// Host links in this call's scope: `cni0` (the bridge key's default),
+    /// what [`declare_host_link`] adds, and what the call creates.
+    pub scope: HostLinks,
+    /// The next link index: indexes are never reused, as in the kernel.
+    pub next_index: u32,
     /// (in container, device, route).
     pub routes: Vec<(bool, Option<String>, Route)>,
     /// (in container, key) → value.
     pub sysctls: BTreeMap<(bool, String), String>,
     /// (source, exclude) of this call's container.
-    pub masquerade: Vec<(String, String)>,
+    pub masquerade: Vec<(IpAddr, IpNet)>,
     /// What `delegate::ipam-add` returns; an empty result when unset.
     pub ipam_result: Option<CniResult>,
     /// What `delegate` failures to return, by command (e.g. "ADD").
@@ -55,6 +74,26 @@ pub struct MockHost {
     /// Teardown steps in the order the plugin took them ("delete-link
     /// eth0", "ipam DEL", "masquerade-del"), to check its ordering.
     pub teardown: Vec<String>,
+}
+
+impl Default for MockHost {
+    fn default() -> Self {
+        MockHost {
+            leases: BTreeMap::new(),
+            last_reserved: BTreeMap::new(),
+            logs: Vec::new(),
+            links: Vec::new(),
+            scope: HostLinks::new(["cni0".to_string()]),
+            next_index: 2,
+            routes: Vec::new(),
+            sysctls: BTreeMap::new(),
+            masquerade: Vec::new(),
+            ipam_result: None,
+            ipam_errors: BTreeMap::new(),
+            ipam_calls: Vec::new(),
+            teardown: Vec::new(),
+        }
+    }
 }
 
 thread_local! {
@@ -71,6 +110,17 @@ pub fn reset() {
     with(|h| *h = MockHost::default());
 }
 
+/// Puts a host link in scope, as a config's `bridge`, `master` or
+/// `hostLinks` would.
+pub fn declare_host_link(name: &str) {
+    with(|h| h.scope.add(name));
+}
+
+/// Adds a link to the fake kernel (an uplink, say) and returns its index.
+pub fn add_link(name: &str, kind: LinkKind, container: bool) -> u32 {
+    with(|h| h.add_link(name, kind, container, 1500, None))
+}
+
 /// An invocation for container `id` on `eth0` in netns `/run/netns/test`.
 pub fn invocation(id: &str, config: &str) -> Invocation {
     Invocation {
@@ -80,6 +130,7 @@ pub fn invocation(id: &str, config: &str) -> Invocation {
         args: Vec::<Arg>::new(),
         network_name: "test".into(),
         config: config.into(),
+        requested: Requested { ips: Vec::new(), mac: None },
         prev_result: None,
     }
 }
@@ -95,25 +146,58 @@ fn err(code: u32, msg: impl Into<String>) -> CniError {
     CniError { code, msg: msg.into(), details: String::new() }
 }
 
+/// The host's error, as the plugin sees it.
+fn refused(e: wasmcni_cni::CniError) -> CniError {
+    err(e.code, e.msg)
+}
+
+fn side(container: bool) -> Side {
+    if container { Side::Container } else { Side::Host }
+}
+
+/// A WIT route in the host's model, for the host's checks.
+fn model(r: &Route) -> Result<wasmcni_cni::result::Route, CniError> {
+    Ok(wasmcni_cni::result::Route {
+        dst: IpNet::try_from(r.dst).map_err(CniError::from)?,
+        gw: r.gw.map(IpAddr::from),
+        mtu: r.mtu,
+        advmss: r.advmss,
+        priority: r.priority,
+        table: r.table,
+        scope: None,
+    })
+}
+
 impl MockHost {
     pub fn link(&self, container: bool, name: &str) -> Option<&MockLink> {
-        self.links.iter().find(|l| l.container == container && l.info.name == name)
+        self.links.iter().find(|l| l.container() == container && l.info.name == name)
     }
 
-    fn link_mut(&mut self, side: Side, name: &str) -> Result<&mut MockLink, CniError> {
-        let container = side == Side::Container;
-        self.links
-            .iter_mut()
-            .find(|l| l.container == container && l.info.name == name)
-            .ok_or_else(|| err(102, format!("link {name}: no such link")))
+    fn by_index(&mut self, index: u32) -> Result<&mut MockLink, CniError> {
+        self.links.iter_mut().find(|l| l.info.index == index).ok_or_else(|| err(100, format!("link {index} is gone")))
     }
 
-    fn add_link(&mut self, name: &str, kind: &str, container: bool, mtu: u32, mac: Option<String>) -> u32 {
-        let index = self.links.len() as u32 + 2;
-        let mac = mac.unwrap_or_else(|| format!("0a:58:00:00:00:{index:02x}"));
-        let info = LinkInfo { name: name.into(), index, mac, mtu, up: false, kind: kind.into(), master: None };
-        self.links.push(MockLink { info, container, addresses: Vec::new(), hairpin: false, vlan: None, peer: None });
+    fn add_link(&mut self, name: &str, kind: LinkKind, container: bool, mtu: u32, mac: Option<types::Mac>) -> u32 {
+        let index = self.next_index;
+        self.next_index += 1;
+        let mac = mac.unwrap_or((0x0a, 0x58, 0, 0, (index >> 8) as u8, index as u8));
+        let info = LinkInfo {
+            name: name.into(),
+            index,
+            side: side(container),
+            mac: Some(mac),
+            mtu,
+            up: false,
+            kind,
+            master: None,
+        };
+        self.links.push(MockLink { info, addresses: Vec::new(), hairpin: false, vlan: None, peer: None });
         index
+    }
+
+    /// The link a host-side call names, if it is in scope.
+    fn in_scope(&self, l: &MockLink) -> Result<(), CniError> {
+        if l.container() { Ok(()) } else { self.scope.check(&l.info.name).map_err(refused) }
     }
 }
 
@@ -129,67 +213,152 @@ pub mod ipam_store {
     use super::*;
     use crate::bindings::wasmcni::plugin::ipam_store::Lease;
 
-    pub fn reserve(ip: &str, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
+    pub fn reserve(ip: IpAddress, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
+        let ip = IpAddr::from(ip);
         with(|h| {
-            if h.leases.contains_key(ip) {
+            if h.leases.contains_key(&ip) {
                 return Ok(false);
             }
-            h.leases.insert(ip.into(), (container_id.into(), ifname.into()));
-            h.last_reserved.insert(range_set, ip.into());
+            h.leases.insert(ip, (container_id.into(), ifname.into()));
+            h.last_reserved.insert(range_set, ip);
             Ok(true)
         })
     }
 
-    pub fn last_reserved(range_set: u32) -> Result<Option<String>, CniError> {
-        Ok(with(|h| h.last_reserved.get(&range_set).cloned()))
+    pub fn last_reserved(range_set: u32) -> Result<Option<IpAddress>, CniError> {
+        Ok(with(|h| h.last_reserved.get(&range_set).map(|ip| (*ip).into())))
     }
 
     pub fn leases() -> Result<Vec<Lease>, CniError> {
         Ok(with(|h| {
             h.leases
                 .iter()
-                .map(|(ip, (id, ifname))| Lease { ip: ip.clone(), container_id: id.clone(), ifname: ifname.clone() })
+                .map(|(ip, (id, ifname))| Lease { ip: (*ip).into(), container_id: id.clone(), ifname: ifname.clone() })
                 .collect()
         }))
     }
 
-    pub fn release_owner(container_id: &str, ifname: &str) -> Result<Vec<String>, CniError> {
+    pub fn release_owner(container_id: &str, ifname: &str) -> Result<Vec<IpAddress>, CniError> {
         Ok(with(|h| {
-            let freed: Vec<String> = h
-                .leases
-                .iter()
-                .filter(|(_, (id, i))| id == container_id && i == ifname)
-                .map(|(ip, _)| ip.clone())
-                .collect();
+            let freed: Vec<IpAddr> =
+                h.leases.iter().filter(|(_, (id, i))| id == container_id && i == ifname).map(|(ip, _)| *ip).collect();
             for ip in &freed {
                 h.leases.remove(ip);
             }
-            freed
+            freed.into_iter().map(Into::into).collect()
         }))
     }
 }
 
-pub mod netlink {
+/// Link handles over the fake kernel's links, with the methods of the real ones.
+pub mod links {
     use super::*;
-    use crate::bindings::wasmcni::plugin::netlink::{BridgeSpec, RouteInfo, VethPair, VethSpec};
+    use crate::bindings::wasmcni::plugin::links::{BridgeSpec, VethSpec};
 
-    fn is_container(side: Side) -> bool {
-        side == Side::Container
+    /// A handle to a fake link, by index.
+    #[derive(Debug)]
+    pub struct Link {
+        index: u32,
     }
 
-    pub fn ensure_bridge(spec: &BridgeSpec) -> Result<LinkInfo, CniError> {
+    /// The two ends [`create_veth`] made.
+    #[derive(Debug)]
+    pub struct VethPair {
+        pub host: Link,
+        pub container: Link,
+    }
+
+    impl Link {
+        fn on<R>(&self, f: impl FnOnce(&mut MockLink) -> R) -> Result<R, CniError> {
+            with(|h| h.by_index(self.index).map(f))
+        }
+
+        fn host_only(&self, what: &str) -> Result<(), CniError> {
+            if self.on(|l| l.container())? {
+                return Err(err(101, format!("{what} is for host links")));
+            }
+            Ok(())
+        }
+
+        pub(crate) fn container(&self) -> Result<bool, CniError> {
+            self.on(|l| l.container())
+        }
+
+        pub(crate) fn index_of(&self) -> u32 {
+            self.index
+        }
+
+        pub fn name(&self) -> String {
+            self.on(|l| l.info.name.clone()).unwrap_or_default()
+        }
+
+        pub fn index(&self) -> u32 {
+            self.index
+        }
+
+        pub fn side(&self) -> Side {
+            self.on(|l| l.info.side).unwrap_or(Side::Container)
+        }
+
+        pub fn info(&self) -> Result<LinkInfo, CniError> {
+            self.on(|l| l.info.clone())
+        }
+
+        pub fn set_up(&self, up: bool) -> Result<(), CniError> {
+            self.on(|l| l.info.up = up)
+        }
+
+        pub fn set_mtu(&self, mtu: u32) -> Result<(), CniError> {
+            self.on(|l| l.info.mtu = mtu)
+        }
+
+        pub fn set_master(&self, bridge: &Link) -> Result<(), CniError> {
+            self.host_only("set-master")?;
+            bridge.host_only("set-master")?;
+            let name = bridge.name();
+            self.on(|l| l.info.master = Some(name))
+        }
+
+        pub fn set_hairpin(&self, on: bool) -> Result<(), CniError> {
+            self.host_only("set-hairpin")?;
+            self.on(|l| l.hairpin = on)
+        }
+
+        pub fn set_port_vlan(&self, vid: u16) -> Result<(), CniError> {
+            self.host_only("set-port-vlan")?;
+            wasmcni_scope::vlan(vid).map_err(refused)?;
+            self.on(|l| l.vlan = Some(vid))
+        }
+
+        /// Deletes the link (and a veth's peer); fine when it is already gone.
+        pub fn delete(this: Link) -> Result<(), CniError> {
+            with(|h| {
+                let Some(pos) = h.links.iter().position(|l| l.info.index == this.index) else {
+                    return Ok(());
+                };
+                let gone = h.links.remove(pos);
+                h.teardown.push(format!("delete-link {}", gone.info.name));
+                if let Some(peer) = gone.peer {
+                    h.links.retain(|l| l.info.index != peer);
+                }
+                Ok(())
+            })
+        }
+    }
+
+    pub fn ensure_bridge(spec: &BridgeSpec) -> Result<Link, CniError> {
         with(|h| {
+            h.scope.check(&spec.name).map_err(refused)?;
             if let Some(l) = h.link(false, &spec.name) {
-                return if l.info.kind == "bridge" {
-                    Ok(l.info.clone())
+                return if matches!(l.info.kind, LinkKind::Bridge) {
+                    Ok(Link { index: l.info.index })
                 } else {
                     Err(err(7, format!("{} exists but is not a bridge", spec.name)))
                 };
             }
-            h.add_link(&spec.name, "bridge", false, spec.mtu.unwrap_or(1500), None);
-            let l = h.link_mut(Side::Host, &spec.name)?;
-            l.info.up = true;
-            Ok(l.info.clone())
+            let index = h.add_link(&spec.name, LinkKind::Bridge, false, spec.mtu.unwrap_or(1500), None);
+            h.by_index(index)?.info.up = true;
+            Ok(Link { index })
         })
     }
 
@@ -199,165 +368,234 @@ pub mod netlink {
                 return Err(err(102, format!("{} already exists", spec.container_ifname)));
             }
             let mtu = spec.mtu.unwrap_or(1500);
-            let host_name = format!("veth{:08x}", h.links.len());
-            let host = h.add_link(&host_name, "veth", false, mtu, None);
-            let container = h.add_link(&spec.container_ifname, "veth", true, mtu, spec.container_mac.clone());
-            h.link_mut(Side::Host, &host_name)?.peer = Some(container);
-            h.link_mut(Side::Host, &host_name)?.info.up = true;
-            h.link_mut(Side::Container, &spec.container_ifname)?.peer = Some(host);
-            Ok(VethPair {
-                host: h.link_mut(Side::Host, &host_name)?.info.clone(),
-                container: h.link_mut(Side::Container, &spec.container_ifname)?.info.clone(),
-            })
+            let host_name = format!("veth{:08x}", h.next_index);
+            let host = h.add_link(&host_name, LinkKind::Veth, false, mtu, None);
+            let container = h.add_link(&spec.container_ifname, LinkKind::Veth, true, mtu, spec.container_mac);
+            h.scope.add(&host_name);
+            h.by_index(host)?.peer = Some(container);
+            h.by_index(host)?.info.up = true;
+            h.by_index(container)?.peer = Some(host);
+            Ok(VethPair { host: Link { index: host }, container: Link { index: container } })
         })
     }
 
-    pub fn set_master(link: &str, bridge: &str) -> Result<(), CniError> {
+    pub fn open_host_link(name: &str) -> Result<Option<Link>, CniError> {
         with(|h| {
-            h.link_mut(Side::Host, bridge)?;
-            h.link_mut(Side::Host, link)?.info.master = Some(bridge.into());
-            Ok(())
+            h.scope.check(name).map_err(refused)?;
+            Ok(h.link(false, name).map(|l| Link { index: l.info.index }))
         })
     }
 
-    pub fn set_hairpin(link: &str, on: bool) -> Result<(), CniError> {
-        with(|h| {
-            h.link_mut(Side::Host, link)?.hairpin = on;
-            Ok(())
-        })
+    pub fn open_container_link(name: &str) -> Result<Option<Link>, CniError> {
+        Ok(with(|h| h.link(true, name).map(|l| Link { index: l.info.index })))
     }
 
-    pub fn set_port_vlan(link: &str, vid: u16) -> Result<(), CniError> {
+    pub fn veth_peer(container_end: &Link) -> Result<Option<Link>, CniError> {
+        if !container_end.container()? {
+            return Err(err(7, "veth-peer takes a container link"));
+        }
         with(|h| {
-            h.link_mut(Side::Host, link)?.vlan = Some(vid);
-            Ok(())
-        })
-    }
-
-    pub fn set_link_up(side: Side, link: &str, up: bool) -> Result<(), CniError> {
-        with(|h| {
-            h.link_mut(side, link)?.info.up = up;
-            Ok(())
-        })
-    }
-
-    pub fn set_mtu(side: Side, link: &str, mtu: u32) -> Result<(), CniError> {
-        with(|h| {
-            h.link_mut(side, link)?.info.mtu = mtu;
-            Ok(())
-        })
-    }
-
-    pub fn get_link(side: Side, link: &str) -> Result<Option<LinkInfo>, CniError> {
-        Ok(with(|h| h.link(is_container(side), link).map(|l| l.info.clone())))
-    }
-
-    pub fn delete_link(side: Side, link: &str) -> Result<(), CniError> {
-        with(|h| {
-            h.teardown.push(format!("delete-link {link}"));
-            let Some(pos) = h.links.iter().position(|l| l.container == is_container(side) && l.info.name == link)
-            else {
-                return Ok(());
+            let Some(peer) = h.by_index(container_end.index)?.peer else {
+                return Ok(None);
             };
-            let gone = h.links.remove(pos);
-            // A veth takes its peer with it.
-            if let Some(peer) = gone.peer {
-                h.links.retain(|l| l.info.index != peer);
+            let Some(name) = h.links.iter().find(|l| l.info.index == peer).map(|l| l.info.name.clone()) else {
+                return Ok(None);
+            };
+            h.scope.add(&name);
+            Ok(Some(Link { index: peer }))
+        })
+    }
+}
+
+pub mod addresses {
+    use super::links::Link;
+    use super::*;
+    use crate::bindings::wasmcni::plugin::types::AddressFamily;
+
+    fn on<R>(link: &Link, f: impl FnOnce(&mut MockLink) -> R) -> Result<R, CniError> {
+        with(|h| {
+            let l = h.by_index(link.index_of())?.clone();
+            h.in_scope(&l)?;
+            h.by_index(link.index_of()).map(f)
+        })
+    }
+
+    pub fn add_address(link: &Link, address: IpPrefix) -> Result<(), CniError> {
+        let net = IpNet::try_from(address)?;
+        on(link, |l| {
+            if !l.addresses.contains(&net) {
+                l.addresses.push(net);
             }
-            Ok(())
         })
     }
 
-    pub fn veth_peer(container_link: &str) -> Result<Option<LinkInfo>, CniError> {
-        Ok(with(|h| {
-            let peer = h.link(true, container_link)?.peer?;
-            h.links.iter().find(|l| l.info.index == peer).map(|l| l.info.clone())
-        }))
+    pub fn del_address(link: &Link, address: IpPrefix) -> Result<(), CniError> {
+        let net = IpNet::try_from(address)?;
+        on(link, |l| l.addresses.retain(|a| *a != net))
     }
 
-    pub fn add_address(side: Side, link: &str, cidr: &str) -> Result<(), CniError> {
-        with(|h| {
-            let l = h.link_mut(side, link)?;
-            if !l.addresses.iter().any(|a| a == cidr) {
-                l.addresses.push(cidr.into());
+    pub fn list_addresses(link: &Link, family: Option<AddressFamily>) -> Result<Vec<IpPrefix>, CniError> {
+        on(link, |l| {
+            l.addresses
+                .iter()
+                .filter(|a| family.is_none_or(|f| ip::family(a.addr()) == f))
+                .map(|a| (*a).into())
+                .collect()
+        })
+    }
+}
+
+pub mod routes {
+    use super::links::Link;
+    use super::*;
+    use crate::bindings::wasmcni::plugin::routes::RouteInfo;
+    use crate::bindings::wasmcni::plugin::types::AddressFamily;
+
+    /// Where a route goes, as in the real `routes` interface.
+    #[derive(Debug)]
+    pub enum RouteDev<'a> {
+        Link(&'a Link),
+        Container,
+    }
+
+    /// (in container, device name) of `dev`, after the host's checks for `route`.
+    fn place(dev: &RouteDev<'_>, route: &Route) -> Result<(bool, Option<String>), CniError> {
+        match dev {
+            RouteDev::Link(link) => {
+                let container = link.container()?;
+                if !container {
+                    with(|h| {
+                        let l = h.by_index(link.index_of())?.clone();
+                        h.in_scope(&l)
+                    })?;
+                    wasmcni_scope::host_route(&model(route)?).map_err(refused)?;
+                }
+                Ok((container, Some(link.name())))
             }
-            Ok(())
-        })
+            RouteDev::Container => Ok((true, None)),
+        }
     }
 
-    pub fn del_address(side: Side, link: &str, cidr: &str) -> Result<(), CniError> {
+    fn same(a: &Route, b: &Route) -> bool {
+        IpNet::try_from(a.dst).ok() == IpNet::try_from(b.dst).ok() && a.table == b.table
+    }
+
+    pub fn add_route(dev: &RouteDev<'_>, route: Route) -> Result<(), CniError> {
+        let (c, name) = place(dev, &route)?;
         with(|h| {
-            h.link_mut(side, link)?.addresses.retain(|a| a != cidr);
-            Ok(())
-        })
-    }
-
-    pub fn list_addresses(side: Side, link: &str) -> Result<Vec<String>, CniError> {
-        with(|h| Ok(h.link_mut(side, link)?.addresses.clone()))
-    }
-
-    pub fn add_route(side: Side, dev: Option<&str>, route: &Route) -> Result<(), CniError> {
-        with(|h| {
-            let c = is_container(side);
-            if h.routes.iter().any(|(rc, _, r)| *rc == c && r.dst == route.dst && r.table == route.table) {
-                return Err(err(102, format!("a route to {} already exists", route.dst)));
+            if h.routes.iter().any(|(rc, _, r)| *rc == c && same(r, &route)) {
+                return Err(err(102, "the route already exists"));
             }
-            h.routes.push((c, dev.map(str::to_owned), route.clone()));
+            h.routes.push((c, name, route));
             Ok(())
         })
     }
 
-    pub fn replace_route(side: Side, dev: Option<&str>, route: &Route) -> Result<(), CniError> {
-        del_route(side, dev, route)?;
-        add_route(side, dev, route)
-    }
-
-    pub fn del_route(side: Side, _dev: Option<&str>, route: &Route) -> Result<(), CniError> {
+    pub fn replace_route(dev: &RouteDev<'_>, route: Route) -> Result<(), CniError> {
+        let (c, name) = place(dev, &route)?;
         with(|h| {
-            let c = is_container(side);
-            h.routes.retain(|(rc, _, r)| !(*rc == c && r.dst == route.dst && r.table == route.table));
+            h.routes.retain(|(rc, _, r)| !(*rc == c && same(r, &route)));
+            h.routes.push((c, name, route));
             Ok(())
         })
     }
 
-    pub fn list_routes(side: Side, dev: Option<&str>) -> Result<Vec<RouteInfo>, CniError> {
-        Ok(with(|h| {
+    pub fn del_route(dev: &RouteDev<'_>, route: Route) -> Result<(), CniError> {
+        let (c, _) = place(dev, &route)?;
+        with(|h| {
+            h.routes.retain(|(rc, _, r)| !(*rc == c && same(r, &route)));
+            Ok(())
+        })
+    }
+
+    fn listed(container: bool, dev: Option<&str>, family: Option<AddressFamily>) -> Vec<RouteInfo> {
+        with(|h| {
             h.routes
                 .iter()
-                .filter(|(c, d, _)| *c == is_container(side) && (dev.is_none() || d.as_deref() == dev))
-                .map(|(_, d, r)| RouteInfo {
-                    route: r.clone(),
-                    dev: d.clone(),
-                    family: if r.dst.contains(':') { "ipv6" } else { "ipv4" }.into(),
-                })
+                .filter(|(c, d, _)| *c == container && (dev.is_none() || d.as_deref() == dev))
+                .map(|(_, d, r)| RouteInfo { route: *r, dev: d.clone(), family: ip::family(r.dst.address.into()) })
+                .filter(|i| family.is_none_or(|f| i.family == f))
                 .collect()
-        }))
-    }
-
-    pub fn sysctl_set(side: Side, key: &str, value: &str) -> Result<(), CniError> {
-        with(|h| {
-            h.sysctls.insert((is_container(side), key.into()), value.into());
-            Ok(())
         })
     }
 
-    pub fn sysctl_get(side: Side, key: &str) -> Result<String, CniError> {
-        Ok(with(|h| h.sysctls.get(&(is_container(side), key.to_owned())).cloned().unwrap_or_else(|| "0".into())))
+    pub fn list_routes(link: &Link, family: Option<AddressFamily>) -> Result<Vec<RouteInfo>, CniError> {
+        let container = link.container()?;
+        Ok(listed(container, Some(&link.name()), family))
     }
 
-    pub fn masquerade_add(source: &str, exclude: &str) -> Result<(), CniError> {
-        with(|h| {
-            h.masquerade.push((source.into(), exclude.into()));
-            Ok(())
-        })
+    pub fn list_container_routes(family: Option<AddressFamily>) -> Result<Vec<RouteInfo>, CniError> {
+        Ok(listed(true, None, family))
+    }
+}
+
+pub mod sysctl {
+    use super::links::Link;
+    use super::*;
+    use crate::bindings::wasmcni::plugin::types::AddressFamily;
+    use wasmcni_scope::sysctl::{Key, parse_key, value};
+
+    fn global(key: &str) -> Result<(), CniError> {
+        match parse_key(key).map_err(refused)? {
+            Key::Global => Ok(()),
+            Key::Link(_) => Err(err(7, format!("{key} is a link's sysctl: use set-conf/get-conf"))),
+        }
+    }
+
+    fn conf(link: &Link, family: AddressFamily, key: &str) -> Result<(bool, String), CniError> {
+        let container = link.container()?;
+        let fam = match family {
+            AddressFamily::Ipv4 => "ipv4",
+            AddressFamily::Ipv6 => "ipv6",
+        };
+        let full = format!("{fam}/conf/{}/{key}", link.name());
+        parse_key(&full).map_err(refused)?;
+        if !container {
+            with(|h| h.scope.check(&link.name())).map_err(refused)?;
+        }
+        Ok((container, full))
+    }
+
+    pub fn set(side: Side, key: &str, v: &str) -> Result<(), CniError> {
+        global(key)?;
+        value(v).map_err(refused)?;
+        with(|h| h.sysctls.insert((matches!(side, Side::Container), key.into()), v.into()));
+        Ok(())
+    }
+
+    pub fn get(side: Side, key: &str) -> Result<String, CniError> {
+        global(key)?;
+        Ok(with(|h| h.sysctls.get(&(matches!(side, Side::Container), key.to_owned())).cloned()).unwrap_or("0".into()))
+    }
+
+    pub fn set_conf(link: &Link, family: AddressFamily, key: &str, v: &str) -> Result<(), CniError> {
+        let at = conf(link, family, key)?;
+        value(v).map_err(refused)?;
+        with(|h| h.sysctls.insert(at, v.into()));
+        Ok(())
+    }
+
+    pub fn get_conf(link: &Link, family: AddressFamily, key: &str) -> Result<String, CniError> {
+        let at = conf(link, family, key)?;
+        Ok(with(|h| h.sysctls.get(&at).cloned()).unwrap_or("0".into()))
+    }
+}
+
+pub mod nat {
+    use super::*;
+
+    pub fn masquerade_add(source: IpAddress, exclude: IpPrefix) -> Result<(), CniError> {
+        let exclude = IpNet::try_from(exclude)?;
+        with(|h| h.masquerade.push((source.into(), exclude)));
+        Ok(())
     }
 
     pub fn masquerade_del() -> Result<(), CniError> {
         with(|h| {
             h.teardown.push("masquerade-del".into());
             h.masquerade.clear();
-            Ok(())
-        })
+        });
+        Ok(())
     }
 
     pub fn masquerade_gc(_keep: &[String]) -> Result<(), CniError> {

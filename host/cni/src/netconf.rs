@@ -70,6 +70,9 @@ struct Raw {
     ipam: Option<Value>,
     prev_result: Option<Value>,
     bridge: Option<String>,
+    master: Option<String>,
+    #[serde(default)]
+    host_links: Vec<String>,
     rules_file: Option<String>,
 }
 
@@ -86,9 +89,10 @@ pub struct NetConf {
     pub ipam: Option<Value>,
     pub ipam_limits: Limits,
     pub prev_result: Option<CniResult>,
-    /// The bridge this config names (the reference default `cni0` when absent):
-    /// the one host link a plugin may touch without having created it.
-    pub bridge: String,
+    /// The host links a plugin may touch without having created them: those
+    /// `hostLinks` lists, the `bridge` (the reference default `cni0` when
+    /// absent) and a macvlan/ipvlan/vlan `master`.
+    pub host_links: Vec<String>,
     /// `rulesFile`: where the plugin's rules come from.
     pub rules_file: Option<String>,
     /// `policies`: the entries of the policy modules to run before ADD, each
@@ -147,7 +151,11 @@ impl NetConf {
             ipam: raw.ipam,
             ipam_limits,
             prev_result,
-            bridge: raw.bridge.unwrap_or_else(|| "cni0".into()),
+            host_links: [raw.bridge.unwrap_or_else(|| "cni0".into())]
+                .into_iter()
+                .chain(raw.master)
+                .chain(raw.host_links)
+                .collect(),
             rules_file: raw.rules_file,
             policies: policies(value)?,
             valid_attachments: valid_attachments(value)?,
@@ -223,6 +231,10 @@ mod tests {
         assert_eq!(c.ipam_limits.memory_bytes, 8 << 20);
         assert_eq!(c.valid_attachments, vec![("c1".to_string(), "eth0".to_string())]);
         assert_eq!(c.prev_result.unwrap().ips[0].address, "10.0.0.2/24".parse().unwrap());
-        assert_eq!(c.bridge, "cni0");
+        assert_eq!(c.host_links, ["cni0"]);
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"macvlan","master":"eth1","hostLinks":["bond0"]}"#);
+        assert_eq!(c.unwrap().host_links, ["cni0", "eth1", "bond0"]);
+        let bad = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","hostLinks":"eth1"}"#);
+        assert_eq!(bad.unwrap_err().code, 7);
     }
 }

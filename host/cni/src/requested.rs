@@ -1,6 +1,8 @@
 //! The addresses and MAC a runtime asks for: CNI_ARGS `IP`/`MAC`, the
-//! config's `args.cni.ips`/`mac` and `runtimeConfig.ips`/`mac` (in that
-//! order, without duplicates), read once and typed.
+//! config's `args.cni.ips`/`mac` and `runtimeConfig.ips`/`mac`, read once
+//! and typed. Addresses are gathered in that order without duplicates; of
+//! the MACs the last wins (runtimeConfig over args over CNI_ARGS, as the
+//! reference bridge reads them).
 
 use crate::error::CniError;
 use crate::mac::Mac;
@@ -40,7 +42,7 @@ impl Requested {
         for (k, v) in args {
             match k.as_str() {
                 "IP" => v.split(',').try_for_each(|ip| address(ip, "CNI_ARGS IP").map(&mut add))?,
-                "MAC" => out.mac = out.mac.or(Some(mac(v, "CNI_ARGS MAC")?)),
+                "MAC" => out.mac = Some(mac(v, "CNI_ARGS MAC")?),
                 _ => {}
             }
         }
@@ -58,7 +60,7 @@ impl Requested {
             }
             match &at["mac"] {
                 Value::Null => {}
-                Value::String(s) => out.mac = out.mac.or(Some(mac(s, &format!("{section}.mac"))?)),
+                Value::String(s) => out.mac = Some(mac(s, &format!("{section}.mac"))?),
                 _ => return Err(CniError::config(format!("{section}.mac must be a string"))),
             }
         }
@@ -76,7 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn gathers_in_order_without_duplicates_and_the_first_mac_wins() {
+    fn gathers_in_order_without_duplicates_and_runtime_config_s_mac_wins() {
         let config = json!({
             "args": {"cni": {"ips": ["10.0.0.3", "10.0.0.2/24"], "mac": "02:00:00:00:00:02"}},
             "runtimeConfig": {"ips": ["fd00::5/64"], "mac": "02:00:00:00:00:03"}
@@ -84,7 +86,9 @@ mod tests {
         let r = Requested::gather(&args(&[("K8S_POD_NAME", "p"), ("IP", "10.0.0.2,10.0.0.4")]), &config).unwrap();
         let ips: Vec<String> = r.ips.iter().map(ToString::to_string).collect();
         assert_eq!(ips, ["10.0.0.2", "10.0.0.4", "10.0.0.3", "fd00::5"]);
-        assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:02");
+        assert_eq!(r.mac.unwrap().to_string(), "02:00:00:00:00:03");
+        let from_args = Requested::gather(&args(&[("MAC", "02:00:00:00:00:01")]), &json!({})).unwrap();
+        assert_eq!(from_args.mac.unwrap().to_string(), "02:00:00:00:00:01");
         assert_eq!(Requested::gather(&[], &json!({})).unwrap(), Requested::default());
     }
 

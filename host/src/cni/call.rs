@@ -10,14 +10,10 @@ pub struct Call {
 }
 
 impl Call {
-    /// Host-side interfaces listed in prevResult: plugins may touch them.
-    pub fn prev_host_links(&self) -> Vec<String> {
-        self.conf
-            .prev_result
-            .iter()
-            .flat_map(|r| r.interfaces.iter())
-            .filter(|i| i.sandbox.is_none())
-            .map(|i| i.name.clone())
-            .collect()
+    /// The host links a plugin may touch without creating them: those the
+    /// config declares and the host-side interfaces prevResult lists.
+    pub fn host_links(&self) -> Vec<String> {
+        let listed = self.conf.prev_result.iter().flat_map(|r| r.interfaces.iter()).filter(|i| i.sandbox.is_none());
+        self.conf.host_links.iter().cloned().chain(listed.map(|i| i.name.clone())).collect()
     }
 }

@@ -166,8 +166,7 @@ impl Runner {
                     owner,
                     self.masquerade.clone(),
                     netns,
-                    call.conf.bridge.clone(),
-                    call.prev_host_links(),
+                    call.host_links(),
                     self.host == Host::Daemon,
                 )?);
                 state.delegate = Some(DelegateCap::new(call.clone(), self.clone(), deadline));

@@ -4,9 +4,11 @@ use crate::config::BridgeConf;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use wasmcni_sdk::Error;
-use wasmcni_sdk::cni::netlink::{self, BridgeSpec, LinkInfo, Side, VethSpec};
-use wasmcni_sdk::cni::types::{CniResult, Iface, Invocation, Route};
-use wasmcni_sdk::cni::{delegate, log};
+use wasmcni_sdk::cni::links::{self, BridgeSpec, Link, LinkInfo, VethSpec};
+use wasmcni_sdk::cni::routes::{self, RouteDev};
+use wasmcni_sdk::cni::types::{AddressFamily, CniResult, Iface, Invocation, IpConfig, Side};
+use wasmcni_sdk::cni::{addresses, delegate, log, nat, sysctl};
+use wasmcni_sdk::ip::route_via;
 
 /// Index of the container interface in the result's `interfaces`.
 const CONTAINER_IFACE: u32 = 2;
@@ -14,27 +16,28 @@ const CONTAINER_IFACE: u32 = 2;
 pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
     let netns =
         inv.netns.clone().ok_or_else(|| Error::new(wasmcni_sdk::Code::InvalidEnv, "CNI_NETNS is required for ADD"))?;
-    let bridge = netlink::ensure_bridge(&BridgeSpec {
+    let bridge = links::ensure_bridge(&BridgeSpec {
         name: conf.bridge.clone(),
         mtu: conf.mtu,
         promisc: conf.promisc_mode,
         vlan_filtering: conf.vlan != 0,
     })?;
-    let pair = netlink::create_veth(&VethSpec {
+    let bridge_info = bridge.info()?;
+    let pair = links::create_veth(&VethSpec {
         container_ifname: inv.ifname.clone(),
-        mtu: conf.mtu.or(Some(bridge.mtu)),
-        container_mac: conf.mac.clone(),
+        mtu: conf.mtu.or(Some(bridge_info.mtu)),
+        container_mac: inv.requested.mac,
     })?;
-    netlink::set_master(&pair.host.name, &bridge.name)?;
+    pair.host.set_master(&bridge)?;
     if conf.hairpin_mode {
-        netlink::set_hairpin(&pair.host.name, true)?;
+        pair.host.set_hairpin(true)?;
     }
     if conf.vlan != 0 {
-        netlink::set_port_vlan(&pair.host.name, conf.vlan)?;
+        pair.host.set_port_vlan(conf.vlan)?;
     }
 
     let mut result = CniResult {
-        interfaces: vec![iface(&bridge, ""), iface(&pair.host, ""), iface(&pair.container, &netns)],
+        interfaces: vec![iface(&bridge_info, None), iface(&pair.host.info()?, None), iface(&pair.container.info()?, Some(netns))],
         ips: Vec::new(),
         routes: Vec::new(),
         dns: None,
@@ -47,104 +50,94 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
         for ip in &mut result.ips {
             ip.iface = Some(CONTAINER_IFACE);
         }
-        configure_container(inv, conf, &mut result)?;
+        configure_container(&pair.container, conf, &mut result)?;
         if conf.is_gateway {
-            configure_gateway(conf, &result, bridge.up)?;
+            configure_gateway(&bridge, conf, &result, bridge_info.up)?;
         }
         if conf.ip_masq {
             for ip in &result.ips {
-                let net = parse_net(&ip.address)?;
+                let net = address(ip)?;
                 let exclude = match conf.cluster_network {
                     Some(c) if c.contains(&net.addr()) => c.trunc(),
                     _ => net.trunc(),
                 };
-                netlink::masquerade_add(&net.addr().to_string(), &exclude.to_string())?;
+                nat::masquerade_add(net.addr().into(), exclude.into())?;
             }
         }
     } else {
-        netlink::set_link_up(Side::Container, &inv.ifname, true)?;
+        pair.container.set_up(true)?;
     }
     // Report the bridge as it is now (its MAC settles once the first port joins).
-    if let Some(now) = netlink::get_link(Side::Host, &bridge.name)? {
-        result.interfaces[0] = iface(&now, "");
-    }
+    result.interfaces[0] = iface(&bridge.info()?, None);
     Ok(result)
 }
 
-fn iface(link: &LinkInfo, sandbox: &str) -> Iface {
-    Iface { name: link.name.clone(), mac: link.mac.clone(), mtu: Some(link.mtu), sandbox: sandbox.into() }
+fn iface(link: &LinkInfo, sandbox: Option<String>) -> Iface {
+    Iface { name: link.name.clone(), mac: link.mac, mtu: Some(link.mtu), sandbox }
 }
 
-pub fn parse_net(cidr: &str) -> Result<IpNet, Error> {
-    cidr.parse().map_err(|_| Error::plugin(format!("IPAM returned an invalid address {cidr:?}")))
+/// An IPAM address (with its prefix) as `IpNet`.
+pub fn address(ip: &IpConfig) -> Result<IpNet, Error> {
+    IpNet::try_from(ip.address).map_err(|e| Error::plugin(format!("IPAM returned an invalid address: {}", e.msg)))
 }
 
-fn default_dst(v4: bool) -> &'static str {
-    if v4 { "0.0.0.0/0" } else { "::/0" }
+fn default_dst(v4: bool) -> IpNet {
+    if v4 { "0.0.0.0/0" } else { "::/0" }.parse().expect("a default route")
 }
 
 /// Addresses, link up, then routes, inside the container.
-fn configure_container(inv: &Invocation, conf: &BridgeConf, result: &mut CniResult) -> Result<(), Error> {
-    let ifname = &inv.ifname;
-    let has_v6 = result.ips.iter().any(|ip| ip.address.contains(':'));
-    if has_v6 && !conf.enabledad {
-        netlink::sysctl_set(Side::Container, &format!("ipv6/conf/{ifname}/accept_dad"), "0")?;
+fn configure_container(eth: &Link, conf: &BridgeConf, result: &mut CniResult) -> Result<(), Error> {
+    let nets: Vec<IpNet> = result.ips.iter().map(address).collect::<Result<_, _>>()?;
+    if nets.iter().any(|n| n.addr().is_ipv6()) && !conf.enabledad {
+        sysctl::set_conf(eth, AddressFamily::Ipv6, "accept_dad", "0")?;
     }
-    if result.ips.iter().any(|ip| !ip.address.contains(':')) {
-        netlink::sysctl_set(Side::Container, &format!("ipv4/conf/{ifname}/arp_notify"), "1")?;
+    if nets.iter().any(|n| n.addr().is_ipv4()) {
+        sysctl::set_conf(eth, AddressFamily::Ipv4, "arp_notify", "1")?;
     }
     for ip in &result.ips {
-        netlink::add_address(Side::Container, ifname, &ip.address)?;
+        addresses::add_address(eth, ip.address)?;
     }
-    netlink::set_link_up(Side::Container, ifname, true)?;
+    eth.set_up(true)?;
     if conf.is_default_gateway {
-        for ip in &result.ips {
-            let Some(gw) = &ip.gateway else { continue };
-            let dst = default_dst(!ip.address.contains(':'));
-            if !result.routes.iter().any(|r| r.dst == dst) {
-                result.routes.push(route(dst, Some(gw.clone())));
+        for (ip, net) in result.ips.iter().zip(&nets) {
+            let Some(gw) = ip.gateway else { continue };
+            let dst = default_dst(net.addr().is_ipv4());
+            if !result.routes.iter().any(|r| IpNet::try_from(r.dst).is_ok_and(|d| d == dst)) {
+                result.routes.push(route_via(dst, gw.into()));
             }
         }
     }
     // Like the reference, a route without a gateway goes via its family's gateway.
     for r in &result.routes {
-        let mut r = r.clone();
+        let mut r = *r;
         if r.gw.is_none() {
-            let v6 = r.dst.contains(':');
-            r.gw = result.ips.iter().find(|ip| ip.address.contains(':') == v6).and_then(|ip| ip.gateway.clone());
+            let v6 = IpAddr::from(r.dst.address).is_ipv6();
+            r.gw = result.ips.iter().zip(&nets).find(|(_, n)| n.addr().is_ipv6() == v6).and_then(|(ip, _)| ip.gateway);
         }
-        netlink::add_route(Side::Container, Some(ifname), &r)?;
+        routes::add_route(&RouteDev::Link(eth), r)?;
     }
     Ok(())
-}
-
-fn route(dst: &str, gw: Option<String>) -> Route {
-    Route { dst: dst.into(), gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
 }
 
 /// Puts each gateway address on the bridge and turns on forwarding.
-fn configure_gateway(conf: &BridgeConf, result: &CniResult, bridge_up: bool) -> Result<(), Error> {
-    let br = &conf.bridge;
+fn configure_gateway(bridge: &Link, conf: &BridgeConf, result: &CniResult, bridge_up: bool) -> Result<(), Error> {
     for ip in &result.ips {
-        let Some(gw) = &ip.gateway else { continue };
-        let net = parse_net(&ip.address)?;
-        let gw: IpAddr = gw.parse().map_err(|_| Error::plugin(format!("invalid gateway {gw:?}")))?;
+        let Some(gw) = ip.gateway.map(IpAddr::from) else { continue };
+        let net = address(ip)?;
         let want = IpNet::new(gw, net.prefix_len()).map_err(|_| Error::plugin(format!("invalid gateway {gw}")))?;
-        ensure_bridge_addr(br, want, conf.force_address)?;
+        ensure_bridge_addr(bridge, &conf.bridge, want, conf.force_address)?;
         let key = if gw.is_ipv4() { "ipv4/ip_forward" } else { "ipv6/conf/all/forwarding" };
-        netlink::sysctl_set(Side::Host, key, "1")?;
+        sysctl::set(Side::Host, key, "1")?;
     }
     if !bridge_up {
-        netlink::set_link_up(Side::Host, br, true)?;
+        bridge.set_up(true)?;
     }
     Ok(())
 }
 
-fn ensure_bridge_addr(br: &str, want: IpNet, force: bool) -> Result<(), Error> {
-    for have in netlink::list_addresses(Side::Host, br)? {
-        let Ok(have) = have.parse::<IpNet>() else {
-            continue;
-        };
+fn ensure_bridge_addr(bridge: &Link, br: &str, want: IpNet, force: bool) -> Result<(), Error> {
+    for have in addresses::list_addresses(bridge, None)? {
+        let have = IpNet::try_from(have)?;
         if have == want {
             return Ok(());
         }
@@ -161,8 +154,8 @@ fn ensure_bridge_addr(br: &str, want: IpNet, force: bool) -> Result<(), Error> {
             )));
         }
         log::emit(log::Level::Info, &format!("replacing {have} on {br} with {want}"));
-        netlink::del_address(Side::Host, br, &have.to_string())?;
+        addresses::del_address(bridge, have.into())?;
     }
-    netlink::add_address(Side::Host, br, &want.to_string())?;
+    addresses::add_address(bridge, want.into())?;
     Ok(())
 }

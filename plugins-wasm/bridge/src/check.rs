@@ -2,9 +2,11 @@
 //! and its host end is still on the bridge.
 
 use crate::config::BridgeConf;
-use wasmcni_sdk::cni::delegate;
-use wasmcni_sdk::cni::netlink::{self, Side};
+use ipnet::IpNet;
+use std::net::IpAddr;
 use wasmcni_sdk::cni::types::Invocation;
+use wasmcni_sdk::cni::{addresses, delegate, links, routes};
+use wasmcni_sdk::ip::mac;
 use wasmcni_sdk::{Code, Error};
 
 pub fn check(inv: &Invocation, conf: &BridgeConf) -> Result<(), Error> {
@@ -19,28 +21,38 @@ pub fn check(inv: &Invocation, conf: &BridgeConf) -> Result<(), Error> {
         .interfaces
         .iter()
         .enumerate()
-        .find(|(_, i)| i.name == inv.ifname && !i.sandbox.is_empty())
+        .find(|(_, i)| i.name == inv.ifname && i.sandbox.is_some())
         .ok_or_else(|| Error::plugin(format!("prevResult has no interface {} in a sandbox", inv.ifname)))?;
-    let link = netlink::get_link(Side::Container, &inv.ifname)?
+    let link = links::open_container_link(&inv.ifname)?
         .ok_or_else(|| Error::plugin(format!("interface {} is gone from the container", inv.ifname)))?;
-    if !expected.mac.is_empty() && !expected.mac.eq_ignore_ascii_case(&link.mac) {
-        return Err(Error::plugin(format!("interface {} has MAC {}, expected {}", inv.ifname, link.mac, expected.mac)));
+    let info = link.info()?;
+    if let Some(want) = expected.mac
+        && info.mac != Some(want)
+    {
+        let have = info.mac.map_or("none".into(), |m| mac(m).to_string());
+        return Err(Error::plugin(format!("interface {} has MAC {have}, expected {}", inv.ifname, mac(want))));
     }
-    let addrs = netlink::list_addresses(Side::Container, &inv.ifname)?;
+    let addrs: Vec<IpNet> =
+        addresses::list_addresses(&link, None)?.into_iter().map(IpNet::try_from).collect::<Result<_, _>>()?;
     for ip in prev.ips.iter().filter(|ip| ip.iface == Some(index as u32)) {
-        if !addrs.contains(&ip.address) {
-            return Err(Error::plugin(format!("address {} is missing on {}", ip.address, inv.ifname)));
+        let want = IpNet::try_from(ip.address)?;
+        if !addrs.contains(&want) {
+            return Err(Error::plugin(format!("address {want} is missing on {}", inv.ifname)));
         }
     }
-    let routes = netlink::list_routes(Side::Container, None)?;
+    let routes = routes::list_container_routes(None)?;
     for want in &prev.routes {
-        let found = routes.iter().any(|r| r.route.dst == want.dst && (want.gw.is_none() || r.route.gw == want.gw));
+        let dst = IpNet::try_from(want.dst)?;
+        let gw = want.gw.map(IpAddr::from);
+        let found = routes.iter().any(|r| {
+            IpNet::try_from(r.route.dst).is_ok_and(|d| d == dst) && (gw.is_none() || r.route.gw.map(IpAddr::from) == gw)
+        });
         if !found {
-            return Err(Error::plugin(format!("route to {} is missing in the container", want.dst)));
+            return Err(Error::plugin(format!("route to {dst} is missing in the container")));
         }
     }
-    let peer = netlink::veth_peer(&inv.ifname)?
-        .ok_or_else(|| Error::plugin(format!("the host end of {} is gone", inv.ifname)))?;
+    let peer = links::veth_peer(&link)?.ok_or_else(|| Error::plugin(format!("the host end of {} is gone", inv.ifname)))?;
+    let peer = peer.info()?;
     if peer.master.as_deref() != Some(conf.bridge.as_str()) {
         return Err(Error::plugin(format!("{} is not attached to bridge {}", peer.name, conf.bridge)));
     }

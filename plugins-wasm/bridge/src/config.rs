@@ -35,8 +35,6 @@ pub struct BridgeConf {
     pub enabledad: bool,
     #[serde(default)]
     pub ipam: Option<Value>,
-    #[serde(skip)]
-    pub mac: Option<String>,
 }
 
 fn default_bridge() -> String {
@@ -47,7 +45,7 @@ impl BridgeConf {
     pub fn parse(inv: &Invocation) -> Result<BridgeConf, Error> {
         let raw: Value = invocation::parse_config(&inv.config)?;
         let mut conf: BridgeConf =
-            serde_json::from_value(raw.clone()).map_err(|e| Error::config(format!("invalid bridge config: {e}")))?;
+            serde_json::from_value(raw).map_err(|e| Error::config(format!("invalid bridge config: {e}")))?;
         if conf.is_default_gateway {
             conf.is_gateway = true;
         }
@@ -60,29 +58,10 @@ impl BridgeConf {
         if conf.ipam.as_ref().is_some_and(|i| i.get("type").is_none()) {
             return Err(Error::config("ipam section has no \"type\""));
         }
-        conf.mac = requested_mac(inv, &raw)?;
         Ok(conf)
     }
 
     pub fn has_ipam(&self) -> bool {
         self.ipam.is_some()
     }
-}
-
-/// MAC for the container end: runtimeConfig.mac, then args.cni.mac, then CNI_ARGS MAC.
-fn requested_mac(inv: &Invocation, raw: &Value) -> Result<Option<String>, Error> {
-    let from_args = inv.args.iter().find(|a| a.key == "MAC").map(|a| a.value.clone());
-    let mac = ["/runtimeConfig/mac", "/args/cni/mac"]
-        .iter()
-        .find_map(|p| raw.pointer(p).and_then(Value::as_str).map(str::to_owned))
-        .or(from_args);
-    if let Some(m) = &mac {
-        let ok = m.len() == 17
-            && m.split(':').count() == 6
-            && m.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
-        if !ok {
-            return Err(Error::config(format!("invalid MAC address {m:?}")));
-        }
-    }
-    Ok(mac)
 }

@@ -9,7 +9,8 @@ mod tests;
 
 use config::BridgeConf;
 use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};
-use wasmcni_sdk::cni::{delegate, netlink};
+use wasmcni_sdk::cni::links::{self, Link};
+use wasmcni_sdk::cni::{delegate, nat};
 
 struct Bridge;
 
@@ -34,7 +35,7 @@ impl wasmcni_sdk::cni::Handler for Bridge {
             failed.extend(delegate::ipam_del().err());
         }
         if conf.ip_masq {
-            failed.extend(netlink::masquerade_del().err());
+            failed.extend(nat::masquerade_del().err());
         }
         all_done(failed)
     }
@@ -56,7 +57,7 @@ impl wasmcni_sdk::cni::Handler for Bridge {
         let conf = BridgeConf::parse(&inv)?;
         if conf.ip_masq {
             let keep: Vec<String> = valid.iter().map(|a| a.container_id.clone()).collect();
-            netlink::masquerade_gc(&keep)?;
+            nat::masquerade_gc(&keep)?;
         }
         if conf.has_ipam() {
             delegate::ipam_gc(&valid)?;
@@ -66,10 +67,10 @@ impl wasmcni_sdk::cni::Handler for Bridge {
 }
 
 fn remove_interface(ifname: &str) -> Result<(), CniError> {
-    if netlink::get_link(netlink::Side::Container, ifname)?.is_some() {
-        netlink::delete_link(netlink::Side::Container, ifname)?;
+    match links::open_container_link(ifname)? {
+        Some(link) => Link::delete(link),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Ok when nothing failed; otherwise the first failure's code with every message.

@@ -1,7 +1,8 @@
 //! The host's interfaces as a plugin calls them. In a Wasm build these are
 //! the real imports; in a native build (`cargo test`) they are served by the
 //! in-memory [`crate::testing`] host, so plugin logic is tested without root
-//! and without Wasm.
+//! and without Wasm. The types that hold a `link` handle (the handle itself,
+//! `VethPair`, `RouteDev`) are the testing host's own in a native build.
 
 /// Logging into the host's log.
 pub mod log {
@@ -21,21 +22,54 @@ pub mod ipam_store {
     pub use crate::testing::ipam_store::{last_reserved, leases, release_owner, reserve};
 }
 
-/// Kernel networking scoped to the call.
-pub mod netlink {
-    pub use crate::bindings::wasmcni::plugin::netlink::{BridgeSpec, LinkInfo, RouteInfo, Side, VethPair, VethSpec};
+/// Link handles: creating, opening, changing and deleting links.
+pub mod links {
+    pub use crate::bindings::wasmcni::plugin::links::{BridgeSpec, LinkInfo, VethSpec};
     #[cfg(target_arch = "wasm32")]
-    pub use crate::bindings::wasmcni::plugin::netlink::{
-        add_address, add_route, create_veth, del_address, del_route, delete_link, ensure_bridge, get_link,
-        list_addresses, list_routes, masquerade_add, masquerade_del, masquerade_gc, replace_route, set_hairpin,
-        set_link_up, set_master, set_mtu, set_port_vlan, sysctl_get, sysctl_set, veth_peer,
+    pub use crate::bindings::wasmcni::plugin::links::{
+        Link, VethPair, create_veth, ensure_bridge, open_container_link, open_host_link, veth_peer,
     };
     #[cfg(not(target_arch = "wasm32"))]
-    pub use crate::testing::netlink::{
-        add_address, add_route, create_veth, del_address, del_route, delete_link, ensure_bridge, get_link,
-        list_addresses, list_routes, masquerade_add, masquerade_del, masquerade_gc, replace_route, set_hairpin,
-        set_link_up, set_master, set_mtu, set_port_vlan, sysctl_get, sysctl_set, veth_peer,
+    pub use crate::testing::links::{
+        Link, VethPair, create_veth, ensure_bridge, open_container_link, open_host_link, veth_peer,
     };
+}
+
+/// Addresses on links.
+pub mod addresses {
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::wasmcni::plugin::addresses::{add_address, del_address, list_addresses};
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::addresses::{add_address, del_address, list_addresses};
+}
+
+/// Routes through links, or in the container without a device.
+pub mod routes {
+    pub use crate::bindings::wasmcni::plugin::routes::RouteInfo;
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::wasmcni::plugin::routes::{
+        RouteDev, add_route, del_route, list_container_routes, list_routes, replace_route,
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::routes::{
+        RouteDev, add_route, del_route, list_container_routes, list_routes, replace_route,
+    };
+}
+
+/// Sysctls from the host's allow-list.
+pub mod sysctl {
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::wasmcni::plugin::sysctl::{get, get_conf, set, set_conf};
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::sysctl::{get, get_conf, set, set_conf};
+}
+
+/// Masquerade for this container's addresses.
+pub mod nat {
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::wasmcni::plugin::nat::{masquerade_add, masquerade_del, masquerade_gc};
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::nat::{masquerade_add, masquerade_del, masquerade_gc};
 }
 
 /// IPAM delegation.

@@ -19,6 +19,7 @@ pub use link::{BridgeParams, Link};
 use rtnetlink::Handle;
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
+use wasmcni_scope::HostLinks;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -60,8 +61,7 @@ pub struct NetlinkCap {
     host: Handle,
     netns: Option<Netns>,
     container: Option<Handle>,
-    bridge: String,
-    owned: HashSet<String>,
+    scope: HostLinks,
     /// Links resolved by name in this call, keyed by (in container, name).
     /// Only their name and index are relied on: neither changes while the
     /// call runs, and it saves a netlink round trip per operation.
@@ -73,15 +73,14 @@ pub struct NetlinkCap {
 }
 
 impl NetlinkCap {
-    /// `bridge`: the bridge the config names; `host_links`: host-side
-    /// interfaces listed in prevResult; `early_delete`: the process outlives
-    /// the call (the daemon), see [`link::delete_unregistered`].
+    /// `declared`: the host links the config declares and prevResult lists;
+    /// `early_delete`: the process outlives the call (the daemon), see
+    /// [`link::delete_unregistered`].
     pub fn new(
         owner: Owner,
         masquerade: Arc<Masquerade>,
         netns: Option<Netns>,
-        bridge: String,
-        host_links: Vec<String>,
+        declared: Vec<String>,
         early_delete: bool,
     ) -> Result<Self, CniError> {
         Ok(NetlinkCap {
@@ -90,8 +89,7 @@ impl NetlinkCap {
             host: netns::connect(None)?,
             netns,
             container: None,
-            bridge,
-            owned: host_links.into_iter().collect(),
+            scope: HostLinks::new(declared),
             known: HashMap::new(),
             early_delete,
             journal: Journal::default(),
@@ -115,14 +113,7 @@ impl NetlinkCap {
     }
 
     fn allow_host(&self, name: &str) -> Result<(), CniError> {
-        if name == self.bridge || self.owned.contains(name) {
-            Ok(())
-        } else {
-            Err(CniError::denied(format!(
-                "host link {name:?} is outside this plugin's scope: it did not create it, \
-                 the config does not name it and prevResult does not list it"
-            )))
-        }
+        self.scope.check(name)
     }
 
     /// Resolves a link's name and index on `side`, enforcing the host-side scope.
@@ -180,7 +171,7 @@ impl NetlinkCap {
         let params = link::VethParams { host_name: &host_name, container_name: container_ifname, mtu, container_mac };
         link::create_veth(&self.host, self.netns()?.file(), &params).await?;
         self.journal.created.push(host_name.clone());
-        self.owned.insert(host_name.clone());
+        self.scope.add(&host_name);
         let host = self.fresh(Side::Host, &host_name).await?;
         let container = self.fresh(Side::Container, container_ifname).await?;
         Ok((self.info(Side::Host, host).await?, self.info(Side::Container, container).await?))
@@ -198,9 +189,7 @@ impl NetlinkCap {
     }
 
     pub async fn set_port_vlan(&mut self, name: &str, vid: u16) -> Result<(), CniError> {
-        if vid == 0 || vid > 4094 {
-            return Err(CniError::config(format!("invalid VLAN ID {vid}")));
-        }
+        wasmcni_scope::vlan(vid)?;
         let l = self.link(Side::Host, name).await?;
         link::set_port_vlan(&self.host, &l, vid).await
     }
@@ -259,7 +248,7 @@ impl NetlinkCap {
         if host.kind != "veth" || host.peer_index != Some(l.index) {
             return Ok(None);
         }
-        self.owned.insert(host.name.clone());
+        self.scope.add(&host.name);
         Ok(Some(self.info(Side::Host, host).await?))
     }
 
@@ -296,7 +285,7 @@ impl NetlinkCap {
     ) -> Result<(), CniError> {
         let oif = self.route_dev(side, dev).await?;
         if side == Side::Host {
-            host_route_allowed(route)?;
+            wasmcni_scope::host_route(route)?;
         }
         let h = self.handle(side).await?;
         match op {
@@ -325,7 +314,7 @@ impl NetlinkCap {
 
     /// Checks a sysctl key against the allow-list and this call's scope.
     fn sysctl_key<'k>(&self, side: Side, key: &'k str) -> Result<&'k str, CniError> {
-        if let (Side::Host, sysctl::Key::Link(name)) = (side, sysctl::parse_key(key)?) {
+        if let (Side::Host, wasmcni_scope::sysctl::Key::Link(name)) = (side, wasmcni_scope::sysctl::parse_key(key)?) {
             self.allow_host(name)?;
         }
         Ok(key)
@@ -387,39 +376,9 @@ impl NetlinkCap {
     }
 }
 
-/// On the host a plugin routes to specific destinations in the main table:
-/// it may not take over the node's default route or other routing tables.
-fn host_route_allowed(route: &Route) -> Result<(), CniError> {
-    if route.dst.prefix_len() == 0 {
-        return Err(CniError::denied(format!("a plugin may not change the host's default route ({})", route.dst)));
-    }
-    if route.table.is_some_and(|t| t != 254) {
-        return Err(CniError::denied("host-side routes go in the main table"));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Copy)]
 pub enum RouteOp {
     Add,
     Replace,
     Delete,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(dst: &str, table: Option<u32>) -> Route {
-        Route { table, ..Route::to(dst.parse().unwrap()) }
-    }
-
-    #[test]
-    fn host_routes_may_not_touch_the_default_route_or_other_tables() {
-        assert!(host_route_allowed(&route("10.244.1.0/24", None)).is_ok());
-        assert!(host_route_allowed(&route("10.244.1.0/24", Some(254))).is_ok());
-        assert_eq!(host_route_allowed(&route("0.0.0.0/0", None)).unwrap_err().code, 101);
-        assert_eq!(host_route_allowed(&route("::/0", None)).unwrap_err().code, 101);
-        assert_eq!(host_route_allowed(&route("10.244.1.0/24", Some(100))).unwrap_err().code, 101);
-    }
 }

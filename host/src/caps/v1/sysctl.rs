@@ -4,7 +4,7 @@
 use super::{LinkHandle, Res, State};
 use crate::caps::bindings::wasmcni::plugin::sysctl;
 use crate::caps::bindings::wasmcni::plugin::types::{AddressFamily, Side};
-use crate::caps::sysctl::{Key, parse_key};
+use wasmcni_scope::sysctl::{Key, parse_key};
 use crate::cni::error::CniError;
 use wasmtime::component::Resource;
 
