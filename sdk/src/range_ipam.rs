@@ -14,9 +14,9 @@
 //! wasmcni_sdk::export_ipam!(Plugin);
 //! ```
 
+use crate::ip::route_to;
 use crate::ipam::ipam_store::{self, Lease};
 use crate::ipam::log::{self, Level};
-use crate::ip::route_to;
 use crate::ipam::types::{Attachment, CniError, CniResult, Dns, Invocation, IpConfig, Route};
 use crate::ipam_config::{IpamConfig, RangeSet};
 use crate::{Code, Error, invocation};
@@ -62,10 +62,8 @@ fn allocate<P: Policy>(inv: &Invocation, call: &Call) -> Result<Vec<IpConfig>, E
     let leases = ipam_store::leases()?;
     // Checked before anything is reserved: a refused ADD must not touch the
     // attachment's existing leases.
-    if let Some(dup) = leases
-        .iter()
-        .filter(|l| owned_by(l, inv))
-        .find(|l| call.sets.iter().any(|set| in_set(set, l.ip.into())))
+    if let Some(dup) =
+        leases.iter().filter(|l| owned_by(l, inv)).find(|l| call.sets.iter().any(|set| in_set(set, l.ip.into())))
     {
         return Err(Error::plugin(format!(
             "{} has been allocated to {}/{}, duplicate allocation is not allowed",
@@ -168,7 +166,8 @@ impl<P: Policy> crate::ipam::Handler for RangeIpam<P> {
     fn add(inv: Invocation) -> Result<CniResult, CniError> {
         let call = Call::parse(&inv)?;
         let ips = allocate::<P>(&inv, &call)?;
-        let list: Vec<String> = ips.iter().filter_map(|i| IpNet::try_from(i.address).ok()).map(|n| n.to_string()).collect();
+        let list: Vec<String> =
+            ips.iter().filter_map(|i| IpNet::try_from(i.address).ok()).map(|n| n.to_string()).collect();
         log::emit(Level::Info, &format!("allocated {} to {}", list.join(","), inv.container_id));
         Ok(to_result(ips, &call.ipam))
     }

@@ -142,6 +142,16 @@ pub fn invocation_in(namespace: &str, id: &str, config: &str) -> Invocation {
     inv
 }
 
+/// A prefix as CIDR text, for assertions (`"10.9.0.2/24"`).
+pub fn cidr(p: IpPrefix) -> String {
+    IpNet::try_from(p).map_or_else(|e| e.msg, |n| n.to_string())
+}
+
+/// An address as text, for assertions.
+pub fn addr(a: IpAddress) -> String {
+    IpAddr::from(a).to_string()
+}
+
 fn err(code: u32, msg: impl Into<String>) -> CniError {
     CniError { code, msg: msg.into(), details: String::new() }
 }

@@ -15,6 +15,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use wasmcni_sdk::invocation::{parse_config, pod_namespace};
 use wasmcni_sdk::policy::{Changes, Decision, IpRange, Policy, log, types::Invocation};
 
@@ -22,9 +23,9 @@ use wasmcni_sdk::policy::{Changes, Decision, IpRange, Policy, log, types::Invoca
 #[serde(rename_all = "camelCase")]
 struct Pool {
     subnet: ipnet::IpNet,
-    range_start: Option<String>,
-    range_end: Option<String>,
-    gateway: Option<String>,
+    range_start: Option<IpAddr>,
+    range_end: Option<IpAddr>,
+    gateway: Option<IpAddr>,
 }
 
 #[derive(Deserialize, Default, PartialEq)]
@@ -61,10 +62,10 @@ impl Policy for PoolByNamespace {
         Decision::AllowWith(Changes {
             ips: Vec::new(),
             ranges: vec![IpRange {
-                subnet: pool.subnet.to_string(),
-                range_start: pool.range_start.clone(),
-                range_end: pool.range_end.clone(),
-                gateway: pool.gateway.clone(),
+                subnet: pool.subnet.trunc().into(),
+                range_start: pool.range_start.map(Into::into),
+                range_end: pool.range_end.map(Into::into),
+                gateway: pool.gateway.map(Into::into),
             }],
             routes: Vec::new(),
         })
@@ -83,7 +84,14 @@ mod tests {
 
     fn ranges(d: Decision) -> Vec<(String, Option<String>)> {
         match d {
-            Decision::AllowWith(c) => c.ranges.into_iter().map(|r| (r.subnet, r.range_start)).collect(),
+            Decision::AllowWith(c) => c
+                .ranges
+                .into_iter()
+                .map(|r| {
+                    let subnet = ipnet::IpNet::try_from(r.subnet).unwrap().to_string();
+                    (subnet, r.range_start.map(|a| IpAddr::from(a).to_string()))
+                })
+                .collect(),
             _ => panic!("no changes"),
         }
     }

@@ -17,4 +17,3 @@ pub fn read(key: &str) -> Result<String, CniError> {
         .map(|s| s.trim().to_owned())
         .map_err(|e| CniError::kernel(format!("sysctl net/{key}"), e))
 }
-

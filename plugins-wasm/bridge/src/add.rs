@@ -37,7 +37,11 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
     }
 
     let mut result = CniResult {
-        interfaces: vec![iface(&bridge_info, None), iface(&pair.host.info()?, None), iface(&pair.container.info()?, Some(netns))],
+        interfaces: vec![
+            iface(&bridge_info, None),
+            iface(&pair.host.info()?, None),
+            iface(&pair.container.info()?, Some(netns)),
+        ],
         ips: Vec::new(),
         routes: Vec::new(),
         dns: None,

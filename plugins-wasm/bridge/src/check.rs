@@ -51,7 +51,8 @@ pub fn check(inv: &Invocation, conf: &BridgeConf) -> Result<(), Error> {
             return Err(Error::plugin(format!("route to {dst} is missing in the container")));
         }
     }
-    let peer = links::veth_peer(&link)?.ok_or_else(|| Error::plugin(format!("the host end of {} is gone", inv.ifname)))?;
+    let peer =
+        links::veth_peer(&link)?.ok_or_else(|| Error::plugin(format!("the host end of {} is gone", inv.ifname)))?;
     let peer = peer.info()?;
     if peer.master.as_deref() != Some(conf.bridge.as_str()) {
         return Err(Error::plugin(format!("{} is not attached to bridge {}", peer.name, conf.bridge)));

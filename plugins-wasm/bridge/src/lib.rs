@@ -8,8 +8,8 @@ mod config;
 mod tests;
 
 use config::BridgeConf;
-use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};
 use wasmcni_sdk::cni::links::{self, Link};
+use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};
 use wasmcni_sdk::cni::{delegate, nat};
 
 struct Bridge;

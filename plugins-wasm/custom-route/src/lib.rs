@@ -20,10 +20,12 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use wasmcni_sdk::Error;
-use wasmcni_sdk::cni::netlink::{self, Side};
+use wasmcni_sdk::cni::links::{self, Link};
+use wasmcni_sdk::cni::routes::{self, RouteDev};
 use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation, Route};
 use wasmcni_sdk::cni::{Handler, log};
 use wasmcni_sdk::invocation::parse_config;
+use wasmcni_sdk::ip::route_to;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,7 +81,7 @@ impl Config {
         }
     }
 
-    fn route(&self, rule: &Rule, prev: Option<&CniResult>) -> Result<Route, Error> {
+    fn route(&self, rule: &Rule, prev: Option<&CniResult>) -> Result<(IpNet, Route), Error> {
         let dst: IpNet = match (&rule.dst, &rule.svc) {
             (Some(d), None) if d == "default" => {
                 if rule.via.is_some_and(|v| v.is_ipv6()) { "::/0" } else { "0.0.0.0/0" }.parse().expect("literal")
@@ -95,30 +97,21 @@ impl Config {
             _ => return Err(Error::config("a rule needs one of \"dst\" and \"svc\"")),
         };
         let gw = rule.via.or_else(|| gateway_on(prev, &rule.dev, dst.addr().is_ipv4()));
-        Ok(Route {
-            dst: dst.trunc().to_string(),
-            gw: gw.map(|g| g.to_string()),
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: self.table,
-            scope: None,
-        })
+        let dst = dst.trunc();
+        Ok((dst, Route { gw: gw.map(Into::into), table: self.table, ..route_to(dst) }))
     }
 
-    /// The rules whose interface the container has, with their routes.
-    fn applicable(&self, prev: Option<&CniResult>) -> Result<Vec<(String, Route)>, Error> {
+    /// The rules whose interface the container has: the interface, the
+    /// route's destination and the route.
+    fn applicable(&self, prev: Option<&CniResult>) -> Result<Vec<(Link, IpNet, Route)>, Error> {
         let mut out = Vec::new();
         for rule in self.rules() {
-            let route = self.route(rule, prev)?;
-            if netlink::get_link(Side::Container, &rule.dev)?.is_none() {
-                log::emit(
-                    log::Level::Info,
-                    &format!("no {} in this container: skipping the route to {}", rule.dev, route.dst),
-                );
+            let (dst, route) = self.route(rule, prev)?;
+            let Some(dev) = links::open_container_link(&rule.dev)? else {
+                log::emit(log::Level::Info, &format!("no {} in this container: skipping the route to {dst}", rule.dev));
                 continue;
-            }
-            out.push((rule.dev.clone(), route));
+            };
+            out.push((dev, dst, route));
         }
         Ok(out)
     }
@@ -127,11 +120,11 @@ impl Config {
 /// The gateway the previous result gives the container interface `dev`.
 fn gateway_on(prev: Option<&CniResult>, dev: &str, v4: bool) -> Option<IpAddr> {
     let prev = prev?;
-    let index = prev.interfaces.iter().position(|i| i.name == dev && !i.sandbox.is_empty())? as u32;
+    let index = prev.interfaces.iter().position(|i| i.name == dev && i.sandbox.is_some())? as u32;
     prev.ips
         .iter()
         .filter(|ip| ip.iface == Some(index))
-        .filter_map(|ip| ip.gateway.as_deref()?.parse::<IpAddr>().ok())
+        .filter_map(|ip| ip.gateway.map(IpAddr::from))
         .find(|g| g.is_ipv4() == v4)
 }
 
@@ -143,8 +136,8 @@ impl Handler for CustomRoute {
         let mut result = inv.prev_result.clone().ok_or_else(|| {
             Error::config("custom-route is chained after a network's main plugin: it needs a prevResult")
         })?;
-        for (dev, route) in conf.applicable(inv.prev_result.as_ref())? {
-            netlink::replace_route(Side::Container, Some(&dev), &route)?;
+        for (dev, _, route) in conf.applicable(inv.prev_result.as_ref())? {
+            routes::replace_route(&RouteDev::Link(&dev), route)?;
             result.routes.push(route);
         }
         Ok(result)
@@ -156,9 +149,9 @@ impl Handler for CustomRoute {
             return Ok(());
         }
         let conf = Config::parse(&inv)?;
-        for (dev, route) in conf.applicable(inv.prev_result.as_ref())? {
-            if let Err(e) = netlink::del_route(Side::Container, Some(&dev), &route) {
-                log::emit(log::Level::Debug, &format!("route to {} already gone: {}", route.dst, e.msg));
+        for (dev, dst, route) in conf.applicable(inv.prev_result.as_ref())? {
+            if let Err(e) = routes::del_route(&RouteDev::Link(&dev), route) {
+                log::emit(log::Level::Debug, &format!("route to {dst} already gone: {}", e.msg));
             }
         }
         Ok(())
@@ -166,12 +159,13 @@ impl Handler for CustomRoute {
 
     fn check(inv: Invocation) -> Result<(), CniError> {
         let conf = Config::parse(&inv)?;
-        for (dev, route) in conf.applicable(inv.prev_result.as_ref())? {
-            let present = netlink::list_routes(Side::Container, Some(&dev))?
+        for (dev, dst, route) in conf.applicable(inv.prev_result.as_ref())? {
+            let gw = route.gw.map(IpAddr::from);
+            let present = routes::list_routes(&dev, None)?
                 .iter()
-                .any(|r| r.route.dst == route.dst && r.route.gw == route.gw);
+                .any(|r| IpNet::try_from(r.route.dst).is_ok_and(|d| d == dst) && r.route.gw.map(IpAddr::from) == gw);
             if !present {
-                return Err(Error::plugin(format!("the route to {} via {dev} is missing", route.dst)).into());
+                return Err(Error::plugin(format!("the route to {dst} via {} is missing", dev.name())).into());
             }
         }
         Ok(())

@@ -1,7 +1,15 @@
 use super::*;
-use wasmcni_sdk::cni::netlink::VethSpec;
+use wasmcni_sdk::cni::links::VethSpec;
 use wasmcni_sdk::cni::types::{Iface, IpConfig};
 use wasmcni_sdk::testing::{self, invocation, with};
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
 
 const RULES: &str = r#"{"services": {"default/api": "10.96.0.10"}, "rules": [
     {"dst": "172.20.0.0/16", "dev": "net1"},
@@ -11,16 +19,15 @@ const RULES: &str = r#"{"services": {"default/api": "10.96.0.10"}, "rules": [
 /// A container with `net1` on 10.62.0.0/24 (gateway .1), as the main plugin left it.
 fn chained(config: &str) -> Invocation {
     testing::reset();
-    netlink::create_veth(&VethSpec { container_ifname: "net1".into(), mtu: None, container_mac: None }).unwrap();
+    links::create_veth(&VethSpec { container_ifname: "net1".into(), mtu: None, container_mac: None }).unwrap();
     let mut inv = invocation("c1", config);
     inv.prev_result = Some(CniResult {
-        interfaces: vec![Iface {
-            name: "net1".into(),
-            mac: String::new(),
-            mtu: None,
-            sandbox: "/run/netns/test".into(),
+        interfaces: vec![Iface { name: "net1".into(), mac: None, mtu: None, sandbox: Some("/run/netns/test".into()) }],
+        ips: vec![IpConfig {
+            address: net("10.62.0.5/24").into(),
+            gateway: Some(ip("10.62.0.1").into()),
+            iface: Some(0),
         }],
-        ips: vec![IpConfig { address: "10.62.0.5/24".into(), gateway: Some("10.62.0.1".into()), iface: Some(0) }],
         routes: vec![],
         dns: None,
     });
@@ -28,7 +35,16 @@ fn chained(config: &str) -> Invocation {
 }
 
 fn container_routes() -> Vec<(String, Option<String>, Option<String>)> {
-    with(|h| h.routes.iter().filter(|r| r.0).map(|(_, dev, r)| (r.dst.clone(), dev.clone(), r.gw.clone())).collect())
+    with(|h| {
+        h.routes
+            .iter()
+            .filter(|r| r.0)
+            .map(|(_, dev, r)| {
+                let dst = IpNet::try_from(r.dst).unwrap().to_string();
+                (dst, dev.clone(), r.gw.map(|g| IpAddr::from(g).to_string()))
+            })
+            .collect()
+    })
 }
 
 #[test]
@@ -44,7 +60,7 @@ fn cidr_and_service_rules_go_through_the_named_interface_and_missing_ones_are_sk
         ]
     );
     assert_eq!(r.routes.len(), 2);
-    assert_eq!(r.ips[0].address, "10.62.0.5/24", "the previous result passes through");
+    assert_eq!(IpNet::try_from(r.ips[0].address).unwrap(), net("10.62.0.5/24"), "the previous result passes through");
     assert!(with(|h| h.logs.iter().any(|(_, m)| m.contains("no eth9"))));
     CustomRoute::check(inv.clone()).unwrap();
     CustomRoute::del(inv.clone()).unwrap();
@@ -63,9 +79,10 @@ fn a_rules_document_brings_its_own_services() {
 fn a_default_route_override_and_a_table() {
     let inv = chained(r#"{"table": 100, "rules": [{"dst": "default", "dev": "net1", "via": "10.62.0.9"}]}"#);
     let r = CustomRoute::add(inv).unwrap();
+    let route = r.routes[0];
     assert_eq!(
-        (r.routes[0].dst.as_str(), r.routes[0].gw.as_deref(), r.routes[0].table),
-        ("0.0.0.0/0", Some("10.62.0.9"), Some(100))
+        (IpNet::try_from(route.dst).unwrap(), route.gw.map(IpAddr::from), route.table),
+        (net("0.0.0.0/0"), Some(ip("10.62.0.9")), Some(100))
     );
 }
 

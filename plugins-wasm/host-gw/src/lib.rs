@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use wasmcni_sdk::Error;
 use wasmcni_sdk::invocation::parse_config;
+use wasmcni_sdk::ip::route_via;
 use wasmcni_sdk::routing::types::{CniError, Route};
 use wasmcni_sdk::routing::{NodeLease, Routing, Underlay};
 
@@ -19,41 +20,30 @@ struct Config {
     metric: Option<u32>,
 }
 
-fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, Error> {
-    s.parse().map_err(|_| Error::config(format!("{what} {s:?} is not valid")))
-}
-
 fn compute(config: &str, local: &NodeLease, peers: &[NodeLease], underlay: &Underlay) -> Result<Vec<Route>, Error> {
     let config: Config = if config.trim().is_empty() { Config::default() } else { parse_config(config)? };
-    let connected: Vec<IpNet> =
-        underlay.addresses.iter().map(|a| parse("underlay address", a)).collect::<Result<_, _>>()?;
-    let local_subnet: IpNet = parse("subnet", &local.subnet)?;
+    let connected: Vec<IpNet> = underlay.addresses.iter().map(|a| IpNet::try_from(*a)).collect::<Result<_, _>>()?;
+    let local_ip = IpAddr::from(local.ip);
+    let local_subnet = IpNet::try_from(local.subnet)?;
     let mut routes = Vec::new();
-    for peer in peers.iter().filter(|p| p.ip != local.ip) {
-        let ip: IpAddr = parse("node address", &peer.ip)?;
-        let subnet: IpNet = parse("subnet", &peer.subnet)?;
+    for peer in peers.iter().filter(|p| IpAddr::from(p.ip) != local_ip) {
+        let ip = IpAddr::from(peer.ip);
+        let subnet = IpNet::try_from(peer.subnet)?;
         if subnet.contains(&local_subnet.network()) || local_subnet.contains(&subnet.network()) {
             return Err(Error::plugin(format!("node {ip} claims {subnet}, which overlaps this node's {local_subnet}")));
         }
         if !connected.iter().any(|net| net.contains(&ip)) {
+            let connected: Vec<String> = connected.iter().map(ToString::to_string).collect();
             return Err(Error::plugin(format!(
                 "node {ip} (subnet {subnet}) is not on a network directly connected to {} ({}): host-gw needs the nodes on one L2 network",
                 underlay.name,
-                underlay.addresses.join(", ")
+                connected.join(", ")
             )));
         }
-        routes.push(Route {
-            dst: subnet.trunc().to_string(),
-            gw: Some(ip.to_string()),
-            mtu: None,
-            advmss: None,
-            priority: config.metric,
-            table: None,
-            scope: None,
-        });
+        routes.push((subnet.trunc(), Route { priority: config.metric, ..route_via(subnet.trunc(), ip) }));
     }
-    routes.sort_by(|a, b| a.dst.cmp(&b.dst));
-    Ok(routes)
+    routes.sort_by_key(|(dst, _)| *dst);
+    Ok(routes.into_iter().map(|(_, r)| r).collect())
 }
 
 struct HostGw;
@@ -76,11 +66,13 @@ mod tests {
     use super::*;
 
     fn node(ip: &str, subnet: &str) -> NodeLease {
+        let (ip, subnet): (IpAddr, IpNet) = (ip.parse().unwrap(), subnet.parse().unwrap());
         NodeLease { ip: ip.into(), subnet: subnet.into() }
     }
 
     fn underlay() -> Underlay {
-        Underlay { name: "eth0".into(), addresses: vec!["192.168.50.1/24".into()] }
+        let net: IpNet = "192.168.50.1/24".parse().unwrap();
+        Underlay { name: "eth0".into(), addresses: vec![net.into()] }
     }
 
     #[test]
@@ -88,11 +80,17 @@ mod tests {
         let local = node("192.168.50.1", "10.244.1.0/24");
         let peers = [node("192.168.50.3", "10.244.3.0/24"), local.clone(), node("192.168.50.2", "10.244.2.0/24")];
         let routes = HostGw::routes(r#"{"metric": 10}"#.into(), local, peers.to_vec(), underlay()).unwrap();
-        let got: Vec<(&str, Option<&str>, Option<u32>)> =
-            routes.iter().map(|r| (r.dst.as_str(), r.gw.as_deref(), r.priority)).collect();
+        let got: Vec<(String, Option<IpAddr>, Option<u32>)> = routes
+            .iter()
+            .map(|r| (IpNet::try_from(r.dst).unwrap().to_string(), r.gw.map(IpAddr::from), r.priority))
+            .collect();
+        let gw = |s: &str| Some(s.parse().unwrap());
         assert_eq!(
             got,
-            [("10.244.2.0/24", Some("192.168.50.2"), Some(10)), ("10.244.3.0/24", Some("192.168.50.3"), Some(10))]
+            [
+                ("10.244.2.0/24".into(), gw("192.168.50.2"), Some(10)),
+                ("10.244.3.0/24".into(), gw("192.168.50.3"), Some(10))
+            ]
         );
     }
 
@@ -115,7 +113,8 @@ mod tests {
         let overlap =
             HostGw::routes(String::new(), local.clone(), vec![node("192.168.50.2", "10.244.0.0/16")], underlay());
         assert!(overlap.unwrap_err().msg.contains("overlaps"));
-        let bad = HostGw::routes(String::new(), local, vec![node("nope", "10.244.2.0/24")], underlay());
-        assert_eq!(bad.unwrap_err().code, 7);
+        let mut bad = node("192.168.50.2", "10.244.2.0/24");
+        bad.subnet.prefix_len = 40;
+        assert_eq!(HostGw::routes(String::new(), local, vec![bad], underlay()).unwrap_err().code, 7);
     }
 }

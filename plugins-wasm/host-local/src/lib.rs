@@ -24,16 +24,16 @@ wasmcni_sdk::export_ipam!(HostLocal);
 mod tests {
     use super::HostLocal;
     use wasmcni_sdk::ipam::Handler;
-    use wasmcni_sdk::testing::{self, invocation};
+    use wasmcni_sdk::testing::{self, cidr, invocation};
 
     const CONF: &str = r#"{"ipam": {"subnet": "10.9.0.0/24"}}"#;
 
     #[test]
     fn allocation_goes_round_robin_after_a_release() {
         testing::reset();
-        assert_eq!(HostLocal::add(invocation("a", CONF)).unwrap().ips[0].address, "10.9.0.2/24");
-        assert_eq!(HostLocal::add(invocation("b", CONF)).unwrap().ips[0].address, "10.9.0.3/24");
+        assert_eq!(cidr(HostLocal::add(invocation("a", CONF)).unwrap().ips[0].address), "10.9.0.2/24");
+        assert_eq!(cidr(HostLocal::add(invocation("b", CONF)).unwrap().ips[0].address), "10.9.0.3/24");
         HostLocal::del(invocation("a", CONF)).unwrap();
-        assert_eq!(HostLocal::add(invocation("c", CONF)).unwrap().ips[0].address, "10.9.0.4/24");
+        assert_eq!(cidr(HostLocal::add(invocation("c", CONF)).unwrap().ips[0].address), "10.9.0.4/24");
     }
 }

@@ -1,7 +1,8 @@
 //! loopback: brings `lo` up inside the container.
 
 use wasmcni_sdk::Error;
-use wasmcni_sdk::cni::netlink::{self, Side};
+use wasmcni_sdk::cni::addresses;
+use wasmcni_sdk::cni::links::{self, Link};
 use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Iface, Invocation, IpConfig};
 
 struct Loopback;
@@ -12,20 +13,25 @@ fn need_netns(inv: &Invocation) -> Result<&str, CniError> {
     inv.netns.as_deref().ok_or_else(|| Error::new(wasmcni_sdk::Code::InvalidEnv, "CNI_NETNS is required").into())
 }
 
+fn lo() -> Result<Link, CniError> {
+    links::open_container_link(LO)?.ok_or_else(|| Error::plugin("the container has no loopback interface").into())
+}
+
 impl wasmcni_sdk::cni::Handler for Loopback {
     fn add(inv: Invocation) -> Result<CniResult, CniError> {
         let netns = need_netns(&inv)?;
-        netlink::set_link_up(Side::Container, LO, true)?;
-        let ips = netlink::list_addresses(Side::Container, LO)?
+        let lo = lo()?;
+        lo.set_up(true)?;
+        let ips = addresses::list_addresses(&lo, None)?
             .into_iter()
             .map(|address| IpConfig { address, gateway: None, iface: Some(0) })
             .collect();
         Ok(CniResult {
             interfaces: vec![Iface {
                 name: LO.into(),
-                mac: "00:00:00:00:00:00".into(),
+                mac: Some((0, 0, 0, 0, 0, 0)),
                 mtu: None,
-                sandbox: netns.into(),
+                sandbox: Some(netns.into()),
             }],
             ips,
             routes: Vec::new(),
@@ -35,17 +41,14 @@ impl wasmcni_sdk::cni::Handler for Loopback {
 
     fn del(inv: Invocation) -> Result<(), CniError> {
         if inv.netns.is_some() {
-            netlink::set_link_up(Side::Container, LO, false)?;
+            lo()?.set_up(false)?;
         }
         Ok(())
     }
 
     fn check(inv: Invocation) -> Result<(), CniError> {
         need_netns(&inv)?;
-        match netlink::get_link(Side::Container, LO)? {
-            Some(link) if link.up => Ok(()),
-            _ => Err(Error::plugin("loopback interface is down").into()),
-        }
+        if lo()?.info()?.up { Ok(()) } else { Err(Error::plugin("loopback interface is down").into()) }
     }
 
     fn status(_inv: Invocation) -> Result<(), CniError> {

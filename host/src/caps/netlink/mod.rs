@@ -19,9 +19,9 @@ pub use link::{BridgeParams, Link};
 use rtnetlink::Handle;
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
-use wasmcni_scope::HostLinks;
 use std::net::IpAddr;
 use std::sync::Arc;
+use wasmcni_scope::HostLinks;
 
 /// Who the call is for (network, container, ifname): names host links and
 /// owns masquerade entries.

@@ -4,8 +4,8 @@
 use super::{LinkHandle, Res, State};
 use crate::caps::bindings::wasmcni::plugin::sysctl;
 use crate::caps::bindings::wasmcni::plugin::types::{AddressFamily, Side};
-use wasmcni_scope::sysctl::{Key, parse_key};
 use crate::cni::error::CniError;
+use wasmcni_scope::sysctl::{Key, parse_key};
 use wasmtime::component::Resource;
 
 /// A global key; a link's must go through `set-conf`/`get-conf`.

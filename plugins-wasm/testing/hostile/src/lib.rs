@@ -2,7 +2,7 @@
 //! Its config's `mode` picks the misdeed.
 
 use wasmcni_sdk::Error;
-use wasmcni_sdk::cni::netlink::{self, Side, VethSpec};
+use wasmcni_sdk::cni::links::{self, VethSpec};
 use wasmcni_sdk::cni::types::{Attachment, CniError, CniResult, Invocation};
 
 struct Hostile;
@@ -34,8 +34,10 @@ fn misbehave(inv: &Invocation) -> Result<CniResult, Error> {
         // Create a veth (so the host has something to undo), then reach for a
         // host link this call does not own.
         "touch-host-link" => {
-            netlink::create_veth(&VethSpec { container_ifname: inv.ifname.clone(), mtu: None, container_mac: None })?;
-            netlink::set_link_up(Side::Host, &conf.target, false)?;
+            links::create_veth(&VethSpec { container_ifname: inv.ifname.clone(), mtu: None, container_mac: None })?;
+            if let Some(link) = links::open_host_link(&conf.target)? {
+                link.set_up(false)?;
+            }
             Err(Error::plugin("the host let me touch a link I do not own"))
         }
         other => Err(Error::config(format!("unknown mode {other:?}"))),
