@@ -9,7 +9,7 @@ cd "$here"
 # `npm ci` trips on the lock file's optional per-platform packages; `install
 # --no-save` installs the locked versions and leaves the lock file alone.
 [[ -x node_modules/.bin/componentize-js ]] || npm install --no-save --no-audit --no-fund --loglevel=error >&2
-if [[ -f $out && $out -nt ipam.js && $out -nt ../../wit/compat/0.2.0/wasmcni.wit ]]; then exit 0; fi
+if [[ -f $out && $out -nt ipam.js && $out -nt ../../wit/wasmcni.wit ]]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
-node_modules/.bin/componentize-js ipam.js --wit ../../wit/compat/0.2.0/wasmcni.wit --world-name ipam \
+node_modules/.bin/componentize-js ipam.js --wit ../../wit/wasmcni.wit --world-name ipam \
     --disable stdio random clocks http fetch-event --out "$out" >&2

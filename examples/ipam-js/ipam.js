@@ -8,11 +8,13 @@
 // - record fields are camelCase (containerId, networkName, prevResult);
 // - option<T> is `T | undefined` (null is accepted too when lowering);
 // - enums are strings ('error', 'warn', ...); u32 is a JS number;
+// - a variant is {tag, val}: an ip-address is {tag: 'v4', val: [10, 0, 0, 2]},
+//   an ip-prefix {address, prefixLen}; tuples are arrays;
 // - result<T, E> from an import: the ok value is returned, an err is thrown as
 //   an Error whose `.payload` is E; from an export: return T for ok, throw
 //   for err (the thrown value's `.payload` if it has one, else the value itself).
-import { emit } from 'wasmcni:plugin/log@0.2.0';
-import { reserve, leases, releaseOwner } from 'wasmcni:plugin/ipam-store@0.2.0';
+import { emit } from 'wasmcni:plugin/log@1.0.0';
+import { reserve, leases, releaseOwner } from 'wasmcni:plugin/ipam-store@1.0.0';
 
 const INVALID_CONFIG = 7;
 const PLUGIN_NOT_AVAILABLE = 50;
@@ -38,7 +40,20 @@ function parseIp(s) {
   }
   return n;
 }
-const fmtIp = (n) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+const octets = (n) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+const fmtIp = (n) => octets(n).join('.');
+
+// ---- The WIT's typed addresses, converted here and nowhere else ----
+const toAddr = (n) => ({ tag: 'v4', val: octets(n) });
+// An IPv6 lease (another module's) is not ours to count: undefined.
+const fromAddr = (a) => (a && a.tag === 'v4' ? a.val.reduce((n, b) => n * 256 + b, 0) : undefined);
+const toPrefix = (n, prefixLen) => ({ address: toAddr(n), prefixLen });
+function ipv4(s, what) {
+  const a = parseIp(s);
+  if (a === undefined) throw configError(`invalid ${what} ${JSON.stringify(s)} (IPv4 only)`);
+  return a;
+}
+const shown = (addrs) => addrs.map((a) => fmtIp(fromAddr(a))).join(',');
 
 function parseCidr(s) {
   if (typeof s !== 'string') throw configError(`invalid subnet ${JSON.stringify(s)}`);
@@ -145,14 +160,14 @@ export const handler = {
       const conf = parseConfig(inv.config);
       const all = leases();
       for (const l of all) {
-        const a = parseIp(l.ip);
+        const a = fromAddr(l.ip);
         if (l.containerId === inv.containerId && l.ifname === inv.ifname && a !== undefined &&
             conf.sets.some((rs) => inSet(rs, a))) {
           throw new CniErr(PLUGIN,
-            `${l.ip} has been allocated to ${inv.containerId}/${inv.ifname}, duplicate allocation is not allowed`);
+            `${fmtIp(a)} has been allocated to ${inv.containerId}/${inv.ifname}, duplicate allocation is not allowed`);
         }
       }
-      const taken = new Set(all.map((l) => parseIp(l.ip)).filter((a) => a !== undefined));
+      const taken = new Set(all.map((l) => fromAddr(l.ip)).filter((a) => a !== undefined));
       const ips = [];
       try {
         conf.sets.forEach((rs, index) => {
@@ -166,9 +181,9 @@ export const handler = {
             if (ip === undefined) {
               throw new CniErr(PLUGIN_NOT_AVAILABLE, `no IP addresses available in range set: ${describe(rs)}`);
             }
-            if (reserve(fmtIp(ip), inv.containerId, inv.ifname, index)) {
+            if (reserve(toAddr(ip), inv.containerId, inv.ifname, index)) {
               const r = rs.find((r) => r.contains(ip));
-              ips.push({ address: `${fmtIp(ip)}/${r.net.prefix}`, gateway: fmtIp(r.gateway), iface: undefined });
+              ips.push({ address: toPrefix(ip, r.net.prefix), gateway: toAddr(r.gateway), iface: undefined });
               break;
             }
             skip.add(ip); // lost a race: try the next one
@@ -178,16 +193,20 @@ export const handler = {
         releaseOwner(inv.containerId, inv.ifname); // free what this call took
         throw e;
       }
-      emit('info', `allocated ${ips.map((i) => i.address).join(',')} to ${inv.containerId}`);
+      emit('info', `allocated ${shown(ips.map((i) => i.address.address))} to ${inv.containerId}`);
       return {
         interfaces: [],
         ips,
-        routes: conf.routes.map((r) => ({
-          dst: r.dst, gw: r.gw ?? undefined, mtu: undefined, advmss: undefined,
-          priority: r.priority ?? undefined, table: undefined, scope: undefined,
-        })),
+        routes: conf.routes.map((r) => {
+          const dst = parseCidr(r.dst);
+          return {
+            dst: toPrefix(dst.network, dst.prefix), gw: r.gw == null ? undefined : toAddr(ipv4(r.gw, 'route gw')),
+            mtu: undefined, advmss: undefined, priority: r.priority ?? undefined, table: undefined, scope: undefined,
+          };
+        }),
         dns: conf.dns ? {
-          nameservers: conf.dns.nameservers ?? [], domain: conf.dns.domain ?? undefined,
+          nameservers: (conf.dns.nameservers ?? []).map((s) => toAddr(ipv4(s, 'nameserver'))),
+          domain: conf.dns.domain ?? undefined,
           search: conf.dns.search ?? [], options: conf.dns.options ?? [],
         } : undefined,
       };
@@ -202,7 +221,7 @@ export const handler = {
         emit('warn', `DEL with invalid config: ${e.message}`);
       }
       const freed = releaseOwner(inv.containerId, inv.ifname);
-      if (freed.length) emit('info', `released ${freed.join(',')} of ${inv.containerId}`);
+      if (freed.length) emit('info', `released ${shown(freed)} of ${inv.containerId}`);
     });
   },
 
@@ -218,7 +237,7 @@ export const handler = {
   status(inv) {
     guard(() => {
       const conf = parseConfig(inv.config);
-      const addrs = leases().map((l) => parseIp(l.ip)).filter((a) => a !== undefined);
+      const addrs = leases().map((l) => fromAddr(l.ip)).filter((a) => a !== undefined);
       for (const rs of conf.sets) {
         const used = addrs.filter((a) => inSet(rs, a)).length;
         const capacity = rs.reduce((n, r) => n + r.capacity(), 0);
@@ -237,7 +256,7 @@ export const handler = {
         if (keep.has(o)) continue;
         const [id, ifname] = o.split('\u0000');
         const freed = releaseOwner(id, ifname);
-        emit('info', `gc released ${freed.join(',')} of ${id}/${ifname}`);
+        emit('info', `gc released ${shown(freed)} of ${id}/${ifname}`);
       }
     });
   },

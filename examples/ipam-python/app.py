@@ -5,7 +5,15 @@ each exported interface (`handler` -> `Handler`) in the app module.
 unless you run `componentize-py bindings`). Import functions return the `ok`
 value of a `result<T, E>` directly and raise `componentize_py_types.Err(E)`
 for the error; exports signal an error the same way, by raising `Err(...)`.
+A variant case is a class of its own: an ip-address is
+`types.IpAddress_V4((10, 0, 0, 2))` or `types.IpAddress_V6((0xfd00, 0, ...))`.
+
+ipam_core works on address strings; the WIT's typed addresses are converted
+here, at the edge, and nowhere else.
 """
+
+import ipaddress
+from dataclasses import dataclass
 
 from componentize_py_types import Err
 
@@ -19,6 +27,53 @@ _LEVELS = {"error": log.Level.ERROR, "warn": log.Level.WARN, "info": log.Level.I
 
 def _log(level, msg):
     log.emit(_LEVELS[level], msg)
+
+
+def _to_addr(s):
+    try:
+        a = ipaddress.ip_address(s)
+    except ValueError:
+        raise ipam_core.config_error("invalid address %r" % (s,))
+    if a.version == 4:
+        return types.IpAddress_V4(tuple(a.packed))
+    return types.IpAddress_V6(tuple(int.from_bytes(a.packed[i:i + 2], "big") for i in range(0, 16, 2)))
+
+
+def _from_addr(a):
+    if isinstance(a, types.IpAddress_V4):
+        return str(ipaddress.IPv4Address(bytes(a.value)))
+    return str(ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in a.value)))
+
+
+def _to_prefix(cidr):
+    try:
+        iface = ipaddress.ip_interface(cidr)
+    except ValueError:
+        raise ipam_core.config_error("invalid CIDR %r" % (cidr,))
+    return types.IpPrefix(address=_to_addr(str(iface.ip)), prefix_len=iface.network.prefixlen)
+
+
+@dataclass
+class _Lease:
+    ip: str
+    container_id: str
+    ifname: str
+
+
+class _Store:
+    """The host's lease store with string addresses, as ipam_core expects."""
+
+    @staticmethod
+    def reserve(ip, container_id, ifname, range_set):
+        return ipam_store.reserve(_to_addr(ip), container_id, ifname, range_set)
+
+    @staticmethod
+    def leases():
+        return [_Lease(_from_addr(l.ip), l.container_id, l.ifname) for l in ipam_store.leases()]
+
+    @staticmethod
+    def release_owner(container_id, ifname):
+        return [_from_addr(a) for a in ipam_store.release_owner(container_id, ifname)]
 
 
 def _guard(f, *args):
@@ -38,36 +93,41 @@ def _guard(f, *args):
 
 
 def _route(r):
-    return types.Route(dst=r.get("dst", ""), gw=r.get("gw"), mtu=None, advmss=None,
+    gw = r.get("gw")
+    return types.Route(dst=_to_prefix(r.get("dst", "")), gw=_to_addr(gw) if gw else None, mtu=None, advmss=None,
                        priority=r.get("priority"), table=None, scope=None)
 
 
 def _dns(d):
     if not d:
         return None
-    return types.Dns(nameservers=list(d.get("nameservers", [])), domain=d.get("domain"),
+    return types.Dns(nameservers=[_to_addr(n) for n in d.get("nameservers", [])], domain=d.get("domain"),
                      search=list(d.get("search", [])), options=list(d.get("options", [])))
 
 
 class Handler(exports.Handler):
     def add(self, inv: types.Invocation) -> types.CniResult:
-        ips, conf = _guard(ipam_core.add, ipam_store, _log, inv.container_id, inv.ifname, inv.config)
+        return _guard(self._add, inv)
+
+    @staticmethod
+    def _add(inv):
+        ips, conf = ipam_core.add(_Store, _log, inv.container_id, inv.ifname, inv.config)
         return types.CniResult(
             interfaces=[],
-            ips=[types.IpConfig(address=a, gateway=g, iface=None) for a, g in ips],
+            ips=[types.IpConfig(address=_to_prefix(a), gateway=_to_addr(g) if g else None, iface=None) for a, g in ips],
             routes=[_route(r) for r in conf.routes],
             dns=_dns(conf.dns),
         )
 
     # `del` is a Python keyword: the binding appends an underscore.
     def del_(self, inv: types.Invocation) -> None:
-        _guard(ipam_core.delete, ipam_store, _log, inv.container_id, inv.ifname, inv.config)
+        _guard(ipam_core.delete, _Store, _log, inv.container_id, inv.ifname, inv.config)
 
     def check(self, inv: types.Invocation) -> None:
-        _guard(ipam_core.check, ipam_store, inv.container_id, inv.ifname, inv.config)
+        _guard(ipam_core.check, _Store, inv.container_id, inv.ifname, inv.config)
 
     def status(self, inv: types.Invocation) -> None:
-        _guard(ipam_core.status, ipam_store, inv.config)
+        _guard(ipam_core.status, _Store, inv.config)
 
     def gc(self, inv: types.Invocation, valid) -> None:
-        _guard(ipam_core.gc, ipam_store, _log, valid)
+        _guard(ipam_core.gc, _Store, _log, valid)

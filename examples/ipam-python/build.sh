@@ -15,6 +15,6 @@ cd "$here"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check componentize-py==0.25.1 >&2
 }
-if [[ -f $out && $out -nt app.py && $out -nt ipam_core.py && $out -nt ../../wit/compat/0.2.0/wasmcni.wit ]]; then exit 0; fi
+if [[ -f $out && $out -nt app.py && $out -nt ipam_core.py && $out -nt ../../wit/wasmcni.wit ]]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
-"$venv/bin/componentize-py" --wit-path ../../wit/compat/0.2.0 --world ipam componentize --stub-wasi app --output "$out" >&2
+"$venv/bin/componentize-py" --wit-path ../../wit --world ipam componentize --stub-wasi app --output "$out" >&2
