@@ -112,3 +112,30 @@ impl WasiView for State {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::Digest;
+
+    /// The packages the host serves for modules built before 1.0 are frozen:
+    /// a module built against them must keep linking, byte for byte.
+    #[test]
+    fn the_frozen_packages_never_change() {
+        let frozen = [
+            (
+                "wit/compat/0.1.0/wasmcni.wit",
+                include_str!("../../../wit/compat/0.1.0/wasmcni.wit"),
+                "ea0dc653510dc9c19bb34ad6435dfc8c49320f9ebcc2ee4dfa4ef3e29b4a4cf7",
+            ),
+            (
+                "wit/compat/0.2.0/wasmcni.wit",
+                include_str!("../../../wit/compat/0.2.0/wasmcni.wit"),
+                "681c52e86ea971c0e9674fbb141371f2dac613738ae9ce8642cc0a7ad93a8800",
+            ),
+        ];
+        for (path, text, want) in frozen {
+            let have = hex::encode(sha2::Sha256::digest(text));
+            assert_eq!(have, want, "{path} is frozen: serve a new package version instead of editing it");
+        }
+    }
+}

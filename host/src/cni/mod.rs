@@ -139,8 +139,8 @@ impl Request {
         };
         let result = runner.run(&self.target, call.clone(), self.command, self.valid, None).await?;
         match self.command {
-            Command::Add => crate::attachments::record(&call),
-            Command::Del => crate::attachments::forget(&call),
+            Command::Add => crate::attachments::record(runner.state_dir(), &call, result.as_ref()),
+            Command::Del => crate::attachments::forget(runner.state_dir(), &call),
             _ => {}
         }
         Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))

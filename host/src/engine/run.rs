@@ -61,6 +61,8 @@ pub struct Runner {
     ipam_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One for the process: its nftables socket is reused by every call.
     masquerade: Arc<Masquerade>,
+    /// Where per-attachment state lives.
+    state_dir: PathBuf,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
@@ -91,7 +93,8 @@ impl Runner {
             modules: Mutex::new(HashMap::new()),
             preloading: Mutex::new(preloading),
             ipam_locks: Mutex::new(HashMap::new()),
-            masquerade: Arc::new(Masquerade::new(state_dir)),
+            masquerade: Arc::new(Masquerade::new(state_dir.clone())),
+            state_dir,
         }))
     }
 
@@ -104,6 +107,11 @@ impl Runner {
     pub fn link(&self, path: &Path, loaded: cache::Loaded) -> Result<Arc<Module>, CniError> {
         let module = Module::new(&self.engine, &self.linker, path, loaded.component, loaded.sha256, loaded.metadata)?;
         Ok(Arc::new(module))
+    }
+
+    /// Where per-attachment state lives (masquerade records, attachment records).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// Makes `module` the one served for its path; calls already running
