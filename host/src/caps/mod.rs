@@ -3,18 +3,14 @@
 //! each served package version (`v1`, and `v0` for 0.1.0 and 0.2.0).
 
 mod delegate;
-pub mod ipam_store;
 mod log;
-pub mod masquerade;
 pub(crate) mod netlink;
-pub mod netns;
-mod sysctl;
 pub mod v0;
 pub mod v1;
 
 pub use delegate::DelegateCap;
-pub use ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
 pub use netlink::{NetlinkCap, Owner};
+pub use wasmcni_kernel::ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
 
 use crate::engine::MemoryLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};

@@ -3,12 +3,12 @@
 //! route is removed and no other route is touched, and it refuses a route
 //! outside the cluster network: the plugin computes, the host decides.
 
-use crate::caps::netlink::{addr, link, route};
 use crate::cni::result::Route;
 use anyhow::{Context, Result, bail};
 use ipnet::{IpNet, Ipv4Net};
 use rtnetlink::Handle;
 use std::collections::BTreeMap;
+use wasmcni_kernel::{addr, link, route};
 
 pub struct Underlay {
     handle: Handle,

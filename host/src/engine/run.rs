@@ -4,9 +4,6 @@
 
 use super::module::{Entry, Module};
 use super::{cache, world::Role};
-use crate::caps::ipam_store;
-use crate::caps::masquerade::Masquerade;
-use crate::caps::netns::Netns;
 use crate::caps::v1::convert;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::caps::{v0, v1};
@@ -23,6 +20,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasmcni_kernel::ipam_store;
+use wasmcni_kernel::masquerade::Masquerade;
+use wasmcni_kernel::netns::Netns;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 

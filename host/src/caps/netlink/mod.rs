@@ -4,13 +4,6 @@
 //! names, links created in this call, host links named in prevResult, and the
 //! host ends of the container's own veths.
 
-pub(crate) mod addr;
-pub(crate) mod link;
-pub(crate) mod route;
-
-use crate::caps::masquerade::Masquerade;
-use crate::caps::netns::{self, Netns};
-use crate::caps::sysctl;
 use crate::cni::Mac;
 use crate::cni::error::CniError;
 use crate::cni::result::Route;
@@ -21,11 +14,14 @@ use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use wasmcni_kernel::masquerade::Masquerade;
+use wasmcni_kernel::netns::{self, Netns};
+use wasmcni_kernel::{addr, link, route, sysctl};
 use wasmcni_scope::HostLinks;
 
 /// Who the call is for (network, container, ifname): names host links and
 /// owns masquerade entries.
-pub use crate::caps::masquerade::Owner;
+pub use wasmcni_kernel::masquerade::Owner;
 
 /// Where a kernel call acts: the host's netns or the invocation's container netns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -321,6 +317,7 @@ impl NetlinkCap {
     }
 
     pub fn sysctl_set(&self, side: Side, key: &str, value: &str) -> Result<(), CniError> {
+        wasmcni_scope::sysctl::value(value)?;
         let key = self.sysctl_key(side, key)?;
         match side {
             Side::Host => sysctl::write(key, value),

@@ -1,8 +1,6 @@
 //! Link requests over one rtnetlink handle.
 
-use crate::caps::netns::LinkEvents;
-use crate::cni::Mac;
-use crate::cni::error::CniError;
+use crate::netns::LinkEvents;
 use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -11,6 +9,8 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec};
 use std::os::fd::AsRawFd;
+use wasmcni_cni::Mac;
+use wasmcni_cni::error::CniError;
 
 /// What a plugin learns about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
 //! Address requests over one rtnetlink handle.
 
-use super::link::{Link, exists, no_such_entry};
-use crate::cni::error::CniError;
+use crate::link::{Link, exists, no_such_entry};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use wasmcni_cni::error::CniError;
 
 fn address_of(msg: &AddressMessage) -> Option<IpNet> {
     // IPv4 reports the interface address as IFA_LOCAL, IPv6 only as IFA_ADDRESS.

@@ -1,14 +1,13 @@
-//! sysctl reads and writes under /proc/sys/net; the keys and values a
-//! plugin may use are checked in `wasmcni_scope::sysctl`.
+//! sysctl reads and writes under /proc/sys/net. Which keys and values a
+//! plugin may use is the capabilities' concern (`wasmcni_scope::sysctl`).
 
-use crate::cni::error::CniError;
+use wasmcni_cni::error::CniError;
 
 fn path(key: &str) -> String {
     format!("/proc/sys/net/{key}")
 }
 
 pub fn write(key: &str, value: &str) -> Result<(), CniError> {
-    wasmcni_scope::sysctl::value(value)?;
     std::fs::write(path(key), value).map_err(|e| CniError::kernel(format!("sysctl net/{key}={value}"), e))
 }
 

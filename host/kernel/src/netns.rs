@@ -3,12 +3,12 @@
 //! joined it. setns(2) affects only the calling thread, so the runtime's
 //! threads stay put; one worker serves the whole call.
 
-use crate::cni::error::{CniError, Code};
 use nix::sched::{CloneFlags, setns};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::mpsc;
+use wasmcni_cni::error::{CniError, Code};
 
 type Job = Box<dyn FnOnce() + Send>;
 

@@ -498,9 +498,9 @@ impl Masquerade {
     }
 }
 
-impl From<Error> for crate::cni::error::CniError {
+impl From<Error> for wasmcni_cni::error::CniError {
     fn from(e: Error) -> Self {
-        use crate::cni::error::CniError;
+        use wasmcni_cni::error::CniError;
         match &e {
             Error::Invalid { .. } => CniError::config(format!("masquerade: {e}")),
             Error::Io { source, .. } | Error::Socket { source, .. } => CniError::from_io("masquerade", source),

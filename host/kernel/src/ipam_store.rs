@@ -4,7 +4,6 @@
 //! `last_reserved_ip.<rangeSet>` the last address handed out, and `lock` is
 //! flock'ed for the whole call.
 
-use crate::cni::error::{CniError, Code};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,6 +11,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wasmcni_cni::error::{CniError, Code};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_RESERVED: &str = "last_reserved_ip.";

@@ -1,14 +1,14 @@
 //! Route requests over one rtnetlink handle.
 
-use super::link::{exists, no_such_entry};
-use crate::cni::error::CniError;
-use crate::cni::result::Route;
+use crate::link::{exists, no_such_entry};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use wasmcni_cni::error::CniError;
+use wasmcni_cni::result::Route;
 
 /// RT_TABLE_LOCAL: the kernel's own local/broadcast routes, never shown.
 const TABLE_LOCAL: u32 = 255;
