@@ -1,7 +1,8 @@
 //! The command line when not exec'd as a CNI plugin.
 
 use crate::cni::version;
-use crate::engine::{cache, new_engine, world};
+use crate::engine::cache::Cache;
+use crate::engine::{new_engine, world};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::os::unix::fs::PermissionsExt;
@@ -197,7 +198,7 @@ fn precompile(path: &Path) -> Result<()> {
         bail!("no .wasm modules in {}", path.display());
     }
     for file in files {
-        let loaded = cache::load(&engine, &file, None)?;
+        let loaded = Cache::from_env().load(&engine, &file, None)?;
         let state = if loaded.compiled { "compiled" } else { "cached" };
         println!("{state} {} sha256:{}", file.display(), loaded.sha256);
     }
@@ -206,7 +207,7 @@ fn precompile(path: &Path) -> Result<()> {
 
 fn inspect(module: &Path) -> Result<()> {
     let engine = new_engine()?;
-    let loaded = cache::load(&engine, module, None)?;
+    let loaded = Cache::from_env().load(&engine, module, None)?;
     let mut info = world::describe(&engine, &loaded.component);
     info.metadata = loaded.metadata;
     let mut out = serde_json::to_value(&info)?;
@@ -262,7 +263,7 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
         if !same_file(&m, &dest) {
             copy_atomically(&m, &dest)?;
         }
-        let loaded = cache::load(&engine, &dest, None)?;
+        let loaded = Cache::from_env().load(&engine, &dest, None)?;
         // Only what a runtime execs gets a `wasm-<name>`; the daemon runs a
         // routing plugin, and policies are named in a plugin's config.
         let role = world::describe(&engine, &loaded.component).declared_role();

@@ -158,7 +158,8 @@ pub fn handle(
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
-    let runner = Runner::new(Host::OneCall, request.modules(), crate::attachments::state_dir())?;
+    let cache = crate::engine::cache::Cache::from_env();
+    let runner = Runner::new(Host::OneCall, request.modules(), crate::attachments::state_dir(), cache)?;
     tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

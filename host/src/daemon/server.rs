@@ -4,6 +4,7 @@
 
 use super::api::{self, AppState};
 use super::{listen, watch};
+use crate::engine::cache::Cache;
 use crate::engine::{Host, Runner};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
@@ -77,7 +78,7 @@ pub async fn serve(opts: Options) -> Result<()> {
         budget.max_connections
     );
     let max_connections = budget.max_connections;
-    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone())?;
+    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone(), Cache::from_env())?;
     let state = Arc::new(AppState::new(runner, opts.module_dir.clone(), budget, &opts.state_dir));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;

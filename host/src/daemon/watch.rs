@@ -25,7 +25,7 @@ pub fn stage(state: &AppState, path: &Path, bytes: &[u8]) -> Result<Arc<Module>,
     let metadata = crate::engine::metadata::read(bytes);
     let loaded = cache::Loaded { component: component.clone(), sha256: sha256.clone(), metadata, compiled: true };
     let module = state.runner.link(path, loaded)?;
-    if let Err(e) = cache::store_artifact(engine, &sha256, &component, module.info.metadata.as_ref()) {
+    if let Err(e) = state.runner.cache().store_artifact(engine, &sha256, &component, module.info.metadata.as_ref()) {
         tracing::warn!("{e}");
     }
     let tmp = path.with_extension("wasm.upload");
@@ -49,9 +49,9 @@ pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
             continue;
         }
         seen.insert(path.clone(), stamp);
-        let engine = state.runner.engine().clone();
+        let (engine, cache) = (state.runner.engine().clone(), state.runner.cache().clone());
         let p = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || cache::load(&engine, &p, None)).await;
+        let loaded = tokio::task::spawn_blocking(move || cache.load(&engine, &p, None)).await;
         let old = state.runner.served(&path);
         let linked = match loaded {
             Ok(Ok(l)) if old.as_ref().is_some_and(|o| o.sha256 == l.sha256) => continue,

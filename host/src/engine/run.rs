@@ -2,8 +2,9 @@
 //! with the role's capabilities and limits, call the export, classify
 //! failures, and undo what a failed ADD left on the host.
 
+use super::cache::{self, Cache};
 use super::module::{Entry, Module};
-use super::{cache, world::Role};
+use super::world::Role;
 use crate::caps::v1::convert;
 use crate::caps::{DEFAULT_DATA_DIR, DelegateCap, IpamStore, NetlinkCap, Owner, State};
 use crate::caps::{v0, v1};
@@ -63,24 +64,33 @@ pub struct Runner {
     masquerade: Arc<Masquerade>,
     /// Where per-attachment state lives.
     state_dir: PathBuf,
+    /// Where precompiled modules live.
+    cache: Cache,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
 
 /// Loads a module on another thread, so that it overlaps other work instead
 /// of following it.
-fn preload(engine: &Engine, path: PathBuf, pin: Option<String>) -> Preload {
-    let engine = engine.clone();
-    std::thread::spawn(move || cache::load(&engine, &path, pin.as_deref()))
+fn preload(engine: &Engine, cache: &Cache, path: PathBuf, pin: Option<String>) -> Preload {
+    let (engine, cache) = (engine.clone(), cache.clone());
+    std::thread::spawn(move || cache.load(&engine, &path, pin.as_deref()))
 }
 
 impl Runner {
     /// `early`: modules the caller will run (a one-shot call's plugin and
     /// IPAM); each loads on a thread of its own while the rest is set up.
-    /// `state_dir`: where per-attachment records live (masquerade's among them).
-    pub fn new(host: Host, early: Vec<(PathBuf, Option<String>)>, state_dir: PathBuf) -> Result<Arc<Runner>, CniError> {
+    /// `state_dir`: where per-attachment records live (masquerade's among
+    /// them); `cache`: where precompiled modules live.
+    pub fn new(
+        host: Host,
+        early: Vec<(PathBuf, Option<String>)>,
+        state_dir: PathBuf,
+        cache: Cache,
+    ) -> Result<Arc<Runner>, CniError> {
         let engine = super::new_engine()?;
-        let preloading = early.into_iter().map(|(path, pin)| (path.clone(), preload(&engine, path, pin))).collect();
+        let preloading =
+            early.into_iter().map(|(path, pin)| (path.clone(), preload(&engine, &cache, path, pin))).collect();
         super::start_ticker(&engine);
         let mut linker = Linker::new(&engine);
         let link_err = |e: wasmtime::Error| CniError::io(format!("cannot link host functions: {e}"));
@@ -95,11 +105,16 @@ impl Runner {
             ipam_locks: Mutex::new(HashMap::new()),
             masquerade: Arc::new(Masquerade::new(state_dir.clone())),
             state_dir,
+            cache,
         }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// Links a compiled component for `path`, refusing one that fits no
@@ -142,7 +157,7 @@ impl Runner {
             // Preloaded under the config's pin; recheck against this target's.
             Some(Ok(Ok(l))) if cache::check_pin(&target.path, &l.sha256, target.sha256.as_deref()).is_ok() => l,
             // A cache miss compiles for a while.
-            _ => blocking(|| cache::load(&self.engine, &target.path, target.sha256.as_deref()))?,
+            _ => blocking(|| self.cache.load(&self.engine, &target.path, target.sha256.as_deref()))?,
         };
         if loaded.compiled {
             tracing::info!("compiled {} (cache miss)", target.path.display());
