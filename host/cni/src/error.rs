@@ -119,3 +119,28 @@ impl CniError {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_short_of_resources_is_try_again_later_and_other_io_failures_are_code_5() {
+        for errno in [nix::libc::EMFILE, nix::libc::ENFILE, nix::libc::ENOMEM, nix::libc::EAGAIN] {
+            let e = CniError::from_io("open", &std::io::Error::from_raw_os_error(errno));
+            assert_eq!(e.code, Code::TryAgainLater, "{e}");
+        }
+        let e = CniError::from_io("open /x", &std::io::Error::from_raw_os_error(nix::libc::ENOENT));
+        assert_eq!(e.code, Code::IoFailure);
+        assert!(e.msg.starts_with("open /x: "), "{}", e.msg);
+    }
+
+    #[test]
+    fn the_spec_s_json_carries_the_version_and_leaves_out_empty_details() {
+        let v = CniError::new(Code::InvalidConfig, "bad").to_json("1.0.0");
+        assert_eq!(v, serde_json::json!({"cniVersion": "1.0.0", "code": 7, "msg": "bad"}));
+        let v = CniError::new(Code::Kernel, "no").with_details("EPERM").to_json("0.4.0");
+        assert_eq!(v["details"], "EPERM");
+        assert_eq!(u32::from(Code::PolicyDenied), 103);
+    }
+}

@@ -11,3 +11,6 @@ pub mod masquerade;
 pub mod netns;
 pub mod route;
 pub mod sysctl;
+
+#[cfg(test)]
+mod kernel_tests;

@@ -427,3 +427,91 @@ macro_rules! host_traits {
 
 host_traits!(current);
 host_traits!(v0_1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use admission::{Changes as WitChanges, Decision as WitDecision, IpRange};
+
+    fn wit_route(dst: &str, gw: Option<&str>) -> types::Route {
+        types::Route {
+            dst: dst.into(),
+            gw: gw.map(Into::into),
+            mtu: None,
+            advmss: None,
+            priority: Some(5),
+            table: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn a_0_2_result_parses_into_the_model_and_formats_back_the_same() {
+        let wit = types::CniResult {
+            interfaces: vec![
+                types::Iface { name: "veth1".into(), mac: String::new(), mtu: Some(1500), sandbox: String::new() },
+                types::Iface {
+                    name: "eth0".into(),
+                    mac: "0a:58:0a:00:00:05".into(),
+                    mtu: None,
+                    sandbox: "/run/netns/c".into(),
+                },
+            ],
+            ips: vec![types::IpConfig {
+                address: "10.0.0.5/24".into(),
+                gateway: Some("10.0.0.1".into()),
+                iface: Some(1),
+            }],
+            routes: vec![wit_route("0.0.0.0/0", Some("10.0.0.1"))],
+            dns: Some(types::Dns {
+                nameservers: vec!["10.0.0.53".into()],
+                domain: None,
+                search: vec![],
+                options: vec![],
+            }),
+        };
+        let model = result(wit.clone()).unwrap();
+        assert_eq!(model.interfaces[0].mac, None, "an empty 0.2 MAC is none");
+        assert_eq!(model.interfaces[0].sandbox, None, "an empty 0.2 sandbox is a host interface");
+        assert_eq!(model.interfaces[1].sandbox.as_deref(), Some("/run/netns/c"));
+        assert_eq!(model.routes[0].priority, Some(5));
+        let back = types::CniResult::from(model);
+        assert_eq!(back.interfaces[1].mac, wit.interfaces[1].mac);
+        assert_eq!((back.ips[0].address.as_str(), back.ips[0].gateway.as_deref()), ("10.0.0.5/24", Some("10.0.0.1")));
+        assert_eq!(back.dns.unwrap().nameservers, ["10.0.0.53"]);
+    }
+
+    #[test]
+    fn a_malformed_0_2_result_is_the_module_s_fault() {
+        for bad in [
+            types::IpConfig { address: "10.0.0.5".into(), gateway: None, iface: None },
+            types::IpConfig { address: "10.0.0.5/24".into(), gateway: Some("gateway".into()), iface: None },
+        ] {
+            let r = types::CniResult { interfaces: vec![], ips: vec![bad], routes: vec![], dns: None };
+            let err = result(r).unwrap_err();
+            assert!(err.code == 100 && err.msg.starts_with("plugin returned an invalid result"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_0_2_decision_keeps_requested_addresses_without_their_prefix_and_refuses_garbage() {
+        let changes = |ips: &[&str], subnet: &str| {
+            WitDecision::AllowWith(WitChanges {
+                ips: ips.iter().map(|s| s.to_string()).collect(),
+                ranges: vec![IpRange { subnet: subnet.into(), range_start: None, range_end: None, gateway: None }],
+                routes: vec![wit_route("192.0.2.0/24", None)],
+            })
+        };
+        let Decision::AllowWith(c) = decision(changes(&["10.9.0.7/24"], "10.9.0.0/24"), "p").unwrap() else {
+            panic!("not allow-with");
+        };
+        assert_eq!(c.ips, ["10.9.0.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.ranges[0].subnet, "10.9.0.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(c.routes[0].dst, "192.0.2.0/24".parse::<IpNet>().unwrap());
+        for (ips, subnet) in [(&["nope"][..], "10.9.0.0/24"), (&[][..], "10.9.0.0/99")] {
+            let err = decision(changes(ips, subnet), "p").unwrap_err();
+            assert!(err.code == 100 && err.msg.starts_with("policy p returned an invalid"), "{err}");
+        }
+        assert_eq!(decision(WitDecision::Deny("no".into()), "p").unwrap(), Decision::Deny("no".into()));
+    }
+}

@@ -17,3 +17,20 @@ impl Call {
         self.conf.host_links.iter().cloned().chain(listed.map(|i| i.name.clone())).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_links_and_prev_result_s_host_interfaces_are_in_scope_and_container_ones_are_not() {
+        let conf = crate::config::parse(
+            br#"{"cniVersion": "1.0.0", "name": "n", "type": "x", "bridge": "br9", "hostLinks": ["eth1"],
+                 "prevResult": {"cniVersion": "1.0.0",
+                   "interfaces": [{"name": "vethA"}, {"name": "eth0", "sandbox": "/run/netns/c"}]}}"#,
+        )
+        .unwrap();
+        let call = Call { env: CniEnv::default(), conf };
+        assert_eq!(call.host_links(), ["br9", "eth1", "vethA"]);
+    }
+}

@@ -28,7 +28,7 @@ pub fn plugin_main() -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_default();
     let command = std::env::var("CNI_COMMAND").unwrap_or_default();
     let (stdout, code) = match read {
-        Ok(_) => match shim::daemon_for(&stdin) {
+        Ok(_) => match shim::daemon_for(&stdin, std::env::var_os("WASMCNI_DAEMON_SOCKET")) {
             Ok(Some(daemon)) if command != "VERSION" => shim::through(&daemon, &command, &argv0, &stdin),
             Ok(_) => printed(handle(&command, &argv0, &stdin, |k| std::env::var(k).ok()), &stdin),
             Err(e) => printed(Err(e), &stdin),

@@ -29,17 +29,16 @@ pub struct Daemon {
     pub fallback: Fallback,
 }
 
-/// The daemon this call goes to, if any: the config's, else the env's.
-pub fn daemon_for(stdin: &[u8]) -> Result<Option<Daemon>, CniError> {
+/// The daemon this call goes to, if any: the config's, else `env_socket`
+/// (`WASMCNI_DAEMON_SOCKET`, read by the caller).
+pub fn daemon_for(stdin: &[u8], env_socket: Option<std::ffi::OsString>) -> Result<Option<Daemon>, CniError> {
     let configured = serde_json::from_slice::<serde_json::Value>(stdin).ok().and_then(|v| v.get("daemon").cloned());
     if let Some(d) = configured {
         return serde_json::from_value(d)
             .map(Some)
             .map_err(|e| CniError::config(format!("invalid \"daemon\" section: {e}")));
     }
-    Ok(std::env::var_os("WASMCNI_DAEMON_SOCKET")
-        .filter(|s| !s.is_empty())
-        .map(|s| Daemon { socket: s.into(), fallback: Fallback::Local }))
+    Ok(env_socket.filter(|s| !s.is_empty()).map(|s| Daemon { socket: s.into(), fallback: Fallback::Local }))
 }
 
 /// Forwards the call, falling back to this process where that is safe.
@@ -94,5 +93,19 @@ mod tests {
         assert!(!retry_locally("ADD", Fallback::Fail, &down()));
         assert!(retry_locally("CHECK", Fallback::Local, &broken()));
         assert!(!retry_locally("CHECK", Fallback::Fail, &down()));
+    }
+
+    #[test]
+    fn the_config_s_daemon_wins_over_the_environment_s_and_a_bad_section_is_code_7() {
+        let env = || Some(std::ffi::OsString::from("/run/env.sock"));
+        let conf = br#"{"daemon": {"socket": "/run/conf.sock", "fallback": "fail"}}"#;
+        let d = daemon_for(conf, env()).unwrap().unwrap();
+        assert_eq!((d.socket, d.fallback), (PathBuf::from("/run/conf.sock"), Fallback::Fail));
+        let d = daemon_for(b"{}", env()).unwrap().unwrap();
+        assert_eq!((d.socket, d.fallback), (PathBuf::from("/run/env.sock"), Fallback::Local));
+        assert!(daemon_for(b"{}", Some("".into())).unwrap().is_none());
+        assert!(daemon_for(b"not json", None).unwrap().is_none(), "the call itself reports bad JSON");
+        let bad = daemon_for(br#"{"daemon": {"socket": "/s", "fallback": "maybe"}}"#, env()).unwrap_err();
+        assert_eq!(bad.code, 7);
     }
 }

@@ -224,7 +224,7 @@ fn plugin_json(m: &crate::engine::module::Module) -> Value {
         "name": m.name,
         "path": m.path,
         "sha256": m.sha256,
-        "world": m.info.world,
+        "world": m.info.world_name(),
         "witVersion": m.info.wit_version,
         "loadedAt": m.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
         "calls": m.calls(),

@@ -58,3 +58,69 @@ pub fn forward(socket: &Path, request: &CniRequest, deadline: Duration) -> Resul
             .unwrap_or_else(|_| Err(ForwardError::Broken(format!("no answer within {} s", deadline.as_secs()))))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    fn request() -> CniRequest {
+        CniRequest { command: "ADD".into(), argv0: "wasmcni".into(), env: Default::default(), stdin: "{}".into() }
+    }
+
+    /// A socket in a scratch directory that answers one connection with
+    /// `response` (raw HTTP), or closes it unanswered when that is empty.
+    fn daemon(tag: &str, response: String) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!("wasmcni-client-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("d.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let served = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(response.as_bytes());
+        });
+        (socket, served)
+    }
+
+    fn http(status: &str, body: &str) -> String {
+        format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+    }
+
+    #[test]
+    fn a_reply_is_returned_whole() {
+        let (socket, served) =
+            daemon("ok", http("200 OK", r#"{"stdout": "{\"cniVersion\":\"1.0.0\"}", "exit_code": 0}"#));
+        let reply = forward(&socket, &request(), Duration::from_secs(5)).unwrap();
+        assert_eq!((reply.stdout.as_str(), reply.exit_code), (r#"{"cniVersion":"1.0.0"}"#, 0));
+        served.join().unwrap();
+    }
+
+    #[test]
+    fn no_daemon_and_a_draining_one_are_unavailable_and_a_failing_one_is_broken() {
+        let missing = std::env::temp_dir().join("wasmcni-client-none.sock");
+        let err = forward(&missing, &request(), Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ForwardError::Unavailable(_)), "{err}");
+
+        let (socket, served) = daemon("draining", http("503 Service Unavailable", "draining"));
+        let err = forward(&socket, &request(), Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ForwardError::Unavailable(_)), "{err}");
+        served.join().unwrap();
+
+        let (socket, served) = daemon("failing", http("500 Internal Server Error", "boom"));
+        let err = forward(&socket, &request(), Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(&err, ForwardError::Broken(m) if m.contains("boom")), "{err}");
+        served.join().unwrap();
+    }
+
+    #[test]
+    fn a_daemon_that_hangs_up_mid_call_is_broken() {
+        let (socket, served) = daemon("hangup", String::new());
+        let err = forward(&socket, &request(), Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(err, ForwardError::Broken(_)), "{err}");
+        served.join().unwrap();
+    }
+}

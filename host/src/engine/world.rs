@@ -62,9 +62,15 @@ impl Role {
     }
 }
 
+/// What `inspect` and the daemon show for a module no world grants.
+const MIXED: &str = "mixed (no world grants this)";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ModuleInfo {
-    pub world: String,
+    /// The world the module's imports and exports fit; none when no world
+    /// grants them all.
+    #[serde(serialize_with = "world_name")]
+    pub world: Option<Role>,
     pub wit_version: Option<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -72,14 +78,23 @@ pub struct ModuleInfo {
     pub metadata: Option<serde_json::Value>,
 }
 
+fn world_name<S: serde::Serializer>(world: &Option<Role>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(world.map_or(MIXED, Role::world))
+}
+
 impl ModuleInfo {
+    /// The name of its world, as `inspect` shows it.
+    pub fn world_name(&self) -> &'static str {
+        self.world.map_or(MIXED, Role::world)
+    }
+
     /// The role the module's exports (and for a handler, its imports) declare.
     pub fn declared_role(&self) -> Role {
         if exports_for(&self.exports, Role::Policy) {
             Role::Policy
         } else if exports_for(&self.exports, Role::Routing) {
             Role::Routing
-        } else if self.world == Role::Ipam.world() {
+        } else if self.world == Some(Role::Ipam) {
             Role::Ipam
         } else {
             Role::Plugin
@@ -123,19 +138,19 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
     let ours: Vec<(&str, &str)> = imports.iter().filter_map(|n| our_interface(n)).collect();
     let world = if let Some(role) = [Role::Policy, Role::Routing].into_iter().find(|r| exports_for(&exports, *r)) {
-        if ours.iter().all(|(i, v)| role.grants(i, major(v))) { role.world() } else { "mixed (no world grants this)" }
+        ours.iter().all(|(i, v)| role.grants(i, major(v))).then_some(role)
     } else if ours.iter().any(|(i, _)| *i == "ipam-store") && !ours.iter().any(|(i, _)| plugin_only(i)) {
-        "ipam"
+        Some(Role::Ipam)
     } else if ours.iter().any(|(i, _)| plugin_only(i)) && !ours.iter().any(|(i, _)| *i == "ipam-store") {
-        "cni-plugin"
+        Some(Role::Plugin)
     } else if ours.iter().all(|(i, _)| matches!(*i, "types" | "log")) {
         // A handler that imports nothing privileged runs as a plugin.
-        "cni-plugin"
+        Some(Role::Plugin)
     } else {
-        "mixed (no world grants this)"
+        None
     };
     let wit_version = exports.iter().find_map(|n| our_interface(n)).map(|(_, v)| v.to_owned());
-    ModuleInfo { world: world.into(), wit_version, imports, exports, metadata: None }
+    ModuleInfo { world, wit_version, imports, exports, metadata: None }
 }
 
 /// Refuses a module that imports what `role`'s world does not grant, or that
@@ -175,11 +190,11 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
     if let Some(meta) = &info.metadata {
         let field = |k: &str| meta.get(k).and_then(serde_json::Value::as_str);
         if let Some(declared) = field("world")
-            && declared != info.world
+            && declared != info.world_name()
         {
             return Err(CniError::config(format!(
                 "module {module} declares the {declared} world, but its imports make it {}",
-                info.world
+                info.world_name()
             )));
         }
         if let Some(wit) = field("wit")
@@ -200,7 +215,7 @@ mod tests {
 
     fn info(imports: &[&str]) -> ModuleInfo {
         ModuleInfo {
-            world: String::new(),
+            world: None,
             wit_version: Some("0.2.0".into()),
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: vec!["wasmcni:plugin/handler@0.2.0".into()],
@@ -211,7 +226,7 @@ mod tests {
     #[test]
     fn declared_metadata_must_match_the_imports_and_the_wit_version() {
         let mut m = info(&["wasmcni:plugin/netlink@0.2.0"]);
-        m.world = "cni-plugin".into();
+        m.world = Some(Role::Plugin);
         m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "0.2.0"}));
         check(&m, Role::Plugin, "m").unwrap();
         m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.2.0"}));
@@ -252,7 +267,7 @@ mod tests {
     #[test]
     fn a_1_0_plugin_is_granted_the_kernel_interfaces_by_name_and_an_ipam_none_of_them() {
         let v1 = |imports: &[&str], export: &str| ModuleInfo {
-            world: String::new(),
+            world: None,
             wit_version: Some("1.0.0".into()),
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: vec![format!("wasmcni:plugin/{export}@1.0.0")],
@@ -278,7 +293,7 @@ mod tests {
     fn a_policy_exports_admission_and_imports_nothing_privileged() {
         let mut policy = info(&["wasmcni:plugin/log@0.2.0"]);
         policy.exports = vec!["wasmcni:plugin/admission@0.2.0".into()];
-        policy.world = "policy".into();
+        policy.world = Some(Role::Policy);
         assert_eq!(policy.declared_role(), Role::Policy);
         check(&policy, Role::Policy, "p").unwrap();
         let err = check(&policy, Role::Plugin, "p").unwrap_err();

@@ -51,3 +51,20 @@ impl sysctl::Host for State {
         Ok(self.netlink()?.sysctl_get(l.side, &key)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_s_key_goes_through_its_handle_and_is_never_a_path() {
+        assert_eq!(global("ipv4/ip_forward").unwrap(), "ipv4/ip_forward");
+        assert_eq!(global("ipv4/conf/eth0/arp_notify").unwrap_err().code, 7);
+        assert_eq!(global("kernel/panic").unwrap_err().code, 101);
+        let eth0 = LinkHandle { side: crate::caps::netlink::Side::Container, name: "eth0".into(), index: 2 };
+        assert_eq!(conf_key(&eth0, AddressFamily::Ipv6, "accept_dad").unwrap(), "ipv6/conf/eth0/accept_dad");
+        for bad in ["", "../../kernel/panic", "x/y"] {
+            assert_eq!(conf_key(&eth0, AddressFamily::Ipv4, bad).unwrap_err().code, 7, "{bad:?}");
+        }
+    }
+}
