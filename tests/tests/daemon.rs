@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use wasmcni_e2e::daemon::Daemon;
 use wasmcni_e2e::{Lab, addr_of, module_dir, result_ips};
 
@@ -70,14 +71,20 @@ fn the_shim_forwards_add_check_del_and_results_match_one_shot() {
     lab.cni("DEL", &conf, "remote", &remote.path()).expect_ok();
     assert!(!lab.host.has_link(&host_veth));
     // What a DEL uses to watch the kernel is closed again: ten more rounds
-    // leave the daemon with no more open files than before.
+    // leave the daemon with no more open files than before, once the last
+    // DEL's background cleanup (the kernel's RCU wait) is over.
     let open_files = || std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
     let before = open_files();
     for _ in 0..10 {
         lab.cni("ADD", &conf, "remote", &remote.path()).expect_ok();
         lab.cni("DEL", &conf, "remote", &remote.path()).expect_ok();
     }
-    let after = open_files();
+    let settled = Instant::now() + Duration::from_secs(5);
+    let mut after = open_files();
+    while after >= before + 3 && Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(50));
+        after = open_files();
+    }
     assert!(after < before + 3, "the daemon held {before} files before ten ADD/DEL rounds and {after} after");
 
     // The daemon served those calls: its plugin table and metrics say so.
