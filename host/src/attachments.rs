@@ -11,7 +11,10 @@
 //!
 //! Layout: `<state_dir>/attachments/<network>/<type>/<digest>.json`, the
 //! digest of (container ID, ifname), so any ID fits a file name; written
-//! whole (staged, then renamed).
+//! whole (staged, then renamed). A record is removed by DEL, by GC when the
+//! runtime no longer lists its attachment, and by the daemon once its netns
+//! is gone. Records of older releases (`<network>/<container>-<ifname>.json`,
+//! kept only for a `rulesFile`) are read and removed the same way.
 
 use crate::cni::call::Call;
 use crate::cni::error::CniError;
@@ -40,6 +43,7 @@ struct Attachment {
     /// The rules last applied (read from `rulesFile`), when the config names one.
     rules: Option<Value>,
     /// What the ADD returned, in the model.
+    #[serde(default)]
     result: Option<CniResult>,
 }
 
@@ -52,9 +56,24 @@ fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("attachments")
 }
 
+/// The directory of one network's records of one plugin type. A type that
+/// is not a plain file name (it comes from the config) is named by digest.
+fn kind_dir(state_dir: &Path, network: &str, kind: &str) -> PathBuf {
+    let plain = !kind.is_empty()
+        && !kind.starts_with('.')
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let kind = if plain { kind.to_owned() } else { hex::encode(sha2::Sha256::digest(kind))[..32].to_owned() };
+    dir(state_dir).join(network).join(kind)
+}
+
 fn record_path(state_dir: &Path, call: &Call) -> PathBuf {
     let digest = sha2::Sha256::digest(format!("{}/{}", call.env.container_id, call.env.ifname));
-    dir(state_dir).join(&call.conf.name).join(&call.conf.kind).join(format!("{}.json", &hex::encode(digest)[..32]))
+    kind_dir(state_dir, &call.conf.name, &call.conf.kind).join(format!("{}.json", &hex::encode(digest)[..32]))
+}
+
+/// Where an older release kept the record (it fits only short IDs).
+fn legacy_path(state_dir: &Path, call: &Call) -> PathBuf {
+    dir(state_dir).join(&call.conf.name).join(format!("{}-{}.json", call.env.container_id, call.env.ifname))
 }
 
 /// Records a successful ADD.
@@ -71,12 +90,18 @@ pub fn record(state_dir: &Path, call: &Call, result: Option<&CniResult>) {
         config: original(config),
         result: result.cloned(),
     };
-    let path = record_path(state_dir, call);
-    let staged = path.with_extension("staged");
+    write(&record_path(state_dir, call), &serde_json::to_vec(&attachment).expect("serializable"));
+}
+
+/// Writes a record whole; a failure costs only the live updates.
+fn write(path: &Path, bytes: &[u8]) {
+    // A name of this process's own: two runtimes' calls may race here.
+    let staged = path.with_extension(format!("staged{}", std::process::id()));
     let written = std::fs::create_dir_all(path.parent().expect("in a directory"))
-        .and_then(|()| std::fs::write(&staged, serde_json::to_vec(&attachment).expect("serializable")))
-        .and_then(|()| std::fs::rename(&staged, &path));
+        .and_then(|()| std::fs::write(&staged, bytes))
+        .and_then(|()| std::fs::rename(&staged, path));
     if let Err(e) = written {
+        let _ = std::fs::remove_file(&staged);
         tracing::warn!("recording attachment {}: {e}", path.display());
     }
 }
@@ -92,22 +117,49 @@ fn original(mut config: Value) -> Value {
     config
 }
 
-/// Forgets an attachment on DEL.
-pub fn forget(state_dir: &Path, call: &Call) {
-    match std::fs::remove_file(record_path(state_dir, call)) {
+fn remove(path: &Path) {
+    match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!("forgetting an attachment: {e}"),
         _ => {}
     }
 }
 
+/// Forgets an attachment on DEL.
+pub fn forget(state_dir: &Path, call: &Call) {
+    remove(&record_path(state_dir, call));
+    remove(&legacy_path(state_dir, call));
+}
+
+/// GC: forgets this network's records of this plugin whose attachment the
+/// runtime no longer lists in `valid`.
+pub fn collect(state_dir: &Path, call: &Call, valid: &[(String, String)]) {
+    for path in json_files(&kind_dir(state_dir, &call.conf.name, &call.conf.kind)) {
+        if let Some(a) = read(&path)
+            && !valid.iter().any(|(id, ifname)| *id == a.container_id && *ifname == a.ifname)
+        {
+            remove(&path);
+        }
+    }
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path());
+    entries.filter(|p| p.extension().is_some_and(|e| e == "json")).collect()
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
+}
+
+/// Every record: `<network>/<type>/*.json`, and an older release's `<network>/*.json`.
 fn records(state_dir: &Path) -> Vec<PathBuf> {
-    let listed = |p: &Path| std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| e.path()).collect::<Vec<_>>();
-    listed(&dir(state_dir))
-        .iter()
-        .flat_map(|network| listed(network))
-        .flat_map(|kind| listed(&kind))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect()
+    let networks = subdirs(&dir(state_dir));
+    let current = networks.iter().flat_map(|n| subdirs(n)).flat_map(|k| json_files(&k));
+    current.chain(networks.iter().flat_map(|n| json_files(n))).collect()
+}
+
+fn read(path: &Path) -> Option<Attachment> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 /// Applies every changed rules file to the attachments that read it.
@@ -120,14 +172,14 @@ pub async fn refresh(runner: &Arc<Runner>) {
 }
 
 async fn refresh_one(runner: &Arc<Runner>, path: &Path) -> Result<(), CniError> {
-    let Ok(a) = std::fs::read(path).map(|b| serde_json::from_slice::<Attachment>(&b)) else { return Ok(()) };
-    let a = a.map_err(|e| CniError::io(format!("corrupt record: {e}")))?;
-    let Some(file) = a.config["rulesFile"].as_str() else { return Ok(()) };
+    let Ok(bytes) = std::fs::read(path) else { return Ok(()) };
+    let a: Attachment = serde_json::from_slice(&bytes).map_err(|e| CniError::io(format!("corrupt record: {e}")))?;
     if !Path::new(&a.netns).exists() {
         tracing::info!("container {} is gone: forgetting it", a.container_id);
-        let _ = std::fs::remove_file(path);
+        remove(path);
         return Ok(());
     }
+    let Some(file) = a.config["rulesFile"].as_str() else { return Ok(()) };
     let rules = rules_file::read(Path::new(file))?;
     if a.rules.as_ref() == Some(&rules) {
         return Ok(());
@@ -138,7 +190,12 @@ async fn refresh_one(runner: &Arc<Runner>, path: &Path) -> Result<(), CniError> 
     old["rules"] = a.rules.clone().unwrap_or(Value::Null);
     run(runner, &a, "DEL", &old).await?;
     // The DEL forgot the record; the ADD writes it again with the new rules.
-    run(runner, &a, "ADD", &a.config).await
+    // If it fails, the record comes back as it was, so the next tick tries again.
+    let added = run(runner, &a, "ADD", &a.config).await;
+    if added.is_err() && !path.exists() {
+        write(path, &bytes);
+    }
+    added
 }
 
 async fn run(runner: &Arc<Runner>, a: &Attachment, command: &str, config: &Value) -> Result<(), CniError> {

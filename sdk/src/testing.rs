@@ -184,7 +184,10 @@ impl MockHost {
     }
 
     fn by_index(&mut self, index: u32) -> Result<&mut MockLink, CniError> {
-        self.links.iter_mut().find(|l| l.info.index == index).ok_or_else(|| err(100, format!("link {index} is gone")))
+        self.links
+            .iter_mut()
+            .find(|l| l.info.index == index)
+            .ok_or_else(|| err(102, format!("link {index}: no such device")))
     }
 
     fn add_link(&mut self, name: &str, kind: LinkKind, container: bool, mtu: u32, mac: Option<types::Mac>) -> u32 {
@@ -401,11 +404,15 @@ pub mod links {
     }
 
     pub fn veth_peer(container_end: &Link) -> Result<Option<Link>, CniError> {
-        if !container_end.container()? {
-            return Err(err(7, "veth-peer takes a container link"));
-        }
         with(|h| {
-            let Some(peer) = h.by_index(container_end.index)?.peer else {
+            // A container end that is gone has no peer, as with the real host.
+            let Some(end) = h.links.iter().find(|l| l.info.index == container_end.index) else {
+                return Ok(None);
+            };
+            if !end.container() {
+                return Err(err(7, "veth-peer takes a container link"));
+            }
+            let Some(peer) = end.peer else {
                 return Ok(None);
             };
             let Some(name) = h.links.iter().find(|l| l.info.index == peer).map(|l| l.info.name.clone()) else {

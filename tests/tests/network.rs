@@ -160,6 +160,19 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
         ips.push(addr_of(&result_ips(&r)[0]).to_owned());
     }
     assert_eq!(lab.leases().len(), 3);
+    // Each ADD is recorded; GC forgets the records of what it collects.
+    let records = || {
+        let dir = lab.state_dir().join("attachments").join(&lab.network).join("wasm-bridge");
+        let files = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>());
+        let owners = files.unwrap_or_default().iter().map(|p| {
+            let record: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            record["container_id"].as_str().unwrap().to_owned()
+        });
+        let mut owners: Vec<String> = owners.collect();
+        owners.sort();
+        owners
+    };
+    assert_eq!(records(), ["gc-0", "gc-1", "gc-2"]);
 
     let gc = |key: &str, valid: &[&str]| {
         let conf = gc_conf(&lab, key, valid);
@@ -180,10 +193,12 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
     assert_eq!(lab.leases(), want);
     let rules = nft_rules(&lab);
     assert!(rules.contains(&ips[0]) && rules.contains(&ips[2]) && !rules.contains(&ips[1]), "{rules}");
+    assert_eq!(records(), ["gc-0", "gc-2"]);
 
     // The older key is honoured too.
     gc("cni.dev/attachments", &["gc-2"]);
     assert_eq!(lab.leases(), vec![ips[2].clone()]);
+    assert_eq!(records(), ["gc-2"]);
 }
 
 #[test]

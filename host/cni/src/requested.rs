@@ -41,8 +41,12 @@ impl Requested {
         };
         for (k, v) in args {
             match k.as_str() {
-                "IP" => v.split(',').try_for_each(|ip| address(ip, "CNI_ARGS IP").map(&mut add))?,
-                "MAC" => out.mac = Some(mac(v, "CNI_ARGS MAC")?),
+                "IP" => v
+                    .split(',')
+                    .filter(|ip| !ip.trim().is_empty())
+                    .try_for_each(|ip| address(ip, "CNI_ARGS IP").map(&mut add))?,
+                // Empty is unset, as the reference plugins read it.
+                "MAC" if !v.trim().is_empty() => out.mac = Some(mac(v, "CNI_ARGS MAC")?),
                 _ => {}
             }
         }
@@ -60,6 +64,7 @@ impl Requested {
             }
             match &at["mac"] {
                 Value::Null => {}
+                Value::String(s) if s.trim().is_empty() => {}
                 Value::String(s) => out.mac = Some(mac(s, &format!("{section}.mac"))?),
                 _ => return Err(CniError::config(format!("{section}.mac must be a string"))),
             }
@@ -90,6 +95,10 @@ mod tests {
         let from_args = Requested::gather(&args(&[("MAC", "02:00:00:00:00:01")]), &json!({})).unwrap();
         assert_eq!(from_args.mac.unwrap().to_string(), "02:00:00:00:00:01");
         assert_eq!(Requested::gather(&[], &json!({})).unwrap(), Requested::default());
+        let empty = Requested::gather(&args(&[("IP", ""), ("MAC", "")]), &json!({"args": {"cni": {"mac": ""}}}));
+        assert_eq!(empty.unwrap(), Requested::default(), "empty entries are unset, not malformed");
+        let trailing = Requested::gather(&args(&[("IP", "10.0.0.5,")]), &json!({})).unwrap();
+        assert_eq!(trailing.ips, ["10.0.0.5".parse::<IpAddr>().unwrap()]);
     }
 
     #[test]

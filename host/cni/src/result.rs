@@ -11,7 +11,9 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "empty_is_none")]
+    /// None for a link without an Ethernet address (tun, wireguard; an
+    /// InfiniBand address, which is not 6 bytes, is not kept either).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "ethernet_or_none")]
     pub mac: Option<Mac>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
@@ -93,6 +95,12 @@ pub struct CniResult {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub dns: Option<Dns>,
+}
+
+/// Reads a MAC as an Ethernet address, anything else (`""`, a 20-byte
+/// IPoIB address another plugin reported) as none: the field only informs.
+fn ethernet_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Mac>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.and_then(|s| s.parse().ok()))
 }
 
 /// Reads `""` (which some plugins print for "none") as none.
@@ -269,8 +277,10 @@ mod tests {
     fn empty_macs_and_sandboxes_read_as_none_and_bad_addresses_are_decode_errors() {
         let r = CniResult::from_any(&json!({"interfaces": [{"name": "veth1", "mac": "", "sandbox": ""}]})).unwrap();
         assert_eq!(r.interfaces[0], Interface { name: "veth1".into(), ..Interface::default() });
+        let ib = "80:00:00:48:fe:80:00:00:00:00:00:00:02:c9:03:00:0f:2a:1b:01";
+        let r = CniResult::from_any(&json!({"interfaces": [{"name": "ib0", "mac": ib}]})).unwrap();
+        assert_eq!(r.interfaces[0].mac, None, "a non-Ethernet MAC");
         for bad in [
-            json!({"interfaces": [{"name": "e", "mac": "zz"}]}),
             json!({"ips": [{"address": "10.0.0.300/24"}]}),
             json!({"routes": [{"dst": "10.0.0.0/24", "gw": "nope"}]}),
             json!({"ip4": {"ip": "10.0.0.2"}}),

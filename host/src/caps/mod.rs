@@ -70,6 +70,8 @@ pub struct State {
     wasi: WasiCtx,
     /// WASI's resources and this call's link handles.
     table: ResourceTable,
+    /// Link handles the guest holds now (bounded: the table is host memory).
+    links_held: usize,
     pub limiter: MemoryLimiter,
     pub plugin: String,
     pub netlink: Option<NetlinkCap>,
@@ -84,6 +86,7 @@ impl State {
         State {
             wasi,
             table: ResourceTable::new(),
+            links_held: 0,
             limiter: MemoryLimiter::new(memory_bytes),
             plugin,
             netlink: None,

@@ -10,7 +10,7 @@ use super::netlink::{BridgeParams, LinkView, RouteOp, Side};
 use super::v0_2::exports::wasmcni::plugin::admission;
 use super::v0_2::wasmcni::plugin::netlink::{self as nl, BridgeSpec, LinkInfo, RouteInfo, VethPair, VethSpec};
 use super::v0_2::wasmcni::plugin::{self as current, ipam_store, log, types};
-use crate::cni::admission::{Changes, Decision, Range};
+use crate::cni::admission::{Changes, Decision, Range, WantedIp};
 use crate::cni::call::Call;
 use crate::cni::env::Command;
 use crate::cni::error::{CniError, Code};
@@ -217,6 +217,14 @@ impl From<LinkView> for LinkInfo {
     }
 }
 
+/// An address a 0.2 policy asks for, bare or with a prefix length.
+fn wanted(s: &str) -> Result<WantedIp, CniError> {
+    match s.parse::<IpNet>() {
+        Ok(n) => Ok(WantedIp { addr: n.addr(), prefix_len: Some(n.prefix_len()) }),
+        Err(_) => Ok(WantedIp { addr: parse_ip(s)?, prefix_len: None }),
+    }
+}
+
 /// A 0.2 policy's decision; its strings are the policy's to get right (code 100).
 pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniError> {
     use admission::Decision as D;
@@ -228,12 +236,7 @@ pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniErr
         D::AllowWith(c) => {
             let convert = || -> Result<Changes, CniError> {
                 Ok(Changes {
-                    // 0.2 let a requested address carry a prefix length; the address is what counts.
-                    ips: c
-                        .ips
-                        .iter()
-                        .map(|ip| parse_ip(ip.split('/').next().unwrap_or_default()))
-                        .collect::<Result<_, _>>()?,
+                    ips: c.ips.iter().map(|ip| wanted(ip)).collect::<Result<_, _>>()?,
                     ranges: c
                         .ranges
                         .into_iter()
@@ -494,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn a_0_2_decision_keeps_requested_addresses_without_their_prefix_and_refuses_garbage() {
+    fn a_0_2_decision_keeps_requested_addresses_as_given_and_refuses_garbage() {
         let changes = |ips: &[&str], subnet: &str| {
             WitDecision::AllowWith(WitChanges {
                 ips: ips.iter().map(|s| s.to_string()).collect(),
@@ -505,7 +508,8 @@ mod tests {
         let Decision::AllowWith(c) = decision(changes(&["10.9.0.7/24"], "10.9.0.0/24"), "p").unwrap() else {
             panic!("not allow-with");
         };
-        assert_eq!(c.ips, ["10.9.0.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.ips, [WantedIp { addr: "10.9.0.7".parse().unwrap(), prefix_len: Some(24) }]);
+        assert_eq!(c.ips[0].to_string(), "10.9.0.7/24");
         assert_eq!(c.ranges[0].subnet, "10.9.0.0/24".parse::<IpNet>().unwrap());
         assert_eq!(c.routes[0].dst, "192.0.2.0/24".parse::<IpNet>().unwrap());
         for (ips, subnet) in [(&["nope"][..], "10.9.0.0/24"), (&[][..], "10.9.0.0/99")] {

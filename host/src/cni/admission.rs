@@ -22,11 +22,29 @@ pub struct Range {
     pub gateway: Option<IpAddr>,
 }
 
+/// An address to request. A 0.x policy could give it a prefix length
+/// (`10.9.0.7/24`), which IPAMs such as the reference `static` need, so it
+/// is kept and written back as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedIp {
+    pub addr: IpAddr,
+    pub prefix_len: Option<u8>,
+}
+
+impl std::fmt::Display for WantedIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.prefix_len {
+            Some(len) => write!(f, "{}/{len}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// What an admitted ADD does differently.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Changes {
     /// Addresses to request from IPAM (`runtimeConfig.ips`).
-    pub ips: Vec<IpAddr>,
+    pub ips: Vec<WantedIp>,
     /// When not empty, replaces the IPAM section's ranges: one range set each.
     pub ranges: Vec<Range>,
     /// Appended to the IPAM section's `routes`.
@@ -75,7 +93,8 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
 fn apply(config: &mut Value, policy: &str, changes: Changes) -> Result<(), CniError> {
     let root = config.as_object_mut().expect("checked by config::parse");
     if !changes.ips.is_empty() {
-        object(root, "runtimeConfig")?.insert("ips".into(), json!(changes.ips));
+        let ips: Vec<String> = changes.ips.iter().map(ToString::to_string).collect();
+        object(root, "runtimeConfig")?.insert("ips".into(), json!(ips));
     }
     if changes.ranges.is_empty() && changes.routes.is_empty() {
         return Ok(());
@@ -131,7 +150,13 @@ mod tests {
 
     fn changes(ips: &[&str], ranges: &[&str], routes: &[&str]) -> Changes {
         Changes {
-            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            ips: ips
+                .iter()
+                .map(|s| match s.parse::<IpNet>() {
+                    Ok(n) => WantedIp { addr: n.addr(), prefix_len: Some(n.prefix_len()) },
+                    Err(_) => WantedIp { addr: s.parse().unwrap(), prefix_len: None },
+                })
+                .collect(),
             ranges: ranges
                 .iter()
                 .map(|s| Range { subnet: s.parse().unwrap(), range_start: None, range_end: None, gateway: None })
@@ -144,8 +169,9 @@ mod tests {
     fn changes_rewrite_the_ipam_section_and_the_requested_ips() {
         let mut c = json!({"name": "n", "ipam": {"type": "host-local", "subnet": "10.0.0.0/24",
             "gateway": "10.0.0.1", "routes": [{"dst": "0.0.0.0/0"}]}});
-        apply(&mut c, "p", changes(&["10.9.0.7"], &["10.9.0.0/24", "fd09::/64"], &["192.168.0.0/16"])).unwrap();
-        assert_eq!(c["runtimeConfig"]["ips"], json!(["10.9.0.7"]));
+        apply(&mut c, "p", changes(&["10.9.0.7", "10.9.0.8/24"], &["10.9.0.0/24", "fd09::/64"], &["192.168.0.0/16"]))
+            .unwrap();
+        assert_eq!(c["runtimeConfig"]["ips"], json!(["10.9.0.7", "10.9.0.8/24"]));
         assert_eq!(c["ipam"]["ranges"], json!([[{"subnet": "10.9.0.0/24"}], [{"subnet": "fd09::/64"}]]));
         assert!(c["ipam"].get("subnet").is_none() && c["ipam"].get("gateway").is_none());
         assert_eq!(c["ipam"]["routes"], json!([{"dst": "0.0.0.0/0"}, {"dst": "192.168.0.0/16"}]));

@@ -141,6 +141,7 @@ impl Request {
         match self.command {
             Command::Add => crate::attachments::record(runner.state_dir(), &call, result.as_ref()),
             Command::Del => crate::attachments::forget(runner.state_dir(), &call),
+            Command::Gc => crate::attachments::collect(runner.state_dir(), &call, &call.conf.valid_attachments),
             _ => {}
         }
         Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))

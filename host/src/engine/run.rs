@@ -262,7 +262,6 @@ impl Runner {
             )));
         }
         let inv = Invocation { call: &call, netns_open: netns.is_some(), config: &call.conf.raw };
-        let requested = Self::requested(&call, command)?;
         let network_lock =
             self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
         let _serialized = match role {
@@ -276,7 +275,7 @@ impl Runner {
         let state = self.state(&module, target, role, &call, netns, deadline)?;
         let mut store = self.store(state, deadline);
         let outcome = guarded(&module.name, &mut store, target.limits, deadline, async |store| {
-            call_export(&module, store, command, inv, requested, valid).await
+            call_export(&module, store, command, inv, valid).await
         })
         .await;
         let result = outcome.and_then(|r| r);
@@ -298,15 +297,17 @@ impl Runner {
         let deadline = Instant::now() + target.limits.timeout;
         let (module, mut store) = self.capless(target, Role::Policy, deadline)?;
         let inv = Invocation { call, netns_open: call.env.netns.is_some(), config: &config };
-        let requested = Self::requested(call, Command::Add)?;
         let name = module.name.clone();
         guarded(&module.name, &mut store, target.limits, deadline, async |store| {
             let instance = module.pre.instantiate_async(&mut *store).await?;
             Ok(match &module.entry {
-                Entry::Admission(ix) => {
-                    let d = ix.load(&mut *store, &instance)?.call_admit(&mut *store, &inv.v1(requested)).await?;
-                    convert::decision(d, &name)
-                }
+                Entry::Admission(ix) => match inv.v1(Command::Add) {
+                    Ok(inv) => {
+                        let d = ix.load(&mut *store, &instance)?.call_admit(&mut *store, &inv).await?;
+                        convert::decision(d, &name)
+                    }
+                    Err(e) => Err(e),
+                },
                 Entry::AdmissionV0_2(ix) => {
                     let d = ix.load(&mut *store, &instance)?.call_admit(&mut *store, &inv.v0()).await?;
                     v0::decision(d, &name)
@@ -446,8 +447,11 @@ struct Invocation<'a> {
 }
 
 impl Invocation<'_> {
-    fn v1(&self, requested: Requested) -> crate::caps::bindings::wasmcni::plugin::types::Invocation {
-        v1::invocation(self.call, self.netns_open, self.config.to_owned(), requested)
+    /// The 1.x record, with the addresses and MAC the call asks for. Only
+    /// 1.x modules get those, so only their calls can fail on them.
+    fn v1(&self, command: Command) -> Result<crate::caps::bindings::wasmcni::plugin::types::Invocation, CniError> {
+        let requested = Runner::requested(self.call, command)?;
+        Ok(v1::invocation(self.call, self.netns_open, self.config.to_owned(), requested))
     }
 
     fn v0(&self) -> crate::caps::v0_2::wasmcni::plugin::types::Invocation {
@@ -525,7 +529,6 @@ async fn call_export(
     store: &mut Store<State>,
     command: Command,
     inv: Invocation<'_>,
-    requested: Requested,
     valid: Option<Vec<(String, String)>>,
 ) -> wasmtime::Result<Returned> {
     let instance = module.pre.instantiate_async(&mut *store).await?;
@@ -536,7 +539,10 @@ async fn call_export(
             use crate::caps::bindings::wasmcni::plugin::types::Attachment;
             let valid: Vec<Attachment> =
                 valid.into_iter().map(|(container_id, ifname)| Attachment { container_id, ifname }).collect();
-            let inv = inv.v1(requested);
+            let inv = match inv.v1(command) {
+                Ok(inv) => inv,
+                Err(e) => return Ok(Err(e)),
+            };
             call_handler!(ix.load(&mut *store, &instance)?, store, command, &inv, valid, convert::result)
         }
         Entry::HandlerV0_2(ix) => {

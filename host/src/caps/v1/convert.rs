@@ -6,7 +6,7 @@ use crate::caps::bindings::exports::wasmcni::plugin::{admission, node_routes};
 use crate::caps::bindings::wasmcni::plugin::types;
 use crate::caps::netlink::Link;
 use crate::cni::Mac;
-use crate::cni::admission::{Changes, Decision, Range};
+use crate::cni::admission::{Changes, Decision, Range, WantedIp};
 use crate::cni::error::{CniError, Code};
 use crate::cni::result as model;
 use ipnet::IpNet;
@@ -195,7 +195,7 @@ pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniErr
         admission::Decision::AllowWith(c) => {
             let convert = || -> Result<Changes, CniError> {
                 Ok(Changes {
-                    ips: c.ips.into_iter().map(Into::into).collect(),
+                    ips: c.ips.into_iter().map(|ip| WantedIp { addr: ip.into(), prefix_len: None }).collect(),
                     ranges: c
                         .ranges
                         .into_iter()

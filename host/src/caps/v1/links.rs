@@ -74,7 +74,7 @@ impl links::HostLink for State {
         let l = self.link(&this)?;
         match self.netlink()?.get_link(l.side, &l.name).await? {
             Some(v) => Ok(info(l.side, v)),
-            None => Err(CniError::new(Code::PluginFailure, format!("link {} is gone", l.name)).into()),
+            None => Err(CniError::new(Code::Kernel, format!("link {}: no such device", l.name)).into()),
         }
     }
 
@@ -108,12 +108,12 @@ impl links::HostLink for State {
     }
 
     async fn delete(&mut self, this: Resource<LinkHandle>) -> Res<()> {
-        let l = self.table.delete(this).map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))?;
+        let l = self.take_back(this)?;
         Ok(self.netlink()?.delete_link(l.side, &l.name).await?)
     }
 
     async fn drop(&mut self, this: Resource<LinkHandle>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        self.take_back(this)?;
         Ok(())
     }
 }

@@ -24,6 +24,9 @@ use wasmtime::component::Resource;
 
 type Res<T> = Result<T, WitError>;
 
+/// The most link handles one call may hold at once (the WIT says so too).
+const MAX_LINK_HANDLES: usize = 4096;
+
 impl From<CniError> for WitError {
     fn from(e: CniError) -> Self {
         WitError { code: e.code, msg: e.msg, details: e.details }
@@ -68,7 +71,24 @@ impl State {
 
     /// Hands the plugin a handle to `link`.
     fn hand_out(&mut self, link: LinkHandle) -> Result<Resource<LinkHandle>, CniError> {
-        self.table.push(link).map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))
+        if self.links_held >= MAX_LINK_HANDLES {
+            return Err(CniError::new(
+                Code::PluginFailure,
+                format!("plugin {} holds {MAX_LINK_HANDLES} link handles: drop some", self.plugin),
+            ));
+        }
+        let handle =
+            self.table.push(link).map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))?;
+        self.links_held += 1;
+        Ok(handle)
+    }
+
+    /// Takes a handle back from the plugin (dropped or consumed by `delete`).
+    fn take_back(&mut self, handle: Resource<LinkHandle>) -> Result<LinkHandle, CniError> {
+        let link =
+            self.table.delete(handle).map_err(|e| CniError::new(Code::PluginFailure, format!("link handle: {e}")))?;
+        self.links_held -= 1;
+        Ok(link)
     }
 }
 
