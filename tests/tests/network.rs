@@ -164,11 +164,14 @@ fn gc_releases_exactly_what_no_valid_attachment_owns() {
     let records = || {
         let dir = lab.state_dir().join("attachments").join(&lab.network).join("wasm-bridge");
         let files = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>());
-        let owners = files.unwrap_or_default().iter().map(|p| {
-            let record: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-            record["container_id"].as_str().unwrap().to_owned()
-        });
-        let mut owners: Vec<String> = owners.collect();
+        let mut owners: Vec<String> = files
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let record: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+                record["container_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
         owners.sort();
         owners
     };
