@@ -13,3 +13,6 @@ mod server;
 mod watch;
 
 pub use server::{Options, serve};
+
+#[cfg(test)]
+mod api_tests;

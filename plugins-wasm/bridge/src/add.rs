@@ -71,8 +71,8 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
     } else {
         pair.container.set_up(true)?;
     }
-    // Report the bridge as it is now (its MAC settles once the first port joins).
-    result.interfaces[0] = iface(&bridge.info()?, None);
+    // The bridge's MAC is pinned when it is made, so what ensure-bridge
+    // reported still holds.
     Ok(result)
 }
 
