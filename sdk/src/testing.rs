@@ -253,8 +253,10 @@ pub mod ipam_store {
 
     pub fn release_owner(container_id: &str, ifname: &str) -> Result<Vec<IpAddress>, CniError> {
         Ok(with(|h| {
-            let freed: Vec<IpAddr> =
-                h.leases.iter().filter(|(_, (id, i))| id == container_id && i == ifname).map(|(ip, _)| *ip).collect();
+            // As the host's store: the ID as trimmed, and a lease written
+            // without an ifname (an older host-local's) on any ifname.
+            let ours = |id: &String, i: &String| id == container_id.trim() && (i == ifname || i.is_empty());
+            let freed: Vec<IpAddr> = h.leases.iter().filter(|(_, (id, i))| ours(id, i)).map(|(ip, _)| *ip).collect();
             for ip in &freed {
                 h.leases.remove(ip);
             }
@@ -362,6 +364,7 @@ pub mod links {
     pub fn ensure_bridge(spec: &BridgeSpec) -> Result<Link, CniError> {
         with(|h| {
             h.scope.check(&spec.name).map_err(refused)?;
+            wasmcni_cni::env::validate_ifname(&spec.name).map_err(|e| err(7, e.msg))?;
             if let Some(l) = h.link(false, &spec.name) {
                 return if matches!(l.info.kind, LinkKind::Bridge) {
                     Ok(Link { index: l.info.index })
@@ -376,6 +379,7 @@ pub mod links {
     }
 
     pub fn create_veth(spec: &VethSpec) -> Result<VethPair, CniError> {
+        wasmcni_cni::env::validate_ifname(&spec.container_ifname).map_err(refused)?;
         with(|h| {
             if h.link(true, &spec.container_ifname).is_some() {
                 return Err(err(102, format!("{} already exists", spec.container_ifname)));
@@ -656,5 +660,59 @@ pub mod delegate {
 
     pub fn ipam_gc(_valid: &[Attachment]) -> Result<(), CniError> {
         call("GC")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::wasmcni::plugin::links::{BridgeSpec, VethSpec};
+
+    fn veth(name: &str) -> Result<links::VethPair, CniError> {
+        links::create_veth(&VethSpec { container_ifname: name.into(), mtu: None, container_mac: None })
+    }
+
+    #[test]
+    fn it_refuses_what_the_host_refuses() {
+        reset();
+        add_link("eth0", LinkKind::Device, false);
+        assert_eq!(links::open_host_link("eth0").unwrap_err().code, 101, "an undeclared host link");
+        declare_host_link("eth0");
+        assert!(links::open_host_link("eth0").unwrap().is_some());
+        let bridge = BridgeSpec { name: "br-x".into(), mtu: None, promisc: false, vlan_filtering: false };
+        assert_eq!(links::ensure_bridge(&bridge).unwrap_err().code, 101, "a bridge the config does not name");
+        assert_eq!(veth("bad/name").unwrap_err().code, 4);
+        let pair = veth("eth1").unwrap();
+        let default = route_to_default();
+        assert_eq!(routes::add_route(&routes::RouteDev::Link(&pair.host), default).unwrap_err().code, 101);
+        assert_eq!(sysctl::set(Side::Host, "kernel/panic", "1").unwrap_err().code, 101);
+        assert_eq!(pair.host.set_port_vlan(5000).unwrap_err().code, 7);
+    }
+
+    fn route_to_default() -> Route {
+        crate::ip::route_to("0.0.0.0/0".parse().unwrap())
+    }
+
+    #[test]
+    fn link_indexes_are_never_reused_and_a_gone_link_is_code_102() {
+        reset();
+        let first = veth("eth0").unwrap();
+        let (host, container) = (first.host.index(), first.container.index());
+        links::Link::delete(first.container).unwrap();
+        assert_eq!(first.host.info().unwrap_err().code, 102, "the peer went with its veth");
+        let second = veth("eth0").unwrap();
+        assert!(second.host.index() > container && second.container.index() > host);
+    }
+
+    #[test]
+    fn release_owner_frees_as_the_host_s_store_does() {
+        reset();
+        let ip = |s: &str| IpAddress::from(s.parse::<IpAddr>().unwrap());
+        ipam_store::reserve(ip("10.0.0.2"), "c1", "eth0", 0).unwrap();
+        ipam_store::reserve(ip("10.0.0.3"), "c1", "", 0).unwrap();
+        ipam_store::reserve(ip("10.0.0.4"), "c1", "net1", 0).unwrap();
+        let freed: Vec<String> = ipam_store::release_owner(" c1 ", "eth0").unwrap().into_iter().map(addr).collect();
+        assert_eq!(freed, ["10.0.0.2", "10.0.0.3"]);
+        assert_eq!(with(|h| h.leases.len()), 1);
     }
 }
