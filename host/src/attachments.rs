@@ -207,7 +207,7 @@ async fn run(runner: &Arc<Runner>, a: &Attachment, command: &str, config: &Value
         "CNI_PATH" => Some(a.cni_path.clone()),
         _ => None,
     };
-    match prepare(command, "wasmcni", config.to_string().as_bytes(), vars)? {
+    match prepare(command, "wasmcni", config.to_string().as_bytes(), vars, runner.module_dir())? {
         Prepared::Run(request) => request.execute(runner).await.map(|_| ()),
         Prepared::Reply(_) => Ok(()),
     }

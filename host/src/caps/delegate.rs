@@ -8,7 +8,7 @@ use crate::cni::env::Command;
 use crate::cni::error::CniError;
 use crate::cni::exec;
 use crate::cni::result::CniResult;
-use crate::config::{ModuleSource, resolve_ipam};
+use crate::config::ModuleSource;
 use crate::engine::{Role, Runner};
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,7 +51,7 @@ impl DelegateCap {
         if command == Command::Add {
             self.added = true;
         }
-        let out = match resolve_ipam(ipam)? {
+        let out = match self.runner.module_dir().resolve_ipam(ipam)? {
             ModuleSource::Wasm { path, sha256 } => {
                 let target =
                     crate::engine::Target { path, sha256, limits: self.call.conf.ipam_limits, role: Some(Role::Ipam) };

@@ -9,7 +9,7 @@ pub mod network;
 mod peers;
 mod routes;
 
-use crate::config::{Limits, locate};
+use crate::config::Limits;
 use crate::engine::{Role, Runner, Target, Underlay};
 use anyhow::{Context, Result};
 use ipnet::{IpNet, Ipv4Net};
@@ -60,13 +60,13 @@ pub async fn start(runner: Arc<Runner>, opts: Options) -> Result<()> {
     SubnetEnv { network: cluster.network, subnet: cluster.local.subnet, mtu, ip_masq: opts.ip_masq }
         .write(&opts.subnet_file)?;
     tracing::info!("node {} holds {} of {}", cluster.local.ip, cluster.local.subnet, cluster.network);
-    let target = routing_target(&opts.routing_plugin)?;
+    let target = routing_target(&runner, &opts.routing_plugin)?;
     tokio::spawn(keep_routes(runner, target, opts.routing_config, cluster, underlay));
     Ok(())
 }
 
-fn routing_target(plugin: &str) -> Result<Target> {
-    let path = locate(plugin)?;
+fn routing_target(runner: &Runner, plugin: &str) -> Result<Target> {
+    let path = runner.module_dir().locate(plugin)?;
     Ok(Target { path, sha256: None, limits: Limits::default(), role: Some(Role::Routing) })
 }
 

@@ -6,7 +6,7 @@
 use super::call::Call;
 use super::error::{CniError, Code};
 use super::result::Route;
-use crate::config::{Limits, resolve_policy};
+use crate::config::Limits;
 use crate::engine::{Role, Runner, Target, module_name};
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
@@ -67,7 +67,7 @@ pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, C
     let mut config: Value = serde_json::from_str(&call.conf.raw)
         .map_err(|e| CniError::new(Code::DecodeFailure, format!("network config is not valid JSON: {e}")))?;
     for entry in &call.conf.policies {
-        let (path, sha256) = resolve_policy(entry)?;
+        let (path, sha256) = runner.module_dir().resolve_policy(entry)?;
         let name = module_name(&path);
         let limits = Limits::from_value(entry.get("limits"), call.conf.limits)?;
         let target = Target { path, sha256, limits, role: Some(Role::Policy) };

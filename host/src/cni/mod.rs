@@ -9,7 +9,7 @@ mod shim;
 
 pub use wasmcni_cni::{Mac, env, error, mac, requested, result, version};
 
-use crate::config::{ModuleSource, resolve_ipam, resolve_plugin};
+use crate::config::{ModuleDir, ModuleSource};
 use crate::engine::{Host, Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
@@ -93,6 +93,7 @@ pub fn prepare(
     argv0: &str,
     stdin: &[u8],
     vars: impl Fn(&str) -> Option<String>,
+    modules: &ModuleDir,
 ) -> Result<Prepared, CniError> {
     let command = Command::parse(command)?;
     if command == Command::Version {
@@ -112,7 +113,7 @@ pub fn prepare(
             format!("config version {} does not allow {}", conf.cni_version, command.as_str()),
         ));
     }
-    let path = resolve_plugin(argv0, &conf.kind, conf.plugin.as_deref())?;
+    let path = modules.resolve_plugin(argv0, &conf.kind, conf.plugin.as_deref())?;
     let target = Target { path, sha256: conf.plugin_sha256.clone(), limits: conf.limits, role: None };
     let valid = (command == Command::Gc).then(|| conf.valid_attachments.clone());
     Ok(Prepared::Run(Request { command, call: Arc::new(Call { env, conf }), target, valid }))
@@ -121,10 +122,10 @@ pub fn prepare(
 impl Request {
     /// The Wasm modules this call will run: the plugin, and its IPAM when
     /// that is a Wasm module.
-    pub fn modules(&self) -> Vec<(PathBuf, Option<String>)> {
+    pub fn modules(&self, dir: &ModuleDir) -> Vec<(PathBuf, Option<String>)> {
         let mut modules = vec![(self.target.path.clone(), self.target.sha256.clone())];
         if let Some(ModuleSource::Wasm { path, sha256 }) =
-            self.call.conf.ipam.as_ref().and_then(|i| resolve_ipam(i).ok())
+            self.call.conf.ipam.as_ref().and_then(|i| dir.resolve_ipam(i).ok())
         {
             modules.push((path, sha256));
         }
@@ -155,12 +156,13 @@ pub fn handle(
     stdin: &[u8],
     vars: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<serde_json::Value>, CniError> {
-    let request = match prepare(command, argv0, stdin, vars)? {
+    let modules = ModuleDir::from_env();
+    let request = match prepare(command, argv0, stdin, vars, &modules)? {
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
-    let cache = crate::engine::cache::Cache::from_env();
-    let runner = Runner::new(Host::OneCall, request.modules(), crate::attachments::state_dir(), cache)?;
+    let (early, cache) = (request.modules(&modules), crate::engine::cache::Cache::from_env());
+    let runner = Runner::new(Host::OneCall, early, crate::attachments::state_dir(), cache, modules)?;
     tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,10 +6,7 @@ mod subnet_file;
 
 use crate::cni::error::CniError;
 use crate::cni::result::CniResult;
-pub use module::{
-    DEFAULT_MODULE_DIR, ModuleSource, locate, resolve_ipam, resolve_plugin, resolve_policy, set_module_dir,
-    valid_module_name,
-};
+pub use module::{DEFAULT_MODULE_DIR, ModuleDir, ModuleSource, valid_module_name};
 pub use wasmcni_cni::netconf::{Limits, NetConf};
 
 /// Parses stdin, resolving the files it names (`subnetFile`, `rulesFile`):

@@ -144,7 +144,8 @@ async fn cni_call(
     }
     let started = Instant::now();
     let version = cni::error_version(req.stdin.as_bytes());
-    let prepared = cni::prepare(&req.command, &req.argv0, req.stdin.as_bytes(), |k| req.env.get(k).cloned());
+    let vars = |k: &str| req.env.get(k).cloned();
+    let prepared = cni::prepare(&req.command, &req.argv0, req.stdin.as_bytes(), vars, state.runner.module_dir());
     let result = match prepared {
         Ok(Prepared::Reply(v)) => record(&state, &req.command, String::new(), started, Ok(Some(v))),
         Err(e) => record(&state, &req.command, String::new(), started, Err(e)),

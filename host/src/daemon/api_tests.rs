@@ -4,6 +4,7 @@
 
 use super::api::{AppState, router};
 use super::budget::Budget;
+use crate::config::ModuleDir;
 use crate::engine::cache::Cache;
 use crate::engine::{Host, Runner};
 use axum::body::Body;
@@ -26,7 +27,8 @@ impl Scratch {
     }
 
     fn state(&self) -> Arc<AppState> {
-        let runner = Runner::new(Host::Daemon, Vec::new(), self.0.join("state"), Cache::new(self.0.join("cache")));
+        let (cache, modules) = (Cache::new(self.0.join("cache")), ModuleDir::new(self.0.join("modules")));
+        let runner = Runner::new(Host::Daemon, Vec::new(), self.0.join("state"), cache, modules);
         Arc::new(AppState::new(runner.unwrap(), self.0.join("modules"), Budget::for_fds(1024, 8), &self.0))
     }
 }

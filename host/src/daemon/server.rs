@@ -4,6 +4,7 @@
 
 use super::api::{self, AppState};
 use super::{listen, watch};
+use crate::config::ModuleDir;
 use crate::engine::cache::Cache;
 use crate::engine::{Host, Runner};
 use anyhow::{Context, Result, bail};
@@ -69,7 +70,6 @@ pub async fn serve(opts: Options) -> Result<()> {
         (Some(_), None) => bail!("--tcp needs --token-file: the TCP API is never served without a bearer token"),
         (None, _) => None,
     };
-    crate::config::set_module_dir(opts.module_dir.clone());
     let nofile = super::budget::raise_nofile();
     let budget = super::budget::Budget::for_fds(nofile, opts.max_calls);
     tracing::info!(
@@ -78,7 +78,8 @@ pub async fn serve(opts: Options) -> Result<()> {
         budget.max_connections
     );
     let max_connections = budget.max_connections;
-    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone(), Cache::from_env())?;
+    let modules = ModuleDir::new(opts.module_dir.clone());
+    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone(), Cache::from_env(), modules)?;
     let state = Arc::new(AppState::new(runner, opts.module_dir.clone(), budget, &opts.state_dir));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;

@@ -14,7 +14,7 @@ use crate::cni::env::Command;
 use crate::cni::error::{CniError, Code, Failure};
 use crate::cni::requested::Requested;
 use crate::cni::result::{CniResult, Route};
-use crate::config::Limits;
+use crate::config::{Limits, ModuleDir};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -66,6 +66,8 @@ pub struct Runner {
     state_dir: PathBuf,
     /// Where precompiled modules live.
     cache: Cache,
+    /// Where named modules are looked up.
+    module_dir: ModuleDir,
 }
 
 type Preload = std::thread::JoinHandle<Result<cache::Loaded, CniError>>;
@@ -81,12 +83,14 @@ impl Runner {
     /// `early`: modules the caller will run (a one-shot call's plugin and
     /// IPAM); each loads on a thread of its own while the rest is set up.
     /// `state_dir`: where per-attachment records live (masquerade's among
-    /// them); `cache`: where precompiled modules live.
+    /// them); `cache`: where precompiled modules live; `module_dir`: where
+    /// named modules are looked up.
     pub fn new(
         host: Host,
         early: Vec<(PathBuf, Option<String>)>,
         state_dir: PathBuf,
         cache: Cache,
+        module_dir: ModuleDir,
     ) -> Result<Arc<Runner>, CniError> {
         let engine = super::new_engine()?;
         let preloading =
@@ -106,6 +110,7 @@ impl Runner {
             masquerade: Arc::new(Masquerade::new(state_dir.clone())),
             state_dir,
             cache,
+            module_dir,
         }))
     }
 
@@ -115,6 +120,10 @@ impl Runner {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    pub fn module_dir(&self) -> &ModuleDir {
+        &self.module_dir
     }
 
     /// Links a compiled component for `path`, refusing one that fits no
