@@ -5,7 +5,8 @@
 //! running containers later reads these, rather than hooking into ADD and
 //! DEL: the daemon re-applies a changed `rulesFile` to the attachments whose
 //! config names one, running that plugin alone, DEL with the rules it last
-//! applied, then ADD with the new ones, in the container's netns.
+//! applied, then ADD with the new ones, in the container's netns, in the
+//! attachment's turn (never interleaved with the runtime's own calls).
 //! Containers not attached through wasmcni have no record and are never
 //! touched.
 //!
@@ -21,6 +22,7 @@ use crate::cni::error::CniError;
 use crate::cni::result::CniResult;
 use crate::cni::{Prepared, prepare};
 use crate::config::rules_file;
+use crate::daemon::ordering::Attachments;
 use crate::engine::Runner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -162,16 +164,17 @@ fn read(path: &Path) -> Option<Attachment> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// Applies every changed rules file to the attachments that read it.
-pub async fn refresh(runner: &Arc<Runner>) {
+/// Applies every changed rules file to the attachments that read it, each
+/// in its attachment's turn: never interleaved with a runtime's ADD or DEL.
+pub async fn refresh(runner: &Arc<Runner>, turns: &Arc<Attachments>) {
     for path in records(runner.state_dir()) {
-        if let Err(e) = refresh_one(runner, &path).await {
+        if let Err(e) = refresh_one(runner, turns, &path).await {
             tracing::error!("applying changed rules ({}): {}", path.display(), e.msg);
         }
     }
 }
 
-async fn refresh_one(runner: &Arc<Runner>, path: &Path) -> Result<(), CniError> {
+async fn refresh_one(runner: &Arc<Runner>, turns: &Arc<Attachments>, path: &Path) -> Result<(), CniError> {
     let Ok(bytes) = std::fs::read(path) else { return Ok(()) };
     let a: Attachment = serde_json::from_slice(&bytes).map_err(|e| CniError::io(format!("corrupt record: {e}")))?;
     if !Path::new(&a.netns).exists() {
@@ -182,6 +185,12 @@ async fn refresh_one(runner: &Arc<Runner>, path: &Path) -> Result<(), CniError> 
     let Some(file) = a.config["rulesFile"].as_str() else { return Ok(()) };
     let rules = rules_file::read(Path::new(file))?;
     if a.rules.as_ref() == Some(&rules) {
+        return Ok(());
+    }
+    let network = a.config["name"].as_str().unwrap_or_default().to_owned();
+    let _turn = turns.turn((network, a.container_id.clone(), a.ifname.clone())).await;
+    // A runtime's DEL may have had the turn first: then there is nothing to update.
+    if std::fs::read(path).ok().as_deref() != Some(&bytes[..]) {
         return Ok(());
     }
     tracing::info!("rules in {file} changed: applying them to container {} ({})", a.container_id, a.ifname);

@@ -34,7 +34,8 @@ pub struct AppState {
     /// watcher, so the two never both swap in the same file.
     pub swapping: tokio::sync::Mutex<()>,
     budget: Budget,
-    attachments: Arc<Attachments>,
+    /// Whose turn it is on each attachment (API calls and live rule updates).
+    pub(super) attachments: Arc<Attachments>,
     /// Lease directory of every network served, for /leases and /metrics;
     /// kept in `networks_file` so a restarted daemon still knows them.
     networks: std::sync::Mutex<HashMap<String, PathBuf>>,

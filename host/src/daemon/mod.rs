@@ -7,7 +7,7 @@ mod budget;
 pub mod client;
 mod listen;
 mod metrics;
-mod ordering;
+pub(crate) mod ordering;
 pub mod protocol;
 mod server;
 mod watch;

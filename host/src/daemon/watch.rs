@@ -88,6 +88,6 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBu
     loop {
         tick.tick().await;
         scan(&state, &mut seen).await;
-        crate::attachments::refresh(&state.runner).await;
+        crate::attachments::refresh(&state.runner, &state.attachments).await;
     }
 }
