@@ -61,9 +61,7 @@ fn dir(state_dir: &Path) -> PathBuf {
 /// The directory of one network's records of one plugin type. A type that
 /// is not a plain file name (it comes from the config) is named by digest.
 fn kind_dir(state_dir: &Path, network: &str, kind: &str) -> PathBuf {
-    let plain = !kind.is_empty()
-        && !kind.starts_with('.')
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let plain = crate::config::valid_module_name(kind);
     let kind = if plain { kind.to_owned() } else { hex::encode(sha2::Sha256::digest(kind))[..32].to_owned() };
     dir(state_dir).join(network).join(kind)
 }

@@ -554,22 +554,15 @@ pub mod sysctl {
     use super::links::Link;
     use super::*;
     use crate::bindings::wasmcni::plugin::types::AddressFamily;
-    use wasmcni_scope::sysctl::{Key, parse_key, value};
+    use wasmcni_scope::sysctl::{global_key, link_key, parse_key, value};
 
     fn global(key: &str) -> Result<(), CniError> {
-        match parse_key(key).map_err(refused)? {
-            Key::Global => Ok(()),
-            Key::Link(_) => Err(err(7, format!("{key} is a link's sysctl: use set-conf/get-conf"))),
-        }
+        global_key(key).map_err(refused)
     }
 
     fn conf(link: &Link, family: AddressFamily, key: &str) -> Result<(bool, String), CniError> {
         let container = link.container()?;
-        let fam = match family {
-            AddressFamily::Ipv4 => "ipv4",
-            AddressFamily::Ipv6 => "ipv6",
-        };
-        let full = format!("{fam}/conf/{}/{key}", link.name());
+        let full = link_key(matches!(family, AddressFamily::Ipv6), &link.name(), key).map_err(refused)?;
         parse_key(&full).map_err(refused)?;
         if !container {
             with(|h| h.scope.check(&link.name())).map_err(refused)?;

@@ -41,6 +41,26 @@ pub fn parse_key(key: &str) -> Result<Key<'_>, CniError> {
     Err(CniError::denied(format!("sysctl net/{key} is not on the allow-list")))
 }
 
+/// A global key: one of a link's (`ipvN/conf/<link>/...`) must go through
+/// the link's handle instead (code 7); one off the allow-list is code 101.
+pub fn global_key(key: &str) -> Result<(), CniError> {
+    match parse_key(key)? {
+        Key::Global => Ok(()),
+        Key::Link(_) => {
+            Err(CniError::config(format!("{key} is a link's sysctl: use set-conf/get-conf with its handle")))
+        }
+    }
+}
+
+/// `ipvN/conf/<link>/<key>`, the key of one link's sysctl; `key` is a
+/// single name, never a path (code 7). The allow-list is `parse_key`'s.
+pub fn link_key(ipv6: bool, link: &str, key: &str) -> Result<String, CniError> {
+    if key.is_empty() || key.contains('/') {
+        return Err(CniError::config(format!("invalid per-link sysctl {key:?}")));
+    }
+    Ok(format!("{}/conf/{link}/{key}", if ipv6 { "ipv6" } else { "ipv4" }))
+}
+
 /// A value a plugin may write: short and alphanumeric (numbers, mostly).
 pub fn value(value: &str) -> Result<(), CniError> {
     if value.is_empty() || value.len() > 16 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -65,6 +85,17 @@ mod tests {
             "ipv4/tcp_syncookies",
         ] {
             assert_eq!(parse_key(bad).unwrap_err().code, 101, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_link_s_key_goes_through_its_handle_and_is_never_a_path() {
+        assert!(global_key("ipv4/ip_forward").is_ok());
+        assert_eq!(global_key("ipv4/conf/eth0/arp_notify").unwrap_err().code, 7);
+        assert_eq!(global_key("kernel/panic").unwrap_err().code, 101);
+        assert_eq!(link_key(true, "eth0", "accept_dad").unwrap(), "ipv6/conf/eth0/accept_dad");
+        for bad in ["", "../../kernel/panic", "x/y"] {
+            assert_eq!(link_key(false, "eth0", bad).unwrap_err().code, 7, "{bad:?}");
         }
     }
 

@@ -2,6 +2,44 @@
 //! state that carries them, and the glue from the generated host traits of
 //! each served package version (`v1`, and `v0` for 0.1.0 and 0.2.0).
 
+/// The host traits every package version has in the same shape, `log` and
+/// `delegate`, for the version whose generated module is `$v`; `types`,
+/// `Res` and `Command` are the invoking module's (its version's).
+macro_rules! log_and_delegate {
+    ($v:ident) => {
+        impl $v::log::Host for State {
+            async fn emit(&mut self, level: $v::log::Level, msg: String) {
+                super::log::emit(&self.plugin, level.into(), &msg);
+            }
+        }
+
+        impl $v::delegate::Host for State {
+            async fn ipam_add(&mut self) -> Res<types::CniResult> {
+                let r = self.delegate(Command::Add, None).await?;
+                Ok(r.unwrap_or_default().into())
+            }
+
+            async fn ipam_del(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_check(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_status(&mut self) -> Res<()> {
+                Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
+            }
+
+            async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
+                let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
+                Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
+            }
+        }
+    };
+}
+use log_and_delegate;
+
 mod delegate;
 mod log;
 pub(crate) mod netlink;

@@ -262,11 +262,7 @@ pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniErr
 /// serves each version.
 macro_rules! host_traits {
     ($v:ident) => {
-        impl $v::log::Host for State {
-            async fn emit(&mut self, level: log::Level, msg: String) {
-                super::log::emit(&self.plugin, level.into(), &msg);
-            }
-        }
+        super::log_and_delegate!($v);
 
         impl $v::ipam_store::Host for State {
             async fn reserve(&mut self, ip: String, container_id: String, ifname: String, range_set: u32) -> Res<bool> {
@@ -288,30 +284,6 @@ macro_rules! host_traits {
 
             async fn release_owner(&mut self, container_id: String, ifname: String) -> Res<Vec<String>> {
                 Ok(self.ipam()?.release_owner(&container_id, &ifname)?.iter().map(ToString::to_string).collect())
-            }
-        }
-
-        impl $v::delegate::Host for State {
-            async fn ipam_add(&mut self) -> Res<types::CniResult> {
-                let r = self.delegate(Command::Add, None).await?;
-                Ok(r.unwrap_or_default().into())
-            }
-
-            async fn ipam_del(&mut self) -> Res<()> {
-                Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
-            }
-
-            async fn ipam_check(&mut self) -> Res<()> {
-                Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
-            }
-
-            async fn ipam_status(&mut self) -> Res<()> {
-                Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
-            }
-
-            async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
-                let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
-                Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
             }
         }
 

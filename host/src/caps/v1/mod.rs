@@ -12,7 +12,7 @@ mod routes;
 mod sysctl;
 
 use super::State;
-use super::bindings::wasmcni::plugin::{delegate, ipam_store, log, types};
+use super::bindings::wasmcni::plugin::{self as current, ipam_store, types};
 use super::netlink::{NetlinkCap, Side};
 use crate::cni::call::Call;
 use crate::cni::env::Command;
@@ -129,12 +129,6 @@ pub fn invocation(call: &Call, netns_open: bool, config: String, requested: Requ
     }
 }
 
-impl log::Host for State {
-    async fn emit(&mut self, level: log::Level, msg: String) {
-        super::log::emit(&self.plugin, level, &msg);
-    }
-}
-
 impl ipam_store::Host for State {
     async fn reserve(
         &mut self,
@@ -164,26 +158,4 @@ impl ipam_store::Host for State {
     }
 }
 
-impl delegate::Host for State {
-    async fn ipam_add(&mut self) -> Res<types::CniResult> {
-        let r = self.delegate(Command::Add, None).await?;
-        Ok(r.unwrap_or_default().into())
-    }
-
-    async fn ipam_del(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Del, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_check(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Check, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_status(&mut self) -> Res<()> {
-        Ok(self.delegate(Command::Status, None).await.map(|_| ())?)
-    }
-
-    async fn ipam_gc(&mut self, valid: Vec<types::Attachment>) -> Res<()> {
-        let valid = valid.into_iter().map(|a| (a.container_id, a.ifname)).collect();
-        Ok(self.delegate(Command::Gc, Some(valid)).await.map(|_| ())?)
-    }
-}
+super::log_and_delegate!(current);
