@@ -15,7 +15,7 @@ scripts/build-languages.sh
 python3 -m unittest discover -s examples/ipam-python/tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --release --locked -p wasmcni -p wasmcni-cni -p wasmcni-scope -p wasmcni-kernel -p wasmcni-sdk -p wasmcni-plugin-host-local -p wasmcni-plugin-host-gw -p wasmcni-plugin-custom-route -p wasmcni-plugin-bridge \
+cargo test --release --locked -p wasmcni -p wasmcni-cni -p wasmcni-scope -p wasmcni-kernel -p wasmcni-engine -p wasmcni-caps -p wasmcni-sdk -p wasmcni-plugin-host-local -p wasmcni-plugin-host-gw -p wasmcni-plugin-custom-route -p wasmcni-plugin-bridge \
     -p wasmcni-plugin-lowest-free -p wasmcni-plugin-namespace-allowlist -p wasmcni-plugin-pool-by-namespace 2>&1 | tee -a "$log"
 cargo test --release --locked -p wasmcni-e2e 2>&1 | tee -a "$log"
 # One closing line for the whole run.

@@ -23,7 +23,7 @@ use crate::cni::result::CniResult;
 use crate::cni::{Prepared, prepare};
 use crate::config::rules_file;
 use crate::daemon::ordering::Attachments;
-use crate::engine::Runner;
+use crate::runner::Runner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;

@@ -1,13 +1,13 @@
 //! The command line when not exec'd as a CNI plugin.
 
 use crate::cni::version;
-use crate::engine::cache::Cache;
-use crate::engine::{new_engine, world};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use wasmcni_engine::cache::Cache;
+use wasmcni_engine::{new_engine, world};
 
 #[derive(Parser)]
 #[command(

@@ -4,14 +4,14 @@
 //! with a CNI error); otherwise it is a command-line tool (`wasmcni --help`).
 
 mod attachments;
-mod caps;
 mod cli;
 mod cluster;
 mod cni;
 mod config;
 mod daemon;
-mod engine;
+mod delegation;
 mod logging;
+mod runner;
 mod scaffold;
 
 use std::process::ExitCode;

@@ -3,6 +3,8 @@
 //! result model and its form in every spec version, and one plugin's network
 //! config. No kernel, no Wasm: the SDK builds on this too.
 
+pub mod call;
+pub mod decision;
 pub mod env;
 pub mod error;
 pub mod mac;

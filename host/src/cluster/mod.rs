@@ -10,7 +10,7 @@ mod peers;
 mod routes;
 
 use crate::config::Limits;
-use crate::engine::{Role, Runner, Target, Underlay};
+use crate::runner::{Runner, Target, Underlay};
 use anyhow::{Context, Result};
 use ipnet::{IpNet, Ipv4Net};
 use network::SubnetEnv;
@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use wasmcni_engine::Role;
 
 /// A node's claim on the cluster network.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,61 +3,16 @@
 //! an allow rewrite the config the plugin (and through it, its IPAM, Wasm or
 //! exec'd) then runs with.
 
-use super::call::Call;
 use super::error::{CniError, Code};
 use super::result::Route;
 use crate::config::Limits;
-use crate::engine::{Role, Runner, Target, module_name};
+use crate::runner::{Runner, Target};
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
-use std::net::IpAddr;
 use std::sync::Arc;
-
-/// A range to allocate from, as in host-local's `ranges`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Range {
-    pub subnet: IpNet,
-    pub range_start: Option<IpAddr>,
-    pub range_end: Option<IpAddr>,
-    pub gateway: Option<IpAddr>,
-}
-
-/// An address to request. A 0.x policy could give it a prefix length
-/// (`10.9.0.7/24`), which IPAMs such as the reference `static` need, so it
-/// is kept and written back as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WantedIp {
-    pub addr: IpAddr,
-    pub prefix_len: Option<u8>,
-}
-
-impl std::fmt::Display for WantedIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.prefix_len {
-            Some(len) => write!(f, "{}/{len}", self.addr),
-            None => write!(f, "{}", self.addr),
-        }
-    }
-}
-
-/// What an admitted ADD does differently.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Changes {
-    /// Addresses to request from IPAM (`runtimeConfig.ips`).
-    pub ips: Vec<WantedIp>,
-    /// When not empty, replaces the IPAM section's ranges: one range set each.
-    pub ranges: Vec<Range>,
-    /// Appended to the IPAM section's `routes`.
-    pub routes: Vec<Route>,
-}
-
-/// A policy's answer, whichever WIT version it was built for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    Deny(String),
-    AllowWith(Changes),
-}
+use wasmcni_cni::call::Call;
+pub use wasmcni_cni::decision::{Changes, Decision};
+use wasmcni_engine::{Role, module_name};
 
 /// Runs `call`'s policies; returns the call the plugin should run.
 pub async fn admit(runner: &Arc<Runner>, call: Arc<Call>) -> Result<Arc<Call>, CniError> {
@@ -147,6 +102,7 @@ fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmcni_cni::decision::{Range, WantedIp};
 
     fn changes(ips: &[&str], ranges: &[&str], routes: &[&str]) -> Changes {
         Changes {

@@ -3,14 +3,13 @@
 //! and exit with the matching status.
 
 pub mod admission;
-pub mod call;
 pub mod exec;
 mod shim;
 
-pub use wasmcni_cni::{Mac, env, error, mac, requested, result, version};
+pub use wasmcni_cni::{call, env, error, requested, result, version};
 
 use crate::config::{ModuleDir, ModuleSource};
-use crate::engine::{Host, Runner, Target};
+use crate::runner::{Host, Runner, Target};
 use call::Call;
 use env::{CniEnv, Command};
 use error::{CniError, Code};
@@ -161,7 +160,7 @@ pub fn handle(
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
-    let (early, cache) = (request.modules(&modules), crate::engine::cache::Cache::from_env());
+    let (early, cache) = (request.modules(&modules), wasmcni_engine::cache::Cache::from_env());
     let runner = Runner::new(Host::OneCall, early, crate::attachments::state_dir(), cache, modules)?;
     tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()

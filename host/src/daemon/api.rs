@@ -4,11 +4,9 @@ use super::budget::Budget;
 use super::metrics::{CommandLabels, Metrics, NetworkLabels, PluginLabels, RequestLabels};
 use super::ordering::Attachments;
 use super::protocol::{CniReply, CniRequest};
-use crate::caps::{DEFAULT_DATA_DIR, read_leases};
 use crate::cni::error::{CniError, Failure};
 use crate::cni::{self, Prepared, version};
-use crate::engine::Runner;
-use crate::engine::module::module_name;
+use crate::runner::Runner;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -23,6 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use tower_http::timeout::TimeoutLayer;
+use wasmcni_caps::{DEFAULT_DATA_DIR, read_leases};
+use wasmcni_engine::module_name;
 
 pub struct AppState {
     pub runner: Arc<Runner>,
@@ -207,7 +207,7 @@ async fn run_call(
     // skipping its undo. The slot and the turn are held until it ends.
     let (state, command, runtime) = (state.clone(), command.to_owned(), tokio::runtime::Handle::current());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new().name(crate::engine::CALL_THREAD.into()).spawn({
+    let spawned = std::thread::Builder::new().name(crate::runner::CALL_THREAD.into()).spawn({
         let (state, command, plugin) = (state.clone(), command.clone(), plugin.clone());
         move || {
             let result = runtime.block_on(request.execute(&state.runner));
@@ -221,7 +221,7 @@ async fn run_call(
     done_rx.await.unwrap_or_else(|_| Err(CniError::io("the call's thread failed")))
 }
 
-fn plugin_json(m: &crate::engine::module::Module) -> Value {
+fn plugin_json(m: &wasmcni_caps::Module) -> Value {
     json!({
         "name": m.name,
         "path": m.path,

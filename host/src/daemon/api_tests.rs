@@ -5,8 +5,7 @@
 use super::api::{AppState, router};
 use super::budget::Budget;
 use crate::config::ModuleDir;
-use crate::engine::cache::Cache;
-use crate::engine::{Host, Runner};
+use crate::runner::{Host, Runner};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
+use wasmcni_engine::cache::Cache;
 
 /// A scratch directory for the daemon's state, cache and modules.
 struct Scratch(PathBuf);

@@ -5,14 +5,14 @@
 use super::api::{self, AppState};
 use super::{listen, watch};
 use crate::config::ModuleDir;
-use crate::engine::cache::Cache;
-use crate::engine::{Host, Runner};
+use crate::runner::{Host, Runner};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use wasmcni_engine::cache::Cache;
 
 pub struct Options {
     pub socket: PathBuf,

@@ -5,13 +5,13 @@
 
 use super::api::AppState;
 use crate::cni::error::CniError;
-use crate::engine::cache;
-use crate::engine::module::Module;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use wasmcni_caps::Module;
+use wasmcni_engine::cache;
 use wasmtime::component::Component;
 
 /// Compiles and links an uploaded module, then writes it to `path` (where
@@ -22,7 +22,7 @@ pub fn stage(state: &AppState, path: &Path, bytes: &[u8]) -> Result<Arc<Module>,
     let sha256 = hex::encode(Sha256::digest(bytes));
     let component =
         Component::from_binary(engine, bytes).map_err(|e| CniError::config(format!("not a valid component: {e:#}")))?;
-    let metadata = crate::engine::metadata::read(bytes);
+    let metadata = wasmcni_engine::metadata::read(bytes);
     let loaded = cache::Loaded { component: component.clone(), sha256: sha256.clone(), metadata, compiled: true };
     let module = state.runner.link(path, loaded)?;
     if let Err(e) = state.runner.cache().store_artifact(engine, &sha256, &component, module.info.metadata.as_ref()) {
@@ -56,7 +56,7 @@ pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
         let linked = match loaded {
             Ok(Ok(l)) if old.as_ref().is_some_and(|o| o.sha256 == l.sha256) => continue,
             Ok(Ok(l)) => state.runner.link(&path, l),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(crate::runner::engine_error(e)),
             Err(e) => Err(CniError::io(e.to_string())),
         };
         match (linked, old) {

@@ -1,7 +1,7 @@
 //! Worlds by privilege: what a module imports decides what it is, and a
 //! module whose imports exceed its role's world is refused before it runs.
 
-use crate::cni::error::CniError;
+use crate::Error;
 use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -155,11 +155,11 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
 
 /// Refuses a module that imports what `role`'s world does not grant, or that
 /// was built for a WIT version this host cannot serve.
-pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError> {
+pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), Error> {
     for name in info.imports.iter().chain(info.exports.iter()) {
         match our_interface(name) {
             Some((_, version)) if !compatible(version) => {
-                return Err(CniError::config(format!(
+                return Err(Error::Refused(format!(
                     "module {module} was built for {PACKAGE}@{version}; this host serves {}",
                     served()
                 )));
@@ -168,7 +168,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
         }
     }
     if !exports_for(&info.exports, role) {
-        return Err(CniError::config(format!(
+        return Err(Error::Refused(format!(
             "module {module} does not export {PACKAGE}/{}, so it cannot run as {} {}",
             role.export(),
             if role == Role::Ipam { "an" } else { "a" },
@@ -178,10 +178,10 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
     for name in &info.imports {
         let allowed = match our_interface(name) {
             Some((iface, version)) => role.grants(iface, major(version)),
-            None => super::wasi::granted(name),
+            None => crate::wasi::granted(name),
         };
         if !allowed {
-            return Err(CniError::config(format!(
+            return Err(Error::Refused(format!(
                 "module {module} imports {name}, which the {} world does not grant",
                 role.world()
             )));
@@ -192,7 +192,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
         if let Some(declared) = field("world")
             && declared != info.world_name()
         {
-            return Err(CniError::config(format!(
+            return Err(Error::Refused(format!(
                 "module {module} declares the {declared} world, but its imports make it {}",
                 info.world_name()
             )));
@@ -200,7 +200,7 @@ pub fn check(info: &ModuleInfo, role: Role, module: &str) -> Result<(), CniError
         if let Some(wit) = field("wit")
             && !compatible(wit)
         {
-            return Err(CniError::config(format!(
+            return Err(Error::Refused(format!(
                 "module {module} was built for {PACKAGE}@{wit}; this host serves {}",
                 served()
             )));
@@ -230,9 +230,9 @@ mod tests {
         m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "0.2.0"}));
         check(&m, Role::Plugin, "m").unwrap();
         m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.2.0"}));
-        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("declares the ipam world"));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().to_string().contains("declares the ipam world"));
         m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.1.0"}));
-        assert!(check(&m, Role::Plugin, "m").unwrap_err().msg.contains("built for wasmcni:plugin@1.1.0"));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().to_string().contains("built for wasmcni:plugin@1.1.0"));
     }
 
     #[test]
@@ -241,8 +241,7 @@ mod tests {
         check(&ok, Role::Ipam, "m").unwrap();
         let bad = info(&["wasmcni:plugin/ipam-store@0.2.0", "wasmcni:plugin/netlink@0.2.0"]);
         let err = check(&bad, Role::Ipam, "m").unwrap_err();
-        assert_eq!(err.code, 7);
-        assert!(err.msg.contains("netlink"), "{}", err.msg);
+        assert!(err.to_string().contains("netlink"), "{err}");
         assert!(check(&info(&["wasmcni:plugin/ipam-store@0.2.0"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["evil:host/shell"]), Role::Plugin, "m").is_err());
         assert!(check(&info(&["wasi:sockets/tcp@0.2.6"]), Role::Plugin, "m").is_err());
@@ -261,7 +260,7 @@ mod tests {
         check(&old, Role::Ipam, "m").unwrap();
         old.exports = vec!["wasmcni:plugin/handler@0.3.0".into()];
         let err = check(&old, Role::Ipam, "m").unwrap_err();
-        assert!(err.msg.contains("this host serves 0.1.x, 0.2.x, 1.0.x"), "{}", err.msg);
+        assert!(err.to_string().contains("this host serves 0.1.x, 0.2.x, 1.0.x"), "{err}");
     }
 
     #[test]
@@ -281,7 +280,7 @@ mod tests {
         check(&routes_only, Role::Plugin, "m").unwrap();
         let ipam = v1(&["wasmcni:plugin/ipam-store@1.0.0", "wasmcni:plugin/links@1.0.0"], "handler");
         let err = check(&ipam, Role::Ipam, "m").unwrap_err();
-        assert!(err.msg.contains("links@1.0.0, which the ipam world does not grant"), "{}", err.msg);
+        assert!(err.to_string().contains("links@1.0.0, which the ipam world does not grant"), "{err}");
         // 0.x named its kernel interface netlink; 1.x has none of that name.
         let odd = v1(&["wasmcni:plugin/netlink@1.0.0"], "handler");
         assert!(check(&odd, Role::Plugin, "m").is_err());
@@ -297,11 +296,11 @@ mod tests {
         assert_eq!(policy.declared_role(), Role::Policy);
         check(&policy, Role::Policy, "p").unwrap();
         let err = check(&policy, Role::Plugin, "p").unwrap_err();
-        assert!(err.msg.contains("does not export wasmcni:plugin/handler"), "{}", err.msg);
+        assert!(err.to_string().contains("does not export wasmcni:plugin/handler"), "{err}");
         let err = check(&info(&["wasmcni:plugin/log@0.2.0"]), Role::Policy, "h").unwrap_err();
-        assert!(err.msg.contains("cannot run as a policy"), "{}", err.msg);
+        assert!(err.to_string().contains("cannot run as a policy"), "{err}");
         policy.imports.push("wasmcni:plugin/netlink@0.2.0".into());
         let err = check(&policy, Role::Policy, "p").unwrap_err();
-        assert!(err.msg.contains("netlink@0.2.0, which the policy world does not grant"), "{}", err.msg);
+        assert!(err.to_string().contains("netlink@0.2.0, which the policy world does not grant"), "{err}");
     }
 }

@@ -14,12 +14,12 @@ mod sysctl;
 use super::State;
 use super::bindings::wasmcni::plugin::{self as current, ipam_store, types};
 use super::netlink::{NetlinkCap, Side};
-use crate::cni::call::Call;
-use crate::cni::env::Command;
-use crate::cni::error::{CniError, Code};
-use crate::cni::requested::Requested;
 pub use links::LinkHandle;
 use types::CniError as WitError;
+use wasmcni_cni::call::Call;
+use wasmcni_cni::env::Command;
+use wasmcni_cni::error::{CniError, Code};
+use wasmcni_cni::requested::Requested;
 use wasmtime::component::Resource;
 
 type Res<T> = Result<T, WitError>;
@@ -55,7 +55,7 @@ impl State {
         &mut self,
         command: Command,
         valid: Option<Vec<(String, String)>>,
-    ) -> Result<Option<crate::cni::result::CniResult>, CniError> {
+    ) -> Result<Option<wasmcni_cni::result::CniResult>, CniError> {
         let plugin = self.plugin.clone();
         let d = self
             .delegate

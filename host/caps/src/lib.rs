@@ -1,6 +1,7 @@
-//! What plugins may call: one file per capability the WIT exposes, the store
-//! state that carries them, and the glue from the generated host traits of
-//! each served package version (`v1`, and `v0` for 0.1.0 and 0.2.0).
+//! What plugins may call: one module per interface the WIT exposes, the store
+//! state that carries them for one call, the glue from the generated host
+//! traits of each served package version (`v1`, and `v0` for 0.1.0 and
+//! 0.2.0), and the export a call enters a module through (`entry`).
 
 /// The host traits every package version has in the same shape, `log` and
 /// `delegate`, for the version whose generated module is `$v`; `types`,
@@ -41,16 +42,18 @@ macro_rules! log_and_delegate {
 use log_and_delegate;
 
 mod delegate;
+pub mod entry;
 mod log;
-pub(crate) mod netlink;
+pub mod netlink;
 pub mod v0;
 pub mod v1;
 
-pub use delegate::DelegateCap;
+pub use delegate::Delegate;
+pub use entry::{Entry, Module};
 pub use netlink::{NetlinkCap, Owner};
 pub use wasmcni_kernel::ipam_store::{DEFAULT_DATA_DIR, IpamStore, read_leases};
 
-use crate::engine::MemoryLimiter;
+use wasmcni_engine::{Limited, MemoryLimiter};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -58,7 +61,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "wasmcni-host",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         with: { "wasmcni:plugin/links.link": super::v1::LinkHandle },
@@ -69,7 +72,7 @@ pub mod bindings {
 pub mod v0_2 {
     wasmtime::component::bindgen!({
         world: "wasmcni-host",
-        path: "../wit/compat/0.2.0",
+        path: "../../wit/compat/0.2.0",
         imports: { default: async },
         exports: { default: async },
     });
@@ -79,7 +82,7 @@ pub mod v0_2 {
 pub mod compat {
     wasmtime::component::bindgen!({
         world: "wasmcni:plugin/compat@0.1.0",
-        path: ["../wit/compat/0.2.0", "wit/compat-0.1.0.wit"],
+        path: ["../../wit/compat/0.2.0", "wit/compat-0.1.0.wit"],
         imports: { default: async },
         exports: { default: async },
         with: {
@@ -91,8 +94,10 @@ pub mod compat {
     });
 }
 
-/// Links every interface of every package version this host serves.
+/// Links the WASI a plugin is granted and every interface of every package
+/// version this host serves.
 pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    wasmcni_engine::wasi::add_to_linker(linker)?;
     bindings::WasmcniHost::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
     v0_2::WasmcniHost::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
     use compat::wasmcni::plugin0_1_0::{delegate, ipam_store, log, netlink};
@@ -114,7 +119,7 @@ pub struct State {
     pub plugin: String,
     pub netlink: Option<NetlinkCap>,
     pub store: Option<IpamStore>,
-    pub delegate: Option<DelegateCap>,
+    pub delegate: Option<Box<dyn Delegate>>,
 }
 
 impl State {
@@ -141,6 +146,12 @@ impl State {
         if let Some(d) = &mut self.delegate {
             d.undo().await;
         }
+    }
+}
+
+impl Limited for State {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
     }
 }
 

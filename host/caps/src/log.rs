@@ -1,6 +1,6 @@
 //! The log capability: plugin messages go to the host's log, tagged with the plugin.
 
-use crate::caps::bindings::wasmcni::plugin::log::Level;
+use crate::bindings::wasmcni::plugin::log::Level;
 
 pub fn emit(plugin: &str, level: Level, msg: &str) {
     match level {

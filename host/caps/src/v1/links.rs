@@ -4,9 +4,9 @@
 
 use super::convert::{link_kind, mac, to_mac};
 use super::{Res, State};
-use crate::caps::bindings::wasmcni::plugin::links::{self, BridgeSpec, LinkInfo, VethPair, VethSpec};
-use crate::caps::netlink::{BridgeParams, LinkView, Side};
-use crate::cni::error::{CniError, Code};
+use crate::bindings::wasmcni::plugin::links::{self, BridgeSpec, LinkInfo, VethPair, VethSpec};
+use crate::netlink::{BridgeParams, LinkView, Side};
+use wasmcni_cni::error::{CniError, Code};
 use wasmtime::component::Resource;
 
 /// What a `link` handle holds: which netns, and the link's name and index

@@ -2,8 +2,8 @@
 
 use super::convert::{family, net};
 use super::{LinkHandle, Res, State};
-use crate::caps::bindings::wasmcni::plugin::addresses;
-use crate::caps::bindings::wasmcni::plugin::types::{AddressFamily, IpPrefix};
+use crate::bindings::wasmcni::plugin::addresses;
+use crate::bindings::wasmcni::plugin::types::{AddressFamily, IpPrefix};
 use wasmtime::component::Resource;
 
 impl addresses::Host for State {

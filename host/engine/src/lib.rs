@@ -1,21 +1,22 @@
-//! The wasmtime engine: one configuration (the precompile cache depends on
-//! it), an epoch ticker for deadlines, a memory limiter, and the runner that
-//! instantiates a plugin for one call.
+//! The WebAssembly engine under every call: one wasmtime configuration (the
+//! precompile cache depends on it), an epoch ticker, the precompile cache,
+//! worlds by privilege, the slice of WASI a plugin gets, and the limits a
+//! call runs under. Nothing here knows CNI: the host above maps its errors
+//! and faults to CNI codes.
 
 pub mod cache;
-mod limiter;
+mod error;
+pub mod limits;
 pub mod metadata;
 pub mod module;
-mod run;
-mod wasi;
+pub mod wasi;
 pub mod world;
 
-pub use limiter::MemoryLimiter;
-pub use module::module_name;
-pub use run::{CALL_THREAD, Host, Runner, Target, Underlay};
+pub use error::Error;
+pub use limits::{Fault, Limited, MemoryLimiter};
+pub use module::{Module, module_name};
 pub use world::Role;
 
-use crate::cni::error::CniError;
 use std::time::Duration;
 use wasmtime::{Config, Engine, OptLevel};
 
@@ -24,7 +25,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 
 /// The engine every module is compiled for. Changing this changes the
 /// cache key, so stale artifacts are never loaded.
-pub fn new_engine() -> Result<Engine, CniError> {
+pub fn new_engine() -> Result<Engine, Error> {
     let mut cfg = Config::new();
     // No native unwind tables or address maps: they only serve native
     // debuggers and wasm backtraces, and registering them is a measurable
@@ -34,7 +35,7 @@ pub fn new_engine() -> Result<Engine, CniError> {
         .cranelift_opt_level(OptLevel::Speed)
         .native_unwind_info(false)
         .generate_address_map(false);
-    Engine::new(&cfg).map_err(|e| CniError::io(format!("cannot create the wasm engine: {e}")))
+    Engine::new(&cfg).map_err(|e| Error::Host(format!("cannot create the wasm engine: {e}")))
 }
 
 /// Advances the engine's epoch every tick, for as long as the process lives.

@@ -2,8 +2,8 @@
 
 use super::convert::net;
 use super::{Res, State};
-use crate::caps::bindings::wasmcni::plugin::nat;
-use crate::caps::bindings::wasmcni::plugin::types::{IpAddress, IpPrefix};
+use crate::bindings::wasmcni::plugin::nat;
+use crate::bindings::wasmcni::plugin::types::{IpAddress, IpPrefix};
 
 impl nat::Host for State {
     async fn masquerade_add(&mut self, source: IpAddress, exclude: IpPrefix) -> Res<()> {

@@ -10,15 +10,15 @@ use super::netlink::{BridgeParams, LinkView, RouteOp, Side};
 use super::v0_2::exports::wasmcni::plugin::admission;
 use super::v0_2::wasmcni::plugin::netlink::{self as nl, BridgeSpec, LinkInfo, RouteInfo, VethPair, VethSpec};
 use super::v0_2::wasmcni::plugin::{self as current, ipam_store, log, types};
-use crate::cni::admission::{Changes, Decision, Range, WantedIp};
-use crate::cni::call::Call;
-use crate::cni::env::Command;
-use crate::cni::error::{CniError, Code};
-use crate::cni::result as model;
-use crate::cni::{Mac, mac::InvalidMac};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use types::CniError as WitError;
+use wasmcni_cni::call::Call;
+use wasmcni_cni::decision::{Changes, Decision, Range, WantedIp};
+use wasmcni_cni::env::Command;
+use wasmcni_cni::error::{CniError, Code};
+use wasmcni_cni::result as model;
+use wasmcni_cni::{Mac, mac::InvalidMac};
 
 type Res<T> = Result<T, WitError>;
 
@@ -258,7 +258,7 @@ pub fn decision(d: admission::Decision, policy: &str) -> Result<Decision, CniErr
 }
 
 /// The traits of every version of the package this host serves. Their types
-/// are the same Rust types (see host/wit/compat-0.1.0.wit), so one body
+/// are the same Rust types (see host/caps/wit/compat-0.1.0.wit), so one body
 /// serves each version.
 macro_rules! host_traits {
     ($v:ident) => {

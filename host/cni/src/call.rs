@@ -1,7 +1,7 @@
 //! One CNI call: its validated environment and its config.
 
 use super::env::CniEnv;
-use crate::config::NetConf;
+use crate::netconf::NetConf;
 
 #[derive(Debug)]
 pub struct Call {
@@ -24,12 +24,11 @@ mod tests {
 
     #[test]
     fn declared_links_and_prev_result_s_host_interfaces_are_in_scope_and_container_ones_are_not() {
-        let conf = crate::config::parse(
-            br#"{"cniVersion": "1.0.0", "name": "n", "type": "x", "bridge": "br9", "hostLinks": ["eth1"],
+        let raw = br#"{"cniVersion": "1.0.0", "name": "n", "type": "x", "bridge": "br9", "hostLinks": ["eth1"],
                  "prevResult": {"cniVersion": "1.0.0",
-                   "interfaces": [{"name": "vethA"}, {"name": "eth0", "sandbox": "/run/netns/c"}]}}"#,
-        )
-        .unwrap();
+                   "interfaces": [{"name": "vethA"}, {"name": "eth0", "sandbox": "/run/netns/c"}]}}"#;
+        let value = crate::netconf::decode(raw).unwrap();
+        let conf = NetConf::from_value(&value, String::from_utf8(raw.to_vec()).unwrap()).unwrap();
         let call = Call { env: CniEnv::default(), conf };
         assert_eq!(call.host_links(), ["br9", "eth1", "vethA"]);
     }

@@ -4,9 +4,6 @@
 //! names, links created in this call, host links named in prevResult, and the
 //! host ends of the container's own veths.
 
-use crate::cni::Mac;
-use crate::cni::error::CniError;
-use crate::cni::result::Route;
 use ipnet::IpNet;
 pub use link::{BridgeParams, Link};
 use rtnetlink::Handle;
@@ -14,6 +11,9 @@ use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use wasmcni_cni::Mac;
+use wasmcni_cni::error::CniError;
+use wasmcni_cni::result::Route;
 use wasmcni_kernel::masquerade::Masquerade;
 use wasmcni_kernel::netns::{self, Netns};
 use wasmcni_kernel::{addr, link, route, sysctl};
@@ -142,7 +142,7 @@ impl NetlinkCap {
 
     pub async fn ensure_bridge(&mut self, params: &BridgeParams<'_>) -> Result<LinkView, CniError> {
         self.allow_host(params.name)?;
-        crate::cni::env::validate_ifname(params.name).map_err(|e| CniError::config(e.msg))?;
+        wasmcni_cni::env::validate_ifname(params.name).map_err(|e| CniError::config(e.msg))?;
         let l = link::ensure_bridge(&self.host, params).await?;
         self.known.insert((false, l.name.clone()), l.clone());
         self.info(Side::Host, l).await
@@ -162,7 +162,7 @@ impl NetlinkCap {
         mtu: Option<u32>,
         container_mac: Option<Mac>,
     ) -> Result<(LinkView, LinkView), CniError> {
-        crate::cni::env::validate_ifname(container_ifname)?;
+        wasmcni_cni::env::validate_ifname(container_ifname)?;
         let host_name = self.host_veth_name(container_ifname);
         let params = link::VethParams { host_name: &host_name, container_name: container_ifname, mtu, container_mac };
         link::create_veth(&self.host, self.netns()?.file(), &params).await?;

@@ -2,15 +2,15 @@
 //! lengths can be out of range on the way in (code 7); a result or a
 //! decision a module returns that holds one is the module's fault (code 100).
 
-use crate::caps::bindings::exports::wasmcni::plugin::{admission, node_routes};
-use crate::caps::bindings::wasmcni::plugin::types;
-use crate::caps::netlink::Link;
-use crate::cni::Mac;
-use crate::cni::admission::{Changes, Decision, Range, WantedIp};
-use crate::cni::error::{CniError, Code};
-use crate::cni::result as model;
+use crate::bindings::exports::wasmcni::plugin::{admission, node_routes};
+use crate::bindings::wasmcni::plugin::types;
+use crate::netlink::Link;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use wasmcni_cni::Mac;
+use wasmcni_cni::decision::{Changes, Decision, Range, WantedIp};
+use wasmcni_cni::error::{CniError, Code};
+use wasmcni_cni::result as model;
 
 impl From<types::IpAddress> for IpAddr {
     fn from(a: types::IpAddress) -> IpAddr {

@@ -9,9 +9,11 @@ use crate::cni::error::CniError;
 use crate::cni::exec;
 use crate::cni::result::CniResult;
 use crate::config::ModuleSource;
-use crate::engine::{Role, Runner};
+use crate::runner::{Runner, Target};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Instant;
+use wasmcni_engine::Role;
 
 pub struct DelegateCap {
     call: Arc<Call>,
@@ -24,15 +26,6 @@ pub struct DelegateCap {
 impl DelegateCap {
     pub fn new(call: Arc<Call>, runner: Arc<Runner>, deadline: Instant) -> DelegateCap {
         DelegateCap { call, runner, deadline, added: false }
-    }
-
-    pub async fn run(
-        &mut self,
-        command: Command,
-        valid: Option<Vec<(String, String)>>,
-    ) -> Result<Option<CniResult>, CniError> {
-        let within = self.deadline;
-        self.delegate(command, valid, Some(within)).await
     }
 
     async fn delegate(
@@ -53,22 +46,34 @@ impl DelegateCap {
         }
         let out = match self.runner.module_dir().resolve_ipam(ipam)? {
             ModuleSource::Wasm { path, sha256 } => {
-                let target =
-                    crate::engine::Target { path, sha256, limits: self.call.conf.ipam_limits, role: Some(Role::Ipam) };
+                let target = Target { path, sha256, limits: self.call.conf.ipam_limits, role: Some(Role::Ipam) };
                 Box::pin(self.runner.run(&target, self.call.clone(), command, valid, within)).await?
             }
             ModuleSource::Exec { kind } => exec::delegate(&kind, command, &self.call).await?,
         };
         Ok(out)
     }
+}
+
+impl wasmcni_caps::Delegate for DelegateCap {
+    fn run(
+        &mut self,
+        command: Command,
+        valid: Option<Vec<(String, String)>>,
+    ) -> BoxFuture<'_, Result<Option<CniResult>, CniError>> {
+        let within = self.deadline;
+        Box::pin(self.delegate(command, valid, Some(within)))
+    }
 
     /// IPAM DEL after a failed ADD, with a budget of its own (the ADD may
     /// have failed at its deadline); errors are logged, the ADD's error wins.
-    pub async fn undo(&mut self) {
-        if std::mem::take(&mut self.added)
-            && let Err(e) = self.delegate(Command::Del, None, None).await
-        {
-            tracing::warn!("undo: IPAM DEL failed: {e}");
-        }
+    fn undo(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            if std::mem::take(&mut self.added)
+                && let Err(e) = self.delegate(Command::Del, None, None).await
+            {
+                tracing::warn!("undo: IPAM DEL failed: {e}");
+            }
+        })
     }
 }

@@ -2,9 +2,9 @@
 //! link's (`ipvN/conf/<link>/<key>`) through its handle.
 
 use super::{LinkHandle, Res, State};
-use crate::caps::bindings::wasmcni::plugin::sysctl;
-use crate::caps::bindings::wasmcni::plugin::types::{AddressFamily, Side};
-use crate::cni::error::CniError;
+use crate::bindings::wasmcni::plugin::sysctl;
+use crate::bindings::wasmcni::plugin::types::{AddressFamily, Side};
+use wasmcni_cni::error::CniError;
 use wasmcni_scope::sysctl::{global_key, link_key};
 use wasmtime::component::Resource;
 

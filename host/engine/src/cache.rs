@@ -12,7 +12,7 @@
 //!   (which any write changes and no one can set back), is the one it was
 //!   checked under.
 
-use crate::cni::error::CniError;
+use crate::Error;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
@@ -51,10 +51,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A module that cannot be read is a config error, unless the node ran out of descriptors or memory.
-fn unreadable(path: &Path, e: std::io::Error) -> CniError {
-    let e = CniError::from_io(format!("cannot read module {}", path.display()), &e);
-    if e.code == crate::cni::error::Code::IoFailure { CniError::config(e.msg) } else { e }
+fn unreadable(path: &Path, source: std::io::Error) -> Error {
+    Error::Unreadable { path: path.to_owned(), source }
 }
 
 /// A file's identity as the filesystem sees it: it changes whenever the
@@ -85,10 +83,10 @@ fn checksum(artifact: &[u8], sha256: &str) -> u64 {
 }
 
 /// Refuses a module whose sha256 is not the one the config pins.
-pub fn check_pin(path: &Path, sha256: &str, pin: Option<&str>) -> Result<(), CniError> {
+pub fn check_pin(path: &Path, sha256: &str, pin: Option<&str>) -> Result<(), Error> {
     match pin {
         Some(pin) if !pin.eq_ignore_ascii_case(sha256) => {
-            Err(CniError::config(format!("module {} has sha256 {sha256}, but the config pins {pin}", path.display())))
+            Err(Error::Refused(format!("module {} has sha256 {sha256}, but the config pins {pin}", path.display())))
         }
         _ => Ok(()),
     }
@@ -116,11 +114,11 @@ impl Cache {
 
     /// The module's sha256, from the index when the file is unchanged. Returns
     /// the bytes too when it had to read them.
-    fn identify(&self, path: &Path) -> Result<(String, Option<Vec<u8>>), CniError> {
+    fn identify(&self, path: &Path) -> Result<(String, Option<Vec<u8>>), Error> {
         let meta = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
         // Reading a FIFO or a device would block the call.
         if !meta.is_file() {
-            return Err(CniError::config(format!("module {} is not a regular file", path.display())));
+            return Err(Error::Refused(format!("module {} is not a regular file", path.display())));
         }
         let stamp = stamp(&meta);
         let index = self.index_path(path);
@@ -189,9 +187,9 @@ impl Cache {
         sha256: &str,
         component: &Component,
         metadata: Option<&serde_json::Value>,
-    ) -> Result<(), CniError> {
+    ) -> Result<(), Error> {
         let (artifact, sum) = self.artifact_paths(engine, sha256);
-        let bytes = component.serialize().map_err(|e| CniError::io(format!("cannot serialize module: {e}")))?;
+        let bytes = component.serialize().map_err(|e| Error::Host(format!("cannot serialize module: {e}")))?;
         let meta = metadata.map(ToString::to_string).unwrap_or_default();
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
@@ -199,11 +197,11 @@ impl Cache {
             let verified = verified_stamp(&std::fs::metadata(&artifact)?);
             write_atomically(&sum, sum_text(bytes.len(), checksum(&bytes, sha256), &verified, sha256, &meta).as_bytes())
         };
-        write().map_err(|e| CniError::io(format!("cannot write cache entry {}: {e}", artifact.display())))
+        write().map_err(|e| Error::Host(format!("cannot write cache entry {}: {e}", artifact.display())))
     }
 
     /// Loads `path` (checking `pin` first), from the cache when possible.
-    pub fn load(&self, engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, CniError> {
+    pub fn load(&self, engine: &Engine, path: &Path, pin: Option<&str>) -> Result<Loaded, Error> {
         let (sha256, bytes) = self.identify(path)?;
         check_pin(path, &sha256, pin)?;
         if let Some((component, metadata)) = self.load_artifact(engine, &sha256) {
@@ -227,8 +225,8 @@ impl Cache {
         }
         let sha256 = actual;
         let component = Component::from_binary(engine, &bytes)
-            .map_err(|e| CniError::config(format!("module {} is not a valid component: {e:#}", path.display())))?;
-        let metadata = super::metadata::read(&bytes);
+            .map_err(|e| Error::Refused(format!("module {} is not a valid component: {e:#}", path.display())))?;
+        let metadata = crate::metadata::read(&bytes);
         // A read-only or full cache costs speed, not correctness.
         if let Err(e) = self.store_artifact(engine, &sha256, &component, metadata.as_ref()) {
             tracing::warn!("{e}");
@@ -268,7 +266,7 @@ mod tests {
     }
 
     fn engine() -> Engine {
-        super::super::new_engine().unwrap()
+        crate::new_engine().unwrap()
     }
 
     #[test]
@@ -301,13 +299,12 @@ mod tests {
     }
 
     #[test]
-    fn a_pin_that_does_not_match_is_a_config_error_and_a_replaced_file_is_rehashed() {
+    fn a_pin_that_does_not_match_is_refused_and_a_replaced_file_is_rehashed() {
         let (scratch, engine) = (Scratch::new("pin"), engine());
         let cache = Cache::new(scratch.0.join("cache"));
         let module = scratch.module("m.wasm", EMPTY_COMPONENT);
         let err = cache.load(&engine, &module, Some(&"0".repeat(64))).err().unwrap();
-        assert_eq!(err.code, 7);
-        assert!(err.msg.contains("pins"), "{}", err.msg);
+        assert!(matches!(&err, Error::Refused(m) if m.contains("pins")), "{err}");
         let sha = cache.load(&engine, &module, None).unwrap().sha256;
         // Another module at the same path: a new sha256, not the indexed one.
         std::fs::remove_file(&module).unwrap();
@@ -320,10 +317,12 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_non_regular_module_is_a_config_error() {
+    fn a_missing_module_is_unreadable_and_a_non_regular_one_is_refused() {
         let (scratch, engine) = (Scratch::new("missing"), engine());
         let cache = Cache::new(scratch.0.join("cache"));
-        assert_eq!(cache.load(&engine, &scratch.0.join("none.wasm"), None).err().unwrap().code, 7);
-        assert_eq!(cache.load(&engine, &scratch.0, None).err().unwrap().code, 7);
+        let missing = cache.load(&engine, &scratch.0.join("none.wasm"), None).err().unwrap();
+        assert!(matches!(&missing, Error::Unreadable { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
+        let dir = cache.load(&engine, &scratch.0, None).err().unwrap();
+        assert!(matches!(&dir, Error::Refused(m) if m.contains("not a regular file")), "{dir}");
     }
 }

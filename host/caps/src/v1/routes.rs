@@ -3,10 +3,10 @@
 
 use super::convert::{family, route};
 use super::{LinkHandle, Res, State};
-use crate::caps::bindings::wasmcni::plugin::routes::{self, RouteDev, RouteInfo};
-use crate::caps::bindings::wasmcni::plugin::types::{AddressFamily, Route};
-use crate::caps::netlink::{RouteOp, RouteView, Side};
-use crate::cni::error::CniError;
+use crate::bindings::wasmcni::plugin::routes::{self, RouteDev, RouteInfo};
+use crate::bindings::wasmcni::plugin::types::{AddressFamily, Route};
+use crate::netlink::{RouteOp, RouteView, Side};
+use wasmcni_cni::error::CniError;
 use wasmtime::component::Resource;
 
 impl State {
