@@ -1,11 +1,24 @@
-//! Address requests over one rtnetlink handle.
+//! Addresses: the [`Addresses`] of a namespace's links, and the kernel's over rtnetlink.
 
 use crate::link::{Link, exists, no_such_entry};
+use crate::netns::Kernel;
+use crate::{Error, Result};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use wasmcni_cni::error::CniError;
+
+/// What a namespace does with the addresses of its links.
+pub trait Addresses: Send + Sync {
+    /// The addresses of `link`; none for a link that is gone.
+    fn addresses(&self, link: &Link) -> impl Future<Output = Result<Vec<IpNet>>> + Send;
+
+    /// Adds `net` to `link`; one already there is not an error (a retried ADD finds its own).
+    fn add_address(&self, link: &Link, net: IpNet) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes `net` from `link`; one not there is not an error.
+    fn del_address(&self, link: &Link, net: IpNet) -> impl Future<Output = Result<()>> + Send;
+}
 
 fn address_of(msg: &AddressMessage) -> Option<IpNet> {
     // IPv4 reports the interface address as IFA_LOCAL, IPv6 only as IFA_ADDRESS.
@@ -22,36 +35,41 @@ fn address_of(msg: &AddressMessage) -> Option<IpNet> {
     IpNet::new(addr, msg.header.prefix_len).ok()
 }
 
-async fn messages(h: &Handle, link: &Link) -> Result<Vec<AddressMessage>, CniError> {
+async fn messages(h: &Handle, link: &Link) -> Result<Vec<AddressMessage>> {
     h.address()
         .get()
         .set_link_index_filter(link.index)
         .execute()
         .try_collect()
         .await
-        .map_err(|e| CniError::kernel(format!("list addresses of {}", link.name), e))
+        .map_err(|source| Error::Netlink { op: format!("list addresses of {}", link.name), source })
 }
 
-pub async fn list(h: &Handle, link: &Link) -> Result<Vec<IpNet>, CniError> {
-    Ok(messages(h, link).await?.iter().filter_map(address_of).collect())
-}
-
-pub async fn add(h: &Handle, link: &Link, net: IpNet) -> Result<(), CniError> {
-    match h.address().add(link.index, net.addr(), net.prefix_len()).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) if exists(&e) => Ok(()),
-        Err(e) => Err(CniError::kernel(format!("add {net} to {}", link.name), e)),
+impl Addresses for Kernel {
+    async fn addresses(&self, link: &Link) -> Result<Vec<IpNet>> {
+        Ok(messages(self.handle().await?, link).await?.iter().filter_map(address_of).collect())
     }
-}
 
-pub async fn del(h: &Handle, link: &Link, net: IpNet) -> Result<(), CniError> {
-    for msg in messages(h, link).await? {
-        if address_of(&msg) == Some(net) {
-            return match h.address().del(msg).execute().await {
-                Err(e) if !no_such_entry(&e) => Err(CniError::kernel(format!("delete {net} from {}", link.name), e)),
-                _ => Ok(()),
-            };
+    async fn add_address(&self, link: &Link, net: IpNet) -> Result<()> {
+        match self.handle().await?.address().add(link.index, net.addr(), net.prefix_len()).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if exists(&e) => Ok(()),
+            Err(source) => Err(Error::Netlink { op: format!("add {net} to {}", link.name), source }),
         }
     }
-    Ok(())
+
+    async fn del_address(&self, link: &Link, net: IpNet) -> Result<()> {
+        let h = self.handle().await?;
+        for msg in messages(h, link).await? {
+            if address_of(&msg) == Some(net) {
+                return match h.address().del(msg).execute().await {
+                    Err(source) if !no_such_entry(&source) => {
+                        Err(Error::Netlink { op: format!("delete {net} from {}", link.name), source })
+                    }
+                    _ => Ok(()),
+                };
+            }
+        }
+        Ok(())
+    }
 }

@@ -2,8 +2,10 @@
 //! host-local and wasmcni read each other's leases:
 //! `<dataDir>/<network>/<ip>` holds `<containerID>\r\n<ifname>`,
 //! `last_reserved_ip.<rangeSet>` the last address handed out, and `lock` is
-//! flock'ed for the whole call.
+//! flock'ed for the whole call. [`Leases`] is what a call does with an open
+//! store.
 
+use crate::{Error, Result};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,7 +13,6 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wasmcni_cni::error::{CniError, Code};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -26,6 +27,22 @@ pub struct Lease {
     pub ifname: String,
 }
 
+/// The leases of one network, held for the call.
+pub trait Leases: Send + Sync {
+    /// Takes `ip` for (container, ifname) unless someone holds it; false if someone does.
+    fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool>;
+
+    /// The address range set `range_set` handed out last.
+    fn last_reserved(&self, range_set: u32) -> Result<Option<IpAddr>>;
+
+    /// Every lease, by address.
+    fn list(&self) -> Result<Vec<Lease>>;
+
+    /// Frees every lease of (container, ifname), and those that name the
+    /// container only (written by old host-local versions); the addresses freed.
+    fn release_owner(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>>;
+}
+
 pub struct IpamStore {
     dir: PathBuf,
     _lock: Flock<File>,
@@ -35,15 +52,15 @@ pub struct IpamStore {
 /// snapshot for reporting; allocation goes through an open store). Only
 /// regular files named like an address are leases: anything else (a
 /// directory, a FIFO, a symlink) is skipped, as the reference does.
-pub fn read_leases(dir: &Path) -> Result<Vec<Lease>, CniError> {
+pub fn read_leases(dir: &Path) -> Result<Vec<Lease>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(dir.display(), &e)),
+        Err(e) => return Err(io(dir.display(), e)),
     };
     let mut leases = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| io(dir.display(), &e))?;
+        let entry = entry.map_err(|e| io(dir.display(), e))?;
         let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
             continue;
         };
@@ -55,7 +72,7 @@ pub fn read_leases(dir: &Path) -> Result<Vec<Lease>, CniError> {
             Ok(Some(c)) => c,
             // Released by someone else between listing and reading, or replaced by a non-file.
             Ok(None) => continue,
-            Err(e) => return Err(io(entry.path().display(), &e)),
+            Err(e) => return Err(io(entry.path().display(), e)),
         };
         let mut lines = content.lines().map(str::trim);
         let container_id = lines.next().unwrap_or_default().to_owned();
@@ -96,25 +113,18 @@ fn overwrite(path: &Path, content: &[u8]) -> std::io::Result<()> {
     f.set_len(content.len() as u64)
 }
 
-fn io(what: impl std::fmt::Display, e: &std::io::Error) -> CniError {
-    CniError::from_io(what, e)
-}
-
-/// The error of a call that gave up waiting for a network's lease store.
-pub fn busy(network: &str, waited: Duration) -> CniError {
-    CniError::new(
-        Code::TryAgainLater,
-        format!("the lease store of network {network} stayed locked for {} ms; try again later", waited.as_millis()),
-    )
+fn io(what: impl std::fmt::Display, source: std::io::Error) -> Error {
+    Error::Io { what: what.to_string(), source }
 }
 
 impl IpamStore {
     /// Opens (creating) the network's directory and takes its lock, waiting
     /// until `deadline` for any other wasmcni or reference host-local holding it.
-    pub fn open(data_dir: &Path, network: &str, deadline: Instant) -> Result<IpamStore, CniError> {
+    /// A store still locked at `deadline` is [`Error::Busy`].
+    pub fn open(data_dir: &Path, network: &str, deadline: Instant) -> Result<IpamStore> {
         let started = Instant::now();
         let dir = data_dir.join(network);
-        std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
         let lock_path = dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -124,7 +134,7 @@ impl IpamStore {
             .mode(0o600)
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| io(lock_path.display(), &e))?;
+            .map_err(|e| io(lock_path.display(), e))?;
         let mut pause = Duration::from_millis(1);
         let lock = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -134,17 +144,20 @@ impl IpamStore {
                     pause = (pause * 2).min(Duration::from_millis(20));
                     file = f;
                 }
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Err(busy(network, started.elapsed())),
-                Err((_, e)) => return Err(io(lock_path.display(), &std::io::Error::from(e))),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(Error::Busy { network: network.to_owned(), waited: started.elapsed() });
+                }
+                Err((_, e)) => return Err(io(lock_path.display(), std::io::Error::from(e))),
             }
         };
         Ok(IpamStore { dir, _lock: lock })
     }
+}
 
-    /// Takes `ip` for (container, ifname) unless someone holds it. The lease
-    /// is written beside it and linked into place, so it appears whole: a
-    /// process killed halfway never leaves an empty lease no DEL can free.
-    pub fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool, CniError> {
+impl Leases for IpamStore {
+    /// The lease is written beside it and linked into place, so it appears
+    /// whole: a process killed halfway never leaves an empty lease no DEL can free.
+    fn reserve(&self, ip: IpAddr, container_id: &str, ifname: &str, range_set: u32) -> Result<bool> {
         let path = self.dir.join(ip.to_string());
         // One writer at a time (the lock): a name of its own is enough.
         let staged = self.dir.join(STAGED);
@@ -156,35 +169,33 @@ impl IpamStore {
             .mode(0o600)
             .open(&staged)
             .and_then(|mut f| f.write_all(content.as_bytes()))
-            .map_err(|e| io(staged.display(), &e))?;
+            .map_err(|e| io(staged.display(), e))?;
         let linked = std::fs::hard_link(&staged, &path);
         let _ = std::fs::remove_file(&staged);
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io(path.display(), &e)),
+            Err(e) => return Err(io(path.display(), e)),
         }
         let last = self.dir.join(format!("{LAST_RESERVED}{range_set}"));
-        overwrite(&last, ip.to_string().as_bytes()).map_err(|e| io(last.display(), &e))?;
+        overwrite(&last, ip.to_string().as_bytes()).map_err(|e| io(last.display(), e))?;
         Ok(true)
     }
 
-    pub fn last_reserved(&self, range_set: u32) -> Result<Option<IpAddr>, CniError> {
+    fn last_reserved(&self, range_set: u32) -> Result<Option<IpAddr>> {
         let path = self.dir.join(format!("{LAST_RESERVED}{range_set}"));
         match read_small(&path) {
             Ok(s) => Ok(s.and_then(|s| s.trim().parse().ok())),
-            Err(e) => Err(io(path.display(), &e)),
+            Err(e) => Err(io(path.display(), e)),
         }
     }
 
-    /// Every lease; files that are not leases (lock, last_reserved_ip.*) are skipped.
-    pub fn list(&self) -> Result<Vec<Lease>, CniError> {
+    /// Files that are not leases (lock, last_reserved_ip.*) are skipped.
+    fn list(&self) -> Result<Vec<Lease>> {
         read_leases(&self.dir)
     }
 
-    /// Frees every lease of (container, ifname). Leases written by old
-    /// host-local versions carry only the container ID and match any ifname.
-    pub fn release_owner(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
+    fn release_owner(&self, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
         let mut freed = Vec::new();
         for lease in self.list()? {
             let ours = lease.container_id == container_id.trim() && (lease.ifname == ifname || lease.ifname.is_empty());
@@ -193,7 +204,7 @@ impl IpamStore {
                 match std::fs::remove_file(&path) {
                     Ok(()) => freed.push(lease.ip),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(path.display(), &e)),
+                    Err(e) => return Err(io(path.display(), e)),
                 }
             }
         }
@@ -250,7 +261,8 @@ mod tests {
         // flock locks belong to the open file: a second open conflicts like another process.
         let started = Instant::now();
         let err = IpamStore::open(&root, "net1", Instant::now() + Duration::from_millis(100)).err().unwrap();
-        assert_eq!(err.code, 11, "{err:?}");
+        assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+        assert_eq!(wasmcni_cni::error::CniError::from(err).code, 11);
         assert!(started.elapsed() < Duration::from_secs(2));
         drop(held);
         assert!(IpamStore::open(&root, "net1", soon()).is_ok());

@@ -1,11 +1,14 @@
-//! Kernel tests of the link, address and route wrappers: each test works in
+//! Kernel tests of links, addresses, routes and sysctls: each test works in
 //! network namespaces of its own (`wclnk<pid>n<k>`), removed on drop even
 //! when the test fails. Needs root (the test run has it).
 
-use crate::link::{self, BridgeParams, VethParams};
-use crate::netns::{self, Netns};
-use crate::{addr, route};
+use crate::Error;
+use crate::addr::Addresses;
+use crate::link::{BridgeParams, Links, VethParams};
+use crate::netns::{Kernel, Namespace, Netns};
+use crate::route::Routes;
 use ipnet::IpNet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use wasmcni_cni::result::Route;
 
@@ -24,8 +27,13 @@ impl Scratch {
         Scratch { name }
     }
 
-    fn open(&self) -> Netns {
-        Netns::open(&format!("/run/netns/{}", self.name)).unwrap().expect("just made")
+    /// The namespace opened as the host opens CNI_NETNS (inside a runtime).
+    fn open(&self) -> Arc<Netns> {
+        Arc::new(Netns::open(&format!("/run/netns/{}", self.name)).unwrap().expect("just made"))
+    }
+
+    fn kernel(&self) -> Kernel {
+        Kernel::connect(&self.open())
     }
 
     /// `ip` run inside the namespace, its output.
@@ -60,20 +68,21 @@ fn net(s: &str) -> IpNet {
 fn a_bridge_is_created_with_a_pinned_mac_and_reused_and_a_non_bridge_is_refused() {
     let ns = Scratch::new();
     runtime().block_on(async {
-        let netns = ns.open();
-        let h = netns::connect(Some(&netns)).unwrap();
+        let h = ns.kernel();
         let params = BridgeParams { name: "br0", mtu: Some(1400), promisc: false, vlan_filtering: false };
-        let made = link::ensure_bridge(&h, &params).await.unwrap();
+        let made = h.ensure_bridge(&params).await.unwrap();
         assert_eq!((made.kind.as_str(), made.mtu), ("bridge", 1400));
         assert!(made.mac.is_some());
-        let again = link::ensure_bridge(&h, &params).await.unwrap();
+        let again = h.ensure_bridge(&params).await.unwrap();
         assert_eq!((again.index, again.mac), (made.index, made.mac), "a second ADD made another bridge");
         // NET_ADDR_SET (3): the MAC is the bridge's own, not its lowest port's.
         let assign = ip(&["netns", "exec", &ns.name, "cat", "/sys/class/net/br0/addr_assign_type"]);
         assert_eq!(assign.trim(), "3");
         ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
         let other = BridgeParams { name: "d0", ..params };
-        assert_eq!(link::ensure_bridge(&h, &other).await.unwrap_err().code, 7);
+        let err = h.ensure_bridge(&other).await.unwrap_err();
+        assert!(matches!(err, Error::NotABridge { .. }), "{err:?}");
+        assert_eq!(wasmcni_cni::error::CniError::from(err).code, 7);
     });
 }
 
@@ -81,21 +90,20 @@ fn a_bridge_is_created_with_a_pinned_mac_and_reused_and_a_non_bridge_is_refused(
 fn a_veth_is_born_across_namespaces_and_deleting_one_end_takes_both() {
     let (host, container) = (Scratch::new(), Scratch::new());
     runtime().block_on(async {
-        let (host_ns, container_ns) = (host.open(), container.open());
-        let h = netns::connect(Some(&host_ns)).unwrap();
-        let c = netns::connect(Some(&container_ns)).unwrap();
+        let container_ns = container.open();
+        let (h, c) = (host.kernel(), Kernel::connect(&container_ns));
         let mac = "02:00:00:00:00:09".parse().unwrap();
         let params =
             VethParams { host_name: "vethtest", container_name: "eth0", mtu: Some(1450), container_mac: Some(mac) };
-        link::create_veth(&h, container_ns.file(), &params).await.unwrap();
-        let host_end = link::require(&h, "vethtest").await.unwrap();
-        let eth0 = link::require(&c, "eth0").await.unwrap();
+        h.create_veth(&container_ns, &params).await.unwrap();
+        let host_end = h.require_link("vethtest").await.unwrap();
+        let eth0 = c.require_link("eth0").await.unwrap();
         assert!(host_end.up && !eth0.up, "the host end is born up, the container end down");
         assert_eq!((eth0.mtu, eth0.mac), (1450, Some(mac)));
         assert_eq!(eth0.peer_index, Some(host_end.index));
-        link::delete(&c, &eth0).await.unwrap();
-        assert!(link::by_name(&h, "vethtest").await.unwrap().is_none(), "the peer outlived its veth");
-        assert!(link::by_name(&c, "eth0").await.unwrap().is_none());
+        c.delete_link(&eth0).await.unwrap();
+        assert!(h.link_by_name("vethtest").await.unwrap().is_none(), "the peer outlived its veth");
+        assert!(c.link_by_name("eth0").await.unwrap().is_none());
     });
 }
 
@@ -105,31 +113,30 @@ fn addresses_and_routes_are_added_listed_replaced_and_removed() {
     ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
     ns.ip(&["link", "set", "d1", "up"]);
     runtime().block_on(async {
-        let netns = ns.open();
-        let h = netns::connect(Some(&netns)).unwrap();
-        let d0 = link::require(&h, "d0").await.unwrap();
-        link::set_up(&h, &d0, true).await.unwrap();
+        let h = ns.kernel();
+        let d0 = h.require_link("d0").await.unwrap();
+        h.set_up(&d0, true).await.unwrap();
         for a in ["10.40.0.5/24", "fd40::5/64"] {
-            addr::add(&h, &d0, net(a)).await.unwrap();
+            h.add_address(&d0, net(a)).await.unwrap();
         }
         // Adding again is not an error: a retried ADD finds its own address.
-        addr::add(&h, &d0, net("10.40.0.5/24")).await.unwrap();
-        let listed = addr::list(&h, &d0).await.unwrap();
+        h.add_address(&d0, net("10.40.0.5/24")).await.unwrap();
+        let listed = h.addresses(&d0).await.unwrap();
         assert!(listed.contains(&net("10.40.0.5/24")) && listed.contains(&net("fd40::5/64")), "{listed:?}");
 
         let via = Route::to(net("192.0.2.0/24")).via("10.40.0.1".parse().unwrap());
-        route::add(&h, &via, Some(d0.index), false).await.unwrap();
+        h.add_route(&via, Some(d0.index)).await.unwrap();
         assert!(ns.ip(&["route", "show", "192.0.2.0/24"]).contains("via 10.40.0.1 dev d0"));
         let moved = Route::to(net("192.0.2.0/24")).via("10.40.0.2".parse().unwrap());
-        route::add(&h, &moved, Some(d0.index), true).await.unwrap();
+        h.replace_route(&moved, Some(d0.index)).await.unwrap();
         assert!(ns.ip(&["route", "show", "192.0.2.0/24"]).contains("via 10.40.0.2"));
-        let found = route::list(&h).await.unwrap();
+        let found = h.routes().await.unwrap();
         let ours = found.iter().find(|l| l.route.dst == net("192.0.2.0/24")).expect("listed");
         assert_eq!((ours.route.gw, ours.oif), (moved.gw, Some(d0.index)));
-        route::del(&h, &moved, Some(d0.index)).await.unwrap();
+        h.del_route(&moved, Some(d0.index)).await.unwrap();
         assert_eq!(ns.ip(&["route", "show", "192.0.2.0/24"]), "");
 
-        addr::del(&h, &d0, net("10.40.0.5/24")).await.unwrap();
-        assert!(!addr::list(&h, &d0).await.unwrap().contains(&net("10.40.0.5/24")));
+        h.del_address(&d0, net("10.40.0.5/24")).await.unwrap();
+        assert!(!h.addresses(&d0).await.unwrap().contains(&net("10.40.0.5/24")));
     });
 }

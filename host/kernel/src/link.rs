@@ -1,6 +1,8 @@
-//! Link requests over one rtnetlink handle.
+//! Links: the [`Links`] a namespace has, and the kernel's over rtnetlink.
 
-use crate::netns::LinkEvents;
+use crate::error::{Existing, netlink_errno};
+use crate::netns::{Kernel, LinkEvents};
+use crate::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -10,7 +12,6 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkMessageBuilder, LinkUnspec};
 use std::os::fd::AsRawFd;
 use wasmcni_cni::Mac;
-use wasmcni_cni::error::CniError;
 
 /// What a plugin learns about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,86 +63,141 @@ fn to_link(msg: &LinkMessage) -> Link {
 }
 
 fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -errno)
+    netlink_errno(e) == Some(errno)
 }
 
-pub fn not_found(e: &rtnetlink::Error) -> bool {
-    is_errno(e, libc_errno::ENODEV) || is_errno(e, libc_errno::ENOENT)
+pub(crate) fn not_found(e: &rtnetlink::Error) -> bool {
+    is_errno(e, nix::libc::ENODEV) || is_errno(e, nix::libc::ENOENT)
 }
 
-pub fn exists(e: &rtnetlink::Error) -> bool {
-    is_errno(e, libc_errno::EEXIST)
+pub(crate) fn exists(e: &rtnetlink::Error) -> bool {
+    is_errno(e, nix::libc::EEXIST)
 }
 
-pub fn no_such_entry(e: &rtnetlink::Error) -> bool {
-    is_errno(e, libc_errno::ESRCH) || is_errno(e, libc_errno::EADDRNOTAVAIL) || not_found(e)
+pub(crate) fn no_such_entry(e: &rtnetlink::Error) -> bool {
+    is_errno(e, nix::libc::ESRCH) || is_errno(e, nix::libc::EADDRNOTAVAIL) || not_found(e)
 }
 
-/// errno values the kernel answers with.
-pub mod libc_errno {
-    pub const ENOENT: i32 = nix::errno::Errno::ENOENT as i32;
-    pub const ESRCH: i32 = nix::errno::Errno::ESRCH as i32;
-    pub const EEXIST: i32 = nix::errno::Errno::EEXIST as i32;
-    pub const ENODEV: i32 = nix::errno::Errno::ENODEV as i32;
-    pub const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
+/// What a namespace does with its links. A link is named by its index: the
+/// `Link` passed in is one this namespace reported.
+pub trait Links: Send + Sync {
+    fn link_by_name(&self, name: &str) -> impl Future<Output = Result<Option<Link>>> + Send;
+
+    fn link_by_index(&self, index: u32) -> impl Future<Output = Result<Option<Link>>> + Send;
+
+    /// The link named `name`, or [`Error::NoSuchLink`].
+    fn require_link(&self, name: &str) -> impl Future<Output = Result<Link>> + Send {
+        async move { self.link_by_name(name).await?.ok_or_else(|| Error::NoSuchLink(name.to_owned())) }
+    }
+
+    fn set_up(&self, link: &Link, up: bool) -> impl Future<Output = Result<()>> + Send;
+
+    fn set_mtu(&self, link: &Link, mtu: u32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes `link` a port of the bridge `master`.
+    fn set_master(&self, link: &Link, master: &Link) -> impl Future<Output = Result<()>> + Send;
+
+    /// Hairpin mode on a bridge port.
+    fn set_hairpin(&self, link: &Link, on: bool) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes `vid` a bridge port's untagged PVID.
+    fn set_port_vlan(&self, link: &Link, vid: u16) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes `link` (and a veth's peer with it); a link already gone is not an error.
+    fn delete_link(&self, link: &Link) -> impl Future<Output = Result<()>> + Send;
+
+    /// As [`Links::delete_link`], but returns once the kernel has unregistered
+    /// the link rather than when it acks the request; for a long-lived
+    /// process, which lets the kernel finish the cleanup after it answered.
+    fn delete_link_unregistered(&self, link: &Link) -> impl Future<Output = Result<()>> + Send;
+
+    /// The bridge `p.name`, created if missing, with a MAC that does not change.
+    fn ensure_bridge(&self, p: &BridgeParams<'_>) -> impl Future<Output = Result<Link>> + Send;
 }
 
-pub async fn by_name(h: &Handle, name: &str) -> Result<Option<Link>, CniError> {
+impl Links for Kernel {
+    async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        by_name(self.handle().await?, name).await
+    }
+
+    async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
+        let h = self.handle().await?;
+        match h.link().get().match_index(index).execute().try_next().await {
+            Ok(msg) => Ok(msg.as_ref().map(to_link)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(source) => Err(Error::Netlink { op: format!("get link #{index}"), source }),
+        }
+    }
+
+    async fn set_up(&self, link: &Link, up: bool) -> Result<()> {
+        let b = LinkUnspec::new_with_index(link.index);
+        let msg = if up { b.up() } else { b.down() }.build();
+        set(self.handle().await?, || format!("set {} {}", link.name, if up { "up" } else { "down" }), msg).await
+    }
+
+    async fn set_mtu(&self, link: &Link, mtu: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
+        set(self.handle().await?, || format!("set mtu {mtu} on {}", link.name), msg).await
+    }
+
+    async fn set_master(&self, link: &Link, master: &Link) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(link.index).controller(master.index).build();
+        set(self.handle().await?, || format!("attach {} to {}", link.name, master.name), msg).await
+    }
+
+    async fn set_hairpin(&self, link: &Link, on: bool) -> Result<()> {
+        let msg = LinkBridgePort::new(link.index).hairpin(on).build();
+        let h = self.handle().await?;
+        h.link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(|source| Error::Netlink { op: format!("hairpin on {}", link.name), source })
+    }
+
+    async fn set_port_vlan(&self, link: &Link, vid: u16) -> Result<()> {
+        let msg = LinkBridgeVlan::new(link.index)
+            .vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged)
+            .build();
+        set(self.handle().await?, || format!("vlan {vid} on {}", link.name), msg).await
+    }
+
+    async fn delete_link(&self, link: &Link) -> Result<()> {
+        delete(self.handle().await?, link).await
+    }
+
+    async fn delete_link_unregistered(&self, link: &Link) -> Result<()> {
+        // Subscribed before the request, so its RTM_DELLINK cannot be missed.
+        let events = crate::netns::link_events(self.netns())?;
+        delete_unregistered(self.handle().await?, events, link).await
+    }
+
+    async fn ensure_bridge(&self, p: &BridgeParams<'_>) -> Result<Link> {
+        ensure_bridge(self.handle().await?, p).await
+    }
+}
+
+async fn by_name(h: &Handle, name: &str) -> Result<Option<Link>> {
     match h.link().get().match_name(name.to_owned()).execute().try_next().await {
         Ok(msg) => Ok(msg.as_ref().map(to_link)),
         Err(e) if not_found(&e) => Ok(None),
-        Err(e) => Err(CniError::kernel(format!("get link {name}"), e)),
+        Err(source) => Err(Error::Netlink { op: format!("get link {name}"), source }),
     }
 }
 
-pub async fn by_index(h: &Handle, index: u32) -> Result<Option<Link>, CniError> {
-    match h.link().get().match_index(index).execute().try_next().await {
-        Ok(msg) => Ok(msg.as_ref().map(to_link)),
-        Err(e) if not_found(&e) => Ok(None),
-        Err(e) => Err(CniError::kernel(format!("get link #{index}"), e)),
-    }
+async fn require(h: &Handle, name: &str) -> Result<Link> {
+    by_name(h, name).await?.ok_or_else(|| Error::NoSuchLink(name.to_owned()))
 }
 
-pub async fn require(h: &Handle, name: &str) -> Result<Link, CniError> {
-    by_name(h, name).await?.ok_or_else(|| CniError::kernel(format!("link {name}"), "no such link"))
+async fn set(h: &Handle, what: impl FnOnce() -> String, msg: LinkMessage) -> Result<()> {
+    h.link().set(msg).execute().await.map_err(|source| Error::Netlink { op: what(), source })
 }
 
-async fn set(h: &Handle, what: String, msg: LinkMessage) -> Result<(), CniError> {
-    h.link().set(msg).execute().await.map_err(|e| CniError::kernel(what, e))
-}
-
-pub async fn set_up(h: &Handle, link: &Link, up: bool) -> Result<(), CniError> {
-    let b = LinkUnspec::new_with_index(link.index);
-    let msg = if up { b.up() } else { b.down() }.build();
-    set(h, format!("set {} {}", link.name, if up { "up" } else { "down" }), msg).await
-}
-
-pub async fn set_mtu(h: &Handle, link: &Link, mtu: u32) -> Result<(), CniError> {
-    let msg = LinkUnspec::new_with_index(link.index).mtu(mtu).build();
-    set(h, format!("set mtu {mtu} on {}", link.name), msg).await
-}
-
-pub async fn set_master(h: &Handle, link: &Link, master: &Link) -> Result<(), CniError> {
-    let msg = LinkUnspec::new_with_index(link.index).controller(master.index).build();
-    set(h, format!("attach {} to {}", link.name, master.name), msg).await
-}
-
-pub async fn set_hairpin(h: &Handle, link: &Link, on: bool) -> Result<(), CniError> {
-    let msg = LinkBridgePort::new(link.index).hairpin(on).build();
-    h.link().set_port(msg).execute().await.map_err(|e| CniError::kernel(format!("hairpin on {}", link.name), e))
-}
-
-pub async fn set_port_vlan(h: &Handle, link: &Link, vid: u16) -> Result<(), CniError> {
-    let msg =
-        LinkBridgeVlan::new(link.index).vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged).build();
-    h.link().set(msg).execute().await.map_err(|e| CniError::kernel(format!("vlan {vid} on {}", link.name), e))
-}
-
-pub async fn delete(h: &Handle, link: &Link) -> Result<(), CniError> {
+async fn delete(h: &Handle, link: &Link) -> Result<()> {
     match h.link().del(link.index).execute().await {
         Ok(()) => Ok(()),
         Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(CniError::kernel(format!("delete link {}", link.name), e)),
+        Err(source) => Err(Error::Netlink { op: format!("delete link {}", link.name), source }),
     }
 }
 
@@ -150,7 +206,7 @@ pub async fn delete(h: &Handle, link: &Link) -> Result<(), CniError> {
 /// request's ack arrives: for a veth that sendmsg goes on for tens of ms
 /// after the link is gone, waiting for an RCU barrier that only frees memory.
 /// The request finishes on its own task; a long-lived host does not wait.
-pub async fn delete_unregistered(h: &Handle, mut events: LinkEvents, link: &Link) -> Result<(), CniError> {
+async fn delete_unregistered(h: &Handle, mut events: LinkEvents, link: &Link) -> Result<()> {
     let (h, index, owned) = (h.clone(), link.index, link.clone());
     let mut request = tokio::spawn(async move { delete(&h, &owned).await });
     let gone = async {
@@ -165,7 +221,7 @@ pub async fn delete_unregistered(h: &Handle, mut events: LinkEvents, link: &Link
         std::future::pending::<()>().await
     };
     tokio::select! {
-        done = &mut request => done.map_err(|e| CniError::io(format!("delete link {}: {e}", link.name)))?,
+        done = &mut request => done.map_err(|source| Error::Task { op: format!("delete link {}", link.name), source })?,
         () = gone => Ok(()),
     }
 }
@@ -178,9 +234,9 @@ pub struct BridgeParams<'a> {
 }
 
 /// A random locally administered unicast MAC for a new bridge.
-fn random_bridge_mac() -> Result<Vec<u8>, CniError> {
+fn random_bridge_mac() -> Result<Vec<u8>> {
     let mut mac = vec![0u8; 6];
-    getrandom::fill(&mut mac).map_err(|e| CniError::io(format!("no randomness for a bridge MAC: {e}")))?;
+    getrandom::fill(&mut mac).map_err(Error::Random)?;
     mac[0] = (mac[0] & 0xfe) | 0x02;
     Ok(mac)
 }
@@ -199,7 +255,7 @@ fn mac_floats(link: &Link) -> bool {
 /// Creates the bridge with a MAC of its own (so the gateway's MAC never
 /// changes), or reuses it when it exists (and is a bridge), pinning the MAC
 /// it has now if nobody pinned one.
-pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, CniError> {
+async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link> {
     let existing = by_name(h, p.name).await?;
     if existing.is_none() {
         let mut b = LinkBridge::new(p.name).up().address(random_bridge_mac()?);
@@ -215,7 +271,7 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
             Ok(()) => {}
             // Another ADD created it first.
             Err(e) if exists(&e) => {}
-            Err(e) => return Err(CniError::kernel(format!("create bridge {}", p.name), e)),
+            Err(source) => return Err(Error::Netlink { op: format!("create bridge {}", p.name), source }),
         }
     }
     let link = match existing {
@@ -223,20 +279,20 @@ pub async fn ensure_bridge(h: &Handle, p: &BridgeParams<'_>) -> Result<Link, Cni
         None => require(h, p.name).await?,
     };
     if link.kind != "bridge" {
-        return Err(CniError::config(format!("{} exists but is not a bridge (it is {:?})", p.name, link.kind)));
+        return Err(Error::NotABridge { name: p.name.to_owned(), kind: link.kind });
     }
     if let Some(mac) = link.mac.filter(|_| mac_floats(&link)) {
         tracing::info!("pinning the MAC of bridge {} to {mac}", p.name);
         set(
             h,
-            format!("pin the MAC of {}", p.name),
+            || format!("pin the MAC of {}", p.name),
             LinkUnspec::new_with_index(link.index).address(mac.0.to_vec()).build(),
         )
         .await?;
     }
     if p.promisc {
         let msg = LinkUnspec::new_with_index(link.index).promiscuous(true).build();
-        set(h, format!("promisc on {}", p.name), msg).await?;
+        set(h, || format!("promisc on {}", p.name), msg).await?;
     }
     Ok(link)
 }
@@ -248,8 +304,8 @@ pub struct VethParams<'a> {
     pub container_mac: Option<Mac>,
 }
 
-/// Creates a veth pair in the host netns with its peer born inside `netns`.
-pub async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) -> Result<(), CniError> {
+/// Creates a veth pair in `h`'s netns with its peer born inside `netns`.
+pub(crate) async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) -> Result<()> {
     let mut peer =
         LinkMessageBuilder::<LinkUnspec>::new().name(p.container_name.to_owned()).setns_by_fd(netns.as_raw_fd());
     // The host end is born up: nothing reaches it before it joins a bridge.
@@ -263,12 +319,8 @@ pub async fn create_veth(h: &Handle, netns: &std::fs::File, p: &VethParams<'_>) 
         peer = peer.address(mac.0.to_vec());
     }
     let msg = host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
-    h.link().add(msg).execute().await.map_err(|e| {
-        let what = format!("create veth {}<->{}", p.host_name, p.container_name);
-        if exists(&e) {
-            CniError::kernel(what, "a link with that name already exists (is the container already attached?)")
-        } else {
-            CniError::kernel(what, e)
-        }
+    h.link().add(msg).execute().await.map_err(|source| {
+        let op = format!("create veth {}<->{}", p.host_name, p.container_name);
+        if exists(&source) { Error::Exists { op, what: Existing::Link, source } } else { Error::Netlink { op, source } }
     })
 }

@@ -1,28 +1,47 @@
-//! Route requests over one rtnetlink handle.
+//! Routes: the [`Routes`] of a namespace, and the kernel's over rtnetlink.
 
+use crate::error::Existing;
 use crate::link::{exists, no_such_entry};
+use crate::netns::Kernel;
+use crate::{Error, Result};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use wasmcni_cni::error::CniError;
 use wasmcni_cni::result::Route;
 
 /// RT_TABLE_LOCAL: the kernel's own local/broadcast routes, never shown.
 const TABLE_LOCAL: u32 = 255;
 
+/// What a namespace does with its routes. `oif` is the index of the route's
+/// device; without one the kernel picks it from the gateway.
+pub trait Routes: Send + Sync {
+    /// Every unicast route of both families outside the local table.
+    fn routes(&self) -> impl Future<Output = Result<Vec<Listed>>> + Send;
+
+    /// Adds `route`; one to the same destination (table, metric) is [`Error::Exists`].
+    fn add_route(&self, route: &Route, oif: Option<u32>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds `route`, replacing one to the same destination (table, metric).
+    fn replace_route(&self, route: &Route, oif: Option<u32>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes the route matching `route` in any scope; none there is not an error.
+    fn del_route(&self, route: &Route, oif: Option<u32>) -> impl Future<Output = Result<()>> + Send;
+}
+
 /// A route as read back from the kernel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub route: Route,
     pub oif: Option<u32>,
 }
 
-fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
+/// The request for `route`, or why there can be none.
+fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage> {
     let dst = route.dst.trunc();
-    let bad = |e: &dyn std::fmt::Display| CniError::config(format!("invalid route to {}: {e}", route.dst));
+    let bad = |e: &dyn std::fmt::Display| Error::InvalidRoute { dst: route.dst, reason: e.to_string() };
     let mut b =
         RouteMessageBuilder::<IpAddr>::new().destination_prefix(dst.addr(), dst.prefix_len()).map_err(|e| bad(&e))?;
     if let Some(gw) = route.gw {
@@ -49,26 +68,55 @@ fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage, CniError> {
     Ok(msg)
 }
 
-pub async fn add(h: &Handle, route: &Route, oif: Option<u32>, replace: bool) -> Result<(), CniError> {
+async fn add(h: &Handle, route: &Route, oif: Option<u32>, replace: bool) -> Result<()> {
     let msg = build(route, oif)?;
     let req = h.route().add(msg);
     let req = if replace { req.replace() } else { req };
-    req.execute().await.map_err(|e| {
-        if exists(&e) {
-            CniError::kernel(format!("add route to {}", route.dst), "a route to that destination already exists")
+    req.execute().await.map_err(|source| {
+        let op = format!("add route to {}", route.dst);
+        if exists(&source) {
+            Error::Exists { op, what: Existing::Route, source }
         } else {
-            CniError::kernel(format!("add route to {}", route.dst), e)
+            Error::Netlink { op, source }
         }
     })
 }
 
-pub async fn del(h: &Handle, route: &Route, oif: Option<u32>) -> Result<(), CniError> {
-    let mut msg = build(route, oif)?;
-    // Match any scope when deleting.
-    msg.header.scope = RouteScope::NoWhere;
-    match h.route().del(msg).execute().await {
-        Err(e) if !no_such_entry(&e) => Err(CniError::kernel(format!("delete route to {}", route.dst), e)),
-        _ => Ok(()),
+impl Routes for Kernel {
+    async fn routes(&self) -> Result<Vec<Listed>> {
+        let h = self.handle().await?;
+        let mut out = Vec::new();
+        for req in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
+            let msgs: Vec<RouteMessage> = h
+                .route()
+                .get(req)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|source| Error::Netlink { op: "list routes".into(), source })?;
+            out.extend(msgs.iter().filter_map(to_listed));
+        }
+        Ok(out)
+    }
+
+    async fn add_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
+        add(self.handle().await?, route, oif, false).await
+    }
+
+    async fn replace_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
+        add(self.handle().await?, route, oif, true).await
+    }
+
+    async fn del_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
+        let mut msg = build(route, oif)?;
+        // Match any scope when deleting.
+        msg.header.scope = RouteScope::NoWhere;
+        match self.handle().await?.route().del(msg).execute().await {
+            Err(source) if !no_such_entry(&source) => {
+                Err(Error::Netlink { op: format!("delete route to {}", route.dst), source })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -106,15 +154,4 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet6(v6) => Some((*v6).into()),
         _ => None,
     }
-}
-
-/// Every unicast route of both families outside the local table.
-pub async fn list(h: &Handle) -> Result<Vec<Listed>, CniError> {
-    let mut out = Vec::new();
-    for req in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
-        let msgs: Vec<RouteMessage> =
-            h.route().get(req).execute().try_collect().await.map_err(|e| CniError::kernel("list routes", e))?;
-        out.extend(msgs.iter().filter_map(to_listed));
-    }
-    Ok(out)
 }

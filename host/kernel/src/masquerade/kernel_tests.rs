@@ -1,7 +1,7 @@
 //! Kernel tests: each runs in network namespaces of its own (`wcnft<pid>n<k>`),
 //! removed on drop even when the test fails. Needs root (the test run has it).
 
-use super::{Masquerade, Owner, chain_name, set_name};
+use super::{Masquerade, Nat, Owner, chain_name, set_name};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::PathBuf;

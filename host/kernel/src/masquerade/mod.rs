@@ -58,6 +58,8 @@
 //! chain, sets and rules stay when their last element goes (an empty set
 //! costs nothing, and removing them would race with adders).
 //!
+//! [`Nat`] is the interface: [`Masquerade`] implements it as above.
+//!
 //! The netlink socket opens lazily, in the network namespace of the thread
 //! making the first call, and stays open for the `Masquerade`'s life. Keep one
 //! per daemon: on this kernel (6.18) releasing an nfnetlink socket while
@@ -321,6 +323,20 @@ impl LockedFile {
     }
 }
 
+/// Source NAT of attachments' addresses, per (network, container, ifname).
+pub trait Nat: Send + Sync {
+    /// Masquerade traffic from `source` leaving for anywhere except `exclude` and multicast
+    /// (224.0.0.0/4, ff00::/8). Idempotent.
+    fn add(&self, owner: &Owner, source: IpAddr, exclude: IpNet) -> crate::Result<()>;
+
+    /// Remove everything `add` did for this owner, except an address another owner has taken
+    /// since. Idempotent (nothing there = Ok).
+    fn delete(&self, owner: &Owner) -> crate::Result<()>;
+
+    /// Remove this network's entries of every (container, ifname) `keep` refuses.
+    fn gc(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> crate::Result<()>;
+}
+
 pub struct Masquerade {
     state_dir: PathBuf,
     nl: Mutex<Option<Netlink>>,
@@ -335,9 +351,7 @@ impl Masquerade {
         self.state_dir.join("masquerade").join(network)
     }
 
-    /// Masquerade traffic from `source` leaving for anywhere except `exclude` and multicast
-    /// (224.0.0.0/4, ff00::/8). Idempotent.
-    pub fn add(&self, owner: &Owner, source: IpAddr, exclude: IpNet) -> Result<(), Error> {
+    fn add_entry(&self, owner: &Owner, source: IpAddr, exclude: IpNet) -> Result<(), Error> {
         let key = owner.key()?;
         if source.is_ipv4() != exclude.addr().is_ipv4() {
             return Err(invalid("exclude (other address family than the source)", exclude.to_string()));
@@ -394,9 +408,8 @@ impl Masquerade {
         }
     }
 
-    /// Remove everything `add` did for this owner. Idempotent (nothing there = Ok). O(1): no listing.
-    /// A failed delete is an error, never a silent success.
-    pub fn delete(&self, owner: &Owner) -> Result<(), Error> {
+    /// O(1): no listing. A failed delete is an error, never a silent success.
+    fn delete_entries(&self, owner: &Owner) -> Result<(), Error> {
         let key = owner.key()?;
         let dir = self.network_dir(&owner.network);
         let record = dir.join(record_name(&key).0);
@@ -439,9 +452,8 @@ impl Masquerade {
         }
     }
 
-    /// Remove this network's entries of every (container, ifname) `keep` refuses.
     /// Tries every stale attachment and reports the first failure.
-    pub fn gc(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> Result<(), Error> {
+    fn collect(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> Result<(), Error> {
         validate_network(network)?;
         let dir = self.network_dir(network);
         let listing = match fs::read_dir(&dir) {
@@ -468,7 +480,7 @@ impl Masquerade {
             }
             let owner =
                 Owner { network: network.to_owned(), container_id: container_id.to_owned(), ifname: ifname.to_owned() };
-            if let Err(e) = self.delete(&owner) {
+            if let Err(e) = self.delete_entries(&owner) {
                 first_error.get_or_insert(e);
             }
         }
@@ -498,14 +510,17 @@ impl Masquerade {
     }
 }
 
-impl From<Error> for wasmcni_cni::error::CniError {
-    fn from(e: Error) -> Self {
-        use wasmcni_cni::error::CniError;
-        match &e {
-            Error::Invalid { .. } => CniError::config(format!("masquerade: {e}")),
-            Error::Io { source, .. } | Error::Socket { source, .. } => CniError::from_io("masquerade", source),
-            Error::Kernel { .. } => CniError::kernel("masquerade", &e),
-        }
+impl Nat for Masquerade {
+    fn add(&self, owner: &Owner, source: IpAddr, exclude: IpNet) -> crate::Result<()> {
+        Ok(self.add_entry(owner, source, exclude)?)
+    }
+
+    fn delete(&self, owner: &Owner) -> crate::Result<()> {
+        Ok(self.delete_entries(owner)?)
+    }
+
+    fn gc(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> crate::Result<()> {
+        Ok(self.collect(network, keep)?)
     }
 }
 
