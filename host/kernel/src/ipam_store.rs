@@ -3,7 +3,7 @@
 //! `<dataDir>/<network>/<ip>` holds `<containerID>\r\n<ifname>`,
 //! `last_reserved_ip.<rangeSet>` the last address handed out, and `lock` is
 //! flock'ed for the whole call. [`Leases`] is what a call does with an open
-//! store.
+//! store; `fake::Leases` keeps them in memory.
 
 use crate::{Error, Result};
 use nix::fcntl::{Flock, FlockArg};

@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::addr::Addresses;
+use crate::conformance;
 use crate::link::{BridgeParams, Links, VethParams};
 use crate::netns::{Kernel, Namespace, Netns};
 use crate::route::Routes;
@@ -139,4 +140,34 @@ fn addresses_and_routes_are_added_listed_replaced_and_removed() {
         h.del_address(&d0, net("10.40.0.5/24")).await.unwrap();
         assert!(!h.addresses(&d0).await.unwrap().contains(&net("10.40.0.5/24")));
     });
+}
+
+/// The conformance assertions, here against the kernel: `host` and `peer`
+/// are both namespaces of their own.
+fn conform<F: Future<Output = ()>>(run: impl FnOnce(Kernel, Kernel, Arc<Netns>) -> F) {
+    let (host, peer) = (Scratch::new(), Scratch::new());
+    runtime().block_on(async {
+        let peer_ns = peer.open();
+        run(host.kernel(), Kernel::connect(&peer_ns), peer_ns).await;
+    });
+}
+
+#[test]
+fn the_kernel_agrees_with_the_fake_on_links() {
+    conform(|host, container, peer| async move { conformance::links(&host, &container, &peer).await });
+}
+
+#[test]
+fn the_kernel_agrees_with_the_fake_on_addresses() {
+    conform(|host, _, peer| async move { conformance::addresses(&host, &peer).await });
+}
+
+#[test]
+fn the_kernel_agrees_with_the_fake_on_routes() {
+    conform(|host, _, peer| async move { conformance::routes(&host, &peer).await });
+}
+
+#[test]
+fn the_kernel_agrees_with_the_fake_on_sysctls() {
+    conform(|host, _, peer| async move { conformance::sysctls(&host, &peer).await });
 }

@@ -7,11 +7,15 @@
 //! Each area is a trait ([`link::Links`], [`addr::Addresses`],
 //! [`route::Routes`], [`sysctl::Sysctl`], bundled per namespace as
 //! [`netns::Namespace`]; [`masquerade::Nat`]; [`ipam_store::Leases`]) with the
-//! kernel's implementation here. Every failure is an [`Error`], which becomes
-//! a CNI error (its code and message) in one place.
+//! kernel's implementation here and an in-memory one in `fake` (feature
+//! `fake`) that refuses what the kernel refuses, with the same errors. Every
+//! failure is an [`Error`], which becomes a CNI error (its code and message)
+//! in one place.
 
 pub mod addr;
 pub mod error;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod ipam_store;
 pub mod link;
 pub mod masquerade;
@@ -21,5 +25,7 @@ pub mod sysctl;
 
 pub use error::{Error, Result};
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod kernel_tests;

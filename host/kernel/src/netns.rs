@@ -4,7 +4,7 @@
 //! so the runtime's threads stay put; one worker serves the whole call.
 //!
 //! [`Namespace`] is what wasmcni does in one namespace (links, addresses,
-//! routes, sysctls); [`Kernel`] does it in the kernel.
+//! routes, sysctls); [`Kernel`] does it in the kernel, `fake::Net` in memory.
 
 use crate::addr::Addresses;
 use crate::link::{Links, VethParams};
@@ -146,7 +146,8 @@ fn spawn_in<T: Send + 'static>(ns: Option<&Netns>, open: fn() -> std::io::Result
 /// One network namespace: its links, addresses, routes and sysctls. A value
 /// stands for one namespace; a veth joins two.
 pub trait Namespace: Links + Addresses + Routes + Sysctl + Sized {
-    /// A namespace other than the host's, as opened: an open [`Netns`] for the kernel.
+    /// A namespace other than the host's, as opened: an open [`Netns`] for
+    /// the kernel; for the fake, the fake namespace itself.
     type Netns: Send + Sync;
 
     /// The namespace `netns`, reached from here.

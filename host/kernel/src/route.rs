@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wasmcni_cni::result::Route;
 
 /// RT_TABLE_LOCAL: the kernel's own local/broadcast routes, never shown.
-const TABLE_LOCAL: u32 = 255;
+pub(crate) const TABLE_LOCAL: u32 = 255;
 
 /// What a namespace does with its routes. `oif` is the index of the route's
 /// device; without one the kernel picks it from the gateway.
@@ -38,8 +38,8 @@ pub struct Listed {
     pub oif: Option<u32>,
 }
 
-/// The request for `route`, or why there can be none.
-fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage> {
+/// The request for `route`; also what decides, for the fake too, which routes cannot be expressed.
+pub(crate) fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage> {
     let dst = route.dst.trunc();
     let bad = |e: &dyn std::fmt::Display| Error::InvalidRoute { dst: route.dst, reason: e.to_string() };
     let mut b =

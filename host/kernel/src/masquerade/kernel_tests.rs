@@ -316,3 +316,18 @@ fn masquerade_really_translates() {
     router.run(|| router.masq().delete(&o)).unwrap();
     assert!(!ping(), "still masqueraded after delete");
 }
+
+#[test]
+fn the_kernel_agrees_with_the_fake() {
+    let ns = Netns::new();
+    ns.run(|| {
+        let found = |network: &str, exclude: ipnet::IpNet| {
+            let v = ns.ruleset();
+            let mut sources: Vec<IpAddr> =
+                elements(&v, &set_name(network, exclude)).iter().map(|e| e.parse().unwrap()).collect();
+            sources.sort();
+            sources
+        };
+        crate::conformance::nat(&ns.masq(), found);
+    });
+}

@@ -58,7 +58,8 @@
 //! chain, sets and rules stay when their last element goes (an empty set
 //! costs nothing, and removing them would race with adders).
 //!
-//! [`Nat`] is the interface: [`Masquerade`] implements it as above.
+//! [`Nat`] is the interface: [`Masquerade`] implements it as above,
+//! `fake::Nat` in memory.
 //!
 //! The netlink socket opens lazily, in the network namespace of the thread
 //! making the first call, and stays open for the `Masquerade`'s life. Keep one
@@ -137,7 +138,7 @@ pub struct Owner {
 
 impl Owner {
     /// The record's file name, also what a claim holds: `<container>:<ifname>`.
-    fn key(&self) -> Result<String, Error> {
+    pub(crate) fn key(&self) -> Result<String, Error> {
         validate_network(&self.network)?;
         let c = &self.container_id;
         if c.is_empty() || c.contains(['/', '\0', '\n']) {
@@ -176,7 +177,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn validate_network(n: &str) -> Result<(), Error> {
+pub(crate) fn validate_network(n: &str) -> Result<(), Error> {
     let ok = n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if n.is_empty() || n.len() > 255 || n == "." || n == ".." || !ok {
         return Err(invalid("network name", n));
