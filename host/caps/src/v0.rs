@@ -19,12 +19,20 @@ use wasmcni_cni::env::Command;
 use wasmcni_cni::error::{CniError, Code};
 use wasmcni_cni::result as model;
 use wasmcni_cni::{Mac, mac::InvalidMac};
+use wasmcni_kernel::ipam_store::Leases;
 
 type Res<T> = Result<T, WitError>;
 
 impl From<CniError> for WitError {
     fn from(e: CniError) -> Self {
         WitError { code: e.code, msg: e.msg, details: e.details }
+    }
+}
+
+/// The kernel's errors reach a plugin as the CNI error they map to.
+impl From<wasmcni_kernel::Error> for WitError {
+    fn from(e: wasmcni_kernel::Error) -> Self {
+        CniError::from(e).into()
     }
 }
 

@@ -4,14 +4,16 @@
 //! outside the cluster network: the plugin computes, the host decides.
 
 use crate::cni::result::Route;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ipnet::{IpNet, Ipv4Net};
-use rtnetlink::Handle;
 use std::collections::BTreeMap;
-use wasmcni_kernel::{addr, link, route};
+use wasmcni_kernel::addr::Addresses;
+use wasmcni_kernel::link::Links;
+use wasmcni_kernel::netns::Kernel;
+use wasmcni_kernel::route::Routes;
 
 pub struct Underlay {
-    handle: Handle,
+    host: Kernel,
     pub name: String,
     installed: BTreeMap<IpNet, Route>,
 }
@@ -25,14 +27,12 @@ pub struct UnderlayInfo {
 
 impl Underlay {
     pub fn new(name: &str) -> Result<Underlay> {
-        let (conn, handle, _) = rtnetlink::new_connection().context("netlink socket")?;
-        tokio::spawn(conn);
-        Ok(Underlay { handle, name: name.to_owned(), installed: BTreeMap::new() })
+        Ok(Underlay { host: Kernel::host(), name: name.to_owned(), installed: BTreeMap::new() })
     }
 
     pub async fn info(&self) -> Result<UnderlayInfo> {
-        let l = link::require(&self.handle, &self.name).await?;
-        let addresses = addr::list(&self.handle, &l).await?;
+        let l = self.host.require_link(&self.name).await?;
+        let addresses = self.host.addresses(&l).await?;
         Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
     }
 
@@ -49,14 +49,14 @@ impl Underlay {
         let wanted: BTreeMap<IpNet, Route> = wanted.into_iter().map(|r| (r.dst, r)).collect();
         for (dst, r) in &wanted {
             if self.installed.get(dst) != Some(r) {
-                route::add(&self.handle, r, Some(index), true).await?;
+                self.host.replace_route(r, Some(index)).await?;
                 tracing::info!("route {dst} via {} dev {}", r.gw.map_or("-".into(), |g| g.to_string()), self.name);
             }
         }
         for (dst, r) in &self.installed {
             if !wanted.contains_key(dst) {
                 // Already gone (the link went down, say) is as good as removed.
-                if let Err(e) = route::del(&self.handle, r, Some(index)).await {
+                if let Err(e) = self.host.del_route(r, Some(index)).await {
                     tracing::warn!("removing the route to {dst}: {e}");
                 }
                 tracing::info!("withdrew the route to {dst}");

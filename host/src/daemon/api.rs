@@ -279,7 +279,7 @@ async fn leases(State(state): State<Arc<AppState>>, Path(network): Path<String>)
     crate::cni::env::validate_network_name(&network).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.msg))?;
     let known = state.networks.lock().expect("not poisoned").get(&network).cloned();
     let dir = known.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR).join(&network));
-    let leases = read_leases(&dir).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.msg))?;
+    let leases = read_leases(&dir).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let list: Vec<Value> = leases
         .iter()
         .map(|l| json!({"ip": l.ip.to_string(), "containerID": l.container_id, "ifname": l.ifname}))

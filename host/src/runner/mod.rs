@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use wasmcni_caps::{DEFAULT_DATA_DIR, Entry, IpamStore, Module, NetlinkCap, Owner, State};
 use wasmcni_engine::cache::{self, Cache};
 use wasmcni_engine::{Role, limits};
-use wasmcni_kernel::ipam_store;
+use wasmcni_kernel as kernel;
 use wasmcni_kernel::masquerade::Masquerade;
+use wasmcni_kernel::netns::Kernel;
 use wasmcni_kernel::netns::Netns;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
@@ -204,10 +205,11 @@ impl Runner {
                 state.netlink = Some(NetlinkCap::new(
                     owner,
                     self.masquerade.clone(),
-                    netns,
+                    Kernel::host(),
+                    netns.map(Arc::new),
                     call.host_links(),
                     self.host == Host::Daemon,
-                )?);
+                ));
                 state.delegate = Some(Box::new(DelegateCap::new(call.clone(), self.clone(), deadline)));
             }
             Role::Policy | Role::Routing => {}
@@ -215,7 +217,10 @@ impl Runner {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
                 // Waits (until the deadline) for other processes holding the network's lock.
-                state.store = Some(blocking(|| IpamStore::open(Path::new(data_dir), &call.conf.name, deadline))?);
+                state.store = Some(
+                    blocking(|| IpamStore::open(Path::new(data_dir), &call.conf.name, deadline))
+                        .map_err(CniError::from)?,
+                );
             }
         }
         Ok(state)
@@ -255,10 +260,10 @@ impl Runner {
         let netns = match (&call.env.netns, role, command) {
             // DEL needs no netns: what is left without it is host-side.
             (Some(path), Role::Plugin, Command::Del) => Netns::open(path).unwrap_or_else(|e| {
-                tracing::warn!("DEL goes on without the container netns: {}", e.msg);
+                tracing::warn!("DEL goes on without the container netns: {e}");
                 None
             }),
-            (Some(path), Role::Plugin, _) => Netns::open(path)?,
+            (Some(path), Role::Plugin, _) => Netns::open(path).map_err(CniError::from)?,
             _ => None,
         };
         if netns.is_none() && matches!(command, Command::Add | Command::Check) && role == Role::Plugin {
@@ -271,11 +276,11 @@ impl Runner {
         let network_lock =
             self.ipam_locks.lock().expect("not poisoned").entry(call.conf.name.clone()).or_default().clone();
         let _serialized = match role {
-            Role::Ipam => Some(
-                tokio::time::timeout_at(deadline.into(), network_lock.lock())
-                    .await
-                    .map_err(|_| ipam_store::busy(&call.conf.name, target.limits.timeout))?,
-            ),
+            Role::Ipam => {
+                Some(tokio::time::timeout_at(deadline.into(), network_lock.lock()).await.map_err(|_| {
+                    kernel::Error::Busy { network: call.conf.name.clone(), waited: target.limits.timeout }
+                })?)
+            }
             _ => None,
         };
         let state = self.state(&module, target, role, &call, netns, deadline)?;

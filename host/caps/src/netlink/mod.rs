@@ -6,7 +6,6 @@
 
 use ipnet::IpNet;
 pub use link::{BridgeParams, Link};
-use rtnetlink::Handle;
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -14,9 +13,9 @@ use std::sync::Arc;
 use wasmcni_cni::Mac;
 use wasmcni_cni::error::CniError;
 use wasmcni_cni::result::Route;
-use wasmcni_kernel::masquerade::Masquerade;
-use wasmcni_kernel::netns::{self, Netns};
-use wasmcni_kernel::{addr, link, route, sysctl};
+use wasmcni_kernel::link;
+use wasmcni_kernel::masquerade::{Masquerade, Nat};
+use wasmcni_kernel::netns::{Kernel, Namespace};
 use wasmcni_scope::HostLinks;
 
 /// Who the call is for (network, container, ifname): names host links and
@@ -51,12 +50,14 @@ pub struct Journal {
     pub masquerade: bool,
 }
 
-pub struct NetlinkCap {
+/// The capability over the kernel's namespaces (`N`) and masquerade (`M`);
+/// the fakes stand in for both in tests.
+pub struct NetlinkCap<N: Namespace = Kernel, M: Nat = Masquerade> {
     owner: Owner,
-    masquerade: Arc<Masquerade>,
-    host: Handle,
-    netns: Option<Netns>,
-    container: Option<Handle>,
+    masquerade: Arc<M>,
+    host: N,
+    /// The container's netns as opened, and the namespace reached through it.
+    netns: Option<(N::Netns, N)>,
     scope: HostLinks,
     /// Links resolved by name in this call, keyed by (in container, name).
     /// Only their name and index are relied on: neither changes while the
@@ -68,43 +69,42 @@ pub struct NetlinkCap {
     pub journal: Journal,
 }
 
-impl NetlinkCap {
+impl<N: Namespace, M: Nat> NetlinkCap<N, M> {
+    /// `host`: the host's namespace; `netns`: the container's, if open;
     /// `declared`: the host links the config declares and prevResult lists;
     /// `early_delete`: the process outlives the call (the daemon), see
-    /// [`link::delete_unregistered`].
+    /// [`Links::delete_link_unregistered`].
     pub fn new(
         owner: Owner,
-        masquerade: Arc<Masquerade>,
-        netns: Option<Netns>,
+        masquerade: Arc<M>,
+        host: N,
+        netns: Option<N::Netns>,
         declared: Vec<String>,
         early_delete: bool,
-    ) -> Result<Self, CniError> {
-        Ok(NetlinkCap {
+    ) -> Self {
+        NetlinkCap {
             owner,
             masquerade,
-            host: netns::connect(None)?,
-            netns,
-            container: None,
+            host,
+            netns: netns.map(|ns| {
+                let reached = N::connect(&ns);
+                (ns, reached)
+            }),
             scope: HostLinks::new(declared),
             known: HashMap::new(),
             early_delete,
             journal: Journal::default(),
-        })
+        }
     }
 
-    fn netns(&self) -> Result<&Netns, CniError> {
+    fn container(&self) -> Result<&(N::Netns, N), CniError> {
         self.netns.as_ref().ok_or_else(|| CniError::env("this call has no container netns (CNI_NETNS absent or gone)"))
     }
 
-    async fn handle(&mut self, side: Side) -> Result<&Handle, CniError> {
+    fn on(&self, side: Side) -> Result<&N, CniError> {
         match side {
             Side::Host => Ok(&self.host),
-            Side::Container => {
-                if self.container.is_none() {
-                    self.container = Some(netns::connect(Some(self.netns()?))?);
-                }
-                Ok(self.container.as_ref().expect("just set"))
-            }
+            Side::Container => Ok(&self.container()?.1),
         }
     }
 
@@ -121,7 +121,7 @@ impl NetlinkCap {
         if let Some(l) = self.known.get(&key) {
             return Ok(l.clone());
         }
-        let l = link::require(self.handle(side).await?, name).await?;
+        let l = self.on(side)?.require_link(name).await?;
         self.known.insert(key, l.clone());
         Ok(l)
     }
@@ -134,7 +134,7 @@ impl NetlinkCap {
 
     async fn info(&mut self, side: Side, link: Link) -> Result<LinkView, CniError> {
         let master = match link.master {
-            Some(i) => link::by_index(self.handle(side).await?, i).await?.map(|m| m.name),
+            Some(i) => self.on(side)?.link_by_index(i).await?.map(|m| m.name),
             None => None,
         };
         Ok(LinkView { link, master })
@@ -143,7 +143,7 @@ impl NetlinkCap {
     pub async fn ensure_bridge(&mut self, params: &BridgeParams<'_>) -> Result<LinkView, CniError> {
         self.allow_host(params.name)?;
         wasmcni_cni::env::validate_ifname(params.name).map_err(|e| CniError::config(e.msg))?;
-        let l = link::ensure_bridge(&self.host, params).await?;
+        let l = self.host.ensure_bridge(params).await?;
         self.known.insert((false, l.name.clone()), l.clone());
         self.info(Side::Host, l).await
     }
@@ -165,7 +165,7 @@ impl NetlinkCap {
         wasmcni_cni::env::validate_ifname(container_ifname)?;
         let host_name = self.host_veth_name(container_ifname);
         let params = link::VethParams { host_name: &host_name, container_name: container_ifname, mtu, container_mac };
-        link::create_veth(&self.host, self.netns()?.file(), &params).await?;
+        self.host.create_veth(&self.container()?.0, &params).await?;
         self.journal.created.push(host_name.clone());
         self.scope.add(&host_name);
         let host = self.fresh(Side::Host, &host_name).await?;
@@ -176,35 +176,35 @@ impl NetlinkCap {
     pub async fn set_master(&mut self, name: &str, bridge: &str) -> Result<(), CniError> {
         let l = self.link(Side::Host, name).await?;
         let br = self.link(Side::Host, bridge).await?;
-        link::set_master(&self.host, &l, &br).await
+        Ok(self.host.set_master(&l, &br).await?)
     }
 
     pub async fn set_hairpin(&mut self, name: &str, on: bool) -> Result<(), CniError> {
         let l = self.link(Side::Host, name).await?;
-        link::set_hairpin(&self.host, &l, on).await
+        Ok(self.host.set_hairpin(&l, on).await?)
     }
 
     pub async fn set_port_vlan(&mut self, name: &str, vid: u16) -> Result<(), CniError> {
         wasmcni_scope::vlan(vid)?;
         let l = self.link(Side::Host, name).await?;
-        link::set_port_vlan(&self.host, &l, vid).await
+        Ok(self.host.set_port_vlan(&l, vid).await?)
     }
 
     pub async fn set_link_up(&mut self, side: Side, name: &str, up: bool) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
-        link::set_up(self.handle(side).await?, &l, up).await
+        Ok(self.on(side)?.set_up(&l, up).await?)
     }
 
     pub async fn set_mtu(&mut self, side: Side, name: &str, mtu: u32) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
-        link::set_mtu(self.handle(side).await?, &l, mtu).await
+        Ok(self.on(side)?.set_mtu(&l, mtu).await?)
     }
 
     pub async fn get_link(&mut self, side: Side, name: &str) -> Result<Option<LinkView>, CniError> {
         if side == Side::Host {
             self.allow_host(name)?;
         }
-        match link::by_name(self.handle(side).await?, name).await? {
+        match self.on(side)?.link_by_name(name).await? {
             Some(l) => Ok(Some(self.info(side, l).await?)),
             None => Ok(None),
         }
@@ -215,28 +215,21 @@ impl NetlinkCap {
             self.allow_host(name)?;
         }
         self.known.remove(&(side == Side::Container, name.to_owned()));
-        let Some(l) = link::by_name(self.handle(side).await?, name).await? else {
+        let on = self.on(side)?;
+        let Some(l) = on.link_by_name(name).await? else {
             return Ok(());
         };
-        if !self.early_delete {
-            return link::delete(self.handle(side).await?, &l).await;
-        }
-        let ns = match side {
-            Side::Host => None,
-            Side::Container => Some(self.netns()?),
-        };
-        let events = netns::link_events(ns)?;
-        link::delete_unregistered(self.handle(side).await?, events, &l).await
+        if self.early_delete { Ok(on.delete_link_unregistered(&l).await?) } else { Ok(on.delete_link(&l).await?) }
     }
 
     pub async fn veth_peer(&mut self, container_link: &str) -> Result<Option<LinkView>, CniError> {
-        let Some(l) = link::by_name(self.handle(Side::Container).await?, container_link).await? else {
+        let Some(l) = self.on(Side::Container)?.link_by_name(container_link).await? else {
             return Ok(None);
         };
         let Some(peer) = l.peer_index else {
             return Ok(None);
         };
-        let Some(host) = link::by_index(&self.host, peer).await? else {
+        let Some(host) = self.host.link_by_index(peer).await? else {
             return Ok(None);
         };
         // The index is only meaningful if that host veth points back at us:
@@ -250,17 +243,17 @@ impl NetlinkCap {
 
     pub async fn add_address(&mut self, side: Side, name: &str, net: IpNet) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
-        addr::add(self.handle(side).await?, &l, net).await
+        Ok(self.on(side)?.add_address(&l, net).await?)
     }
 
     pub async fn del_address(&mut self, side: Side, name: &str, net: IpNet) -> Result<(), CniError> {
         let l = self.link(side, name).await?;
-        addr::del(self.handle(side).await?, &l, net).await
+        Ok(self.on(side)?.del_address(&l, net).await?)
     }
 
     pub async fn list_addresses(&mut self, side: Side, name: &str) -> Result<Vec<IpNet>, CniError> {
         let l = self.link(side, name).await?;
-        addr::list(self.handle(side).await?, &l).await
+        Ok(self.on(side)?.addresses(&l).await?)
     }
 
     /// Host-side routes must name a device in scope; container-side ones need not.
@@ -283,24 +276,24 @@ impl NetlinkCap {
         if side == Side::Host {
             wasmcni_scope::host_route(route)?;
         }
-        let h = self.handle(side).await?;
-        match op {
-            RouteOp::Add => route::add(h, route, oif, false).await,
-            RouteOp::Replace => route::add(h, route, oif, true).await,
-            RouteOp::Delete => route::del(h, route, oif).await,
-        }
+        let on = self.on(side)?;
+        Ok(match op {
+            RouteOp::Add => on.add_route(route, oif).await,
+            RouteOp::Replace => on.replace_route(route, oif).await,
+            RouteOp::Delete => on.del_route(route, oif).await,
+        }?)
     }
 
     pub async fn list_routes(&mut self, side: Side, dev: Option<&str>) -> Result<Vec<RouteView>, CniError> {
         let filter = self.route_dev(side, dev).await?;
-        let h = self.handle(side).await?.clone();
+        let on = self.on(side)?;
         let mut out = Vec::new();
-        for listed in route::list(&h).await? {
+        for listed in on.routes().await? {
             if filter.is_some() && listed.oif != filter {
                 continue;
             }
             let dev = match listed.oif {
-                Some(i) => link::by_index(&h, i).await?.map(|l| l.name),
+                Some(i) => on.link_by_index(i).await?.map(|l| l.name),
                 None => None,
             };
             out.push(RouteView { route: listed.route, dev });
@@ -319,24 +312,12 @@ impl NetlinkCap {
     pub fn sysctl_set(&self, side: Side, key: &str, value: &str) -> Result<(), CniError> {
         wasmcni_scope::sysctl::value(value)?;
         let key = self.sysctl_key(side, key)?;
-        match side {
-            Side::Host => sysctl::write(key, value),
-            Side::Container => {
-                let (key, value) = (key.to_owned(), value.to_owned());
-                self.netns()?.run(move || sysctl::write(&key, &value))
-            }
-        }
+        Ok(self.on(side)?.set_sysctl(key, value)?)
     }
 
     pub fn sysctl_get(&self, side: Side, key: &str) -> Result<String, CniError> {
         let key = self.sysctl_key(side, key)?;
-        match side {
-            Side::Host => sysctl::read(key),
-            Side::Container => {
-                let key = key.to_owned();
-                self.netns()?.run(move || sysctl::read(&key))
-            }
-        }
+        Ok(self.on(side)?.sysctl(key)?)
     }
 
     pub fn masquerade_add(&mut self, source: IpAddr, exclude: IpNet) -> Result<(), CniError> {
@@ -359,8 +340,8 @@ impl NetlinkCap {
     /// go with them) and its masquerade rules.
     pub async fn undo(&mut self) {
         for name in std::mem::take(&mut self.journal.created) {
-            if let Ok(Some(l)) = link::by_name(&self.host, &name).await
-                && let Err(e) = link::delete(&self.host, &l).await
+            if let Ok(Some(l)) = self.host.link_by_name(&name).await
+                && let Err(e) = self.host.delete_link(&l).await
             {
                 tracing::warn!("undo: {e}");
             }
@@ -379,3 +360,6 @@ pub enum RouteOp {
     Replace,
     Delete,
 }
+
+#[cfg(test)]
+mod tests;

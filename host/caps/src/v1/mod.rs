@@ -20,6 +20,7 @@ use wasmcni_cni::call::Call;
 use wasmcni_cni::env::Command;
 use wasmcni_cni::error::{CniError, Code};
 use wasmcni_cni::requested::Requested;
+use wasmcni_kernel::ipam_store::Leases;
 use wasmtime::component::Resource;
 
 type Res<T> = Result<T, WitError>;
@@ -30,6 +31,13 @@ const MAX_LINK_HANDLES: usize = 4096;
 impl From<CniError> for WitError {
     fn from(e: CniError) -> Self {
         WitError { code: e.code, msg: e.msg, details: e.details }
+    }
+}
+
+/// The kernel's errors reach a plugin as the CNI error they map to.
+impl From<wasmcni_kernel::Error> for WitError {
+    fn from(e: wasmcni_kernel::Error) -> Self {
+        CniError::from(e).into()
     }
 }
 
