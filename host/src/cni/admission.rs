@@ -4,10 +4,8 @@
 //! exec'd) then runs with.
 
 use super::error::{CniError, Code};
-use super::result::Route;
 use crate::config::Limits;
 use crate::runner::{Runner, Target};
-use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use wasmcni_cni::call::Call;
@@ -102,6 +100,8 @@ fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cni::result::Route;
+    use ipnet::IpNet;
     use wasmcni_cni::decision::{Range, WantedIp};
 
     fn changes(ips: &[&str], ranges: &[&str], routes: &[&str]) -> Changes {
