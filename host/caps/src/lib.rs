@@ -41,6 +41,32 @@ macro_rules! log_and_delegate {
 }
 use log_and_delegate;
 
+/// The conversions between the CNI error and the `cni-error` record every
+/// package version declares in the same shape, for the invoking module's
+/// `WitError`; the kernel's errors reach a plugin as the CNI error they map to.
+macro_rules! wit_error_conversions {
+    () => {
+        impl From<CniError> for WitError {
+            fn from(e: CniError) -> Self {
+                WitError { code: e.code, msg: e.msg, details: e.details }
+            }
+        }
+
+        impl From<wasmcni_kernel::Error> for WitError {
+            fn from(e: wasmcni_kernel::Error) -> Self {
+                CniError::from(e).into()
+            }
+        }
+
+        impl From<WitError> for CniError {
+            fn from(e: WitError) -> Self {
+                CniError::from_parts(e.code, e.msg, e.details)
+            }
+        }
+    };
+}
+use wit_error_conversions;
+
 mod delegate;
 pub mod entry;
 mod log;

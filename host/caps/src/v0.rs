@@ -23,24 +23,7 @@ use wasmcni_kernel::ipam_store::Leases;
 
 type Res<T> = Result<T, WitError>;
 
-impl From<CniError> for WitError {
-    fn from(e: CniError) -> Self {
-        WitError { code: e.code, msg: e.msg, details: e.details }
-    }
-}
-
-/// The kernel's errors reach a plugin as the CNI error they map to.
-impl From<wasmcni_kernel::Error> for WitError {
-    fn from(e: wasmcni_kernel::Error) -> Self {
-        CniError::from(e).into()
-    }
-}
-
-impl From<WitError> for CniError {
-    fn from(e: WitError) -> Self {
-        CniError::from_parts(e.code, e.msg, e.details)
-    }
-}
+super::wit_error_conversions!();
 
 impl TryFrom<types::Route> for model::Route {
     type Error = CniError;

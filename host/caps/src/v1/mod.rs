@@ -28,24 +28,7 @@ type Res<T> = Result<T, WitError>;
 /// The most link handles one call may hold at once (the WIT says so too).
 const MAX_LINK_HANDLES: usize = 4096;
 
-impl From<CniError> for WitError {
-    fn from(e: CniError) -> Self {
-        WitError { code: e.code, msg: e.msg, details: e.details }
-    }
-}
-
-/// The kernel's errors reach a plugin as the CNI error they map to.
-impl From<wasmcni_kernel::Error> for WitError {
-    fn from(e: wasmcni_kernel::Error) -> Self {
-        CniError::from(e).into()
-    }
-}
-
-impl From<WitError> for CniError {
-    fn from(e: WitError) -> Self {
-        CniError::from_parts(e.code, e.msg, e.details)
-    }
-}
+super::wit_error_conversions!();
 
 impl State {
     pub(super) fn netlink(&mut self) -> Result<&mut NetlinkCap, CniError> {
