@@ -19,6 +19,9 @@ Exec'd by a container runtime with CNI_COMMAND set, it speaks the CNI protocol."
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Where compiled modules are kept.
+    #[arg(long, global = true, env = "WASMCNI_CACHE_DIR", default_value = wasmcni_engine::cache::DEFAULT_CACHE_DIR)]
+    cache_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +145,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let cache = Cache::new(cli.cache_dir.clone());
     match cli.command {
         Cmd::Version => {
             println!("wasmcni {}", env!("CARGO_PKG_VERSION"));
@@ -149,9 +153,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("WIT package: {}@{}.{}", world::PACKAGE, world::WIT_VERSION.0, world::WIT_VERSION.1);
             Ok(())
         }
-        Cmd::Precompile { path } => precompile(&path),
-        Cmd::Inspect { module } => inspect(&module),
-        Cmd::Install { bin_dir, module_dir, from } => install(&bin_dir, &module_dir, from),
+        Cmd::Precompile { path } => precompile(&cache, &path),
+        Cmd::Inspect { module } => inspect(&cache, &module),
+        Cmd::Install { bin_dir, module_dir, from } => install(&cache, &bin_dir, &module_dir, from),
         Cmd::New { name, kind, dir, sdk } => {
             let root = crate::scaffold::create(&name, kind, dir, sdk)?;
             println!("created {}: see its README.md", root.display());
@@ -166,6 +170,7 @@ fn run(cli: Cli) -> Result<()> {
                 watch_interval: std::time::Duration::from_millis(watch_interval_ms),
                 max_calls,
                 state_dir,
+                cache_dir: cli.cache_dir,
                 cluster: cluster.options(),
             };
             // Netlink requests run synchronously inside the kernel's sendmsg
@@ -191,23 +196,23 @@ fn wasm_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn precompile(path: &Path) -> Result<()> {
+fn precompile(cache: &Cache, path: &Path) -> Result<()> {
     let engine = new_engine()?;
     let files = wasm_files(path)?;
     if files.is_empty() {
         bail!("no .wasm modules in {}", path.display());
     }
     for file in files {
-        let loaded = Cache::from_env().load(&engine, &file, None)?;
+        let loaded = cache.load(&engine, &file, None)?;
         let state = if loaded.compiled { "compiled" } else { "cached" };
         println!("{state} {} sha256:{}", file.display(), loaded.sha256);
     }
     Ok(())
 }
 
-fn inspect(module: &Path) -> Result<()> {
+fn inspect(cache: &Cache, module: &Path) -> Result<()> {
     let engine = new_engine()?;
-    let loaded = Cache::from_env().load(&engine, module, None)?;
+    let loaded = cache.load(&engine, module, None)?;
     let mut info = world::describe(&engine, &loaded.component);
     info.metadata = loaded.metadata;
     let mut out = serde_json::to_value(&info)?;
@@ -232,7 +237,7 @@ fn copy_atomically(src: &Path, dest: &Path) -> Result<()> {
     std::fs::rename(&tmp, dest).with_context(|| format!("installing {}", dest.display()))
 }
 
-fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<()> {
+fn install(cache: &Cache, bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<()> {
     let exe = std::env::current_exe().context("locating this binary")?;
     // A build tree keeps its modules beside the binary; an installed tree
     // is reinstalled from its own module dir.
@@ -263,7 +268,7 @@ fn install(bin_dir: &Path, module_dir: &Path, from: Option<PathBuf>) -> Result<(
         if !same_file(&m, &dest) {
             copy_atomically(&m, &dest)?;
         }
-        let loaded = Cache::from_env().load(&engine, &dest, None)?;
+        let loaded = cache.load(&engine, &dest, None)?;
         // Only what a runtime execs gets a `wasm-<name>`; the daemon runs a
         // routing plugin, and policies are named in a plugin's config.
         let role = world::describe(&engine, &loaded.component).declared_role();

@@ -97,11 +97,6 @@ impl Cache {
         Cache { dir }
     }
 
-    /// The cache `WASMCNI_CACHE_DIR` names (or the default), read at the edge.
-    pub fn from_env() -> Cache {
-        Cache::new(std::env::var_os("WASMCNI_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_CACHE_DIR.into()))
-    }
-
     fn artifact_paths(&self, engine: &Engine, sha256: &str) -> (PathBuf, PathBuf) {
         let base = self.dir.join(format!("{sha256}-{}", engine_key(engine)));
         (base.with_extension("cwasm"), base.with_extension("cwasm.sum"))

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use version::Version;
+use wasmcni_engine::cache::Cache;
 
 /// Runs one CNI call from the process environment, in this process or
 /// through the daemon; stdout gets the result or the error, nothing else.
@@ -155,13 +156,18 @@ pub fn handle(
     stdin: &[u8],
     vars: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<serde_json::Value>, CniError> {
-    let modules = ModuleDir::from_env();
+    // Where modules, their artifacts and per-attachment state live: read
+    // here, once, and passed down.
+    let dir = |key, default: &str| vars(key).map(PathBuf::from).unwrap_or_else(|| default.into());
+    let modules = ModuleDir::new(dir("WASMCNI_MODULE_DIR", crate::config::DEFAULT_MODULE_DIR));
+    let cache = Cache::new(dir("WASMCNI_CACHE_DIR", wasmcni_engine::cache::DEFAULT_CACHE_DIR));
+    let state_dir = dir("WASMCNI_STATE_DIR", crate::attachments::DEFAULT_STATE_DIR);
     let request = match prepare(command, argv0, stdin, vars, &modules)? {
         Prepared::Reply(v) => return Ok(Some(v)),
         Prepared::Run(r) => r,
     };
-    let (early, cache) = (request.modules(&modules), wasmcni_engine::cache::Cache::from_env());
-    let runner = Runner::new(Host::OneCall, early, crate::attachments::state_dir(), cache, modules)?;
+    let early = request.modules(&modules);
+    let runner = Runner::new(Host::OneCall, early, state_dir, cache, modules)?;
     tracing::debug!("engine ready");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

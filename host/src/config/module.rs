@@ -21,12 +21,6 @@ impl ModuleDir {
         ModuleDir(dir)
     }
 
-    pub fn from_env() -> ModuleDir {
-        ModuleDir(
-            std::env::var_os("WASMCNI_MODULE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_MODULE_DIR.into()),
-        )
-    }
-
     /// The file of a module named by name (in the module dir) or absolute path.
     pub fn locate(&self, name_or_path: &str) -> Result<PathBuf, CniError> {
         let path = if name_or_path.starts_with('/') {

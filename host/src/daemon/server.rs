@@ -24,6 +24,8 @@ pub struct Options {
     pub max_calls: usize,
     /// Per-attachment state, and the networks this daemon has served.
     pub state_dir: PathBuf,
+    /// Compiled modules.
+    pub cache_dir: PathBuf,
     /// Cluster mode: this node's subnet and the routes to the others.
     pub cluster: Option<crate::cluster::Options>,
 }
@@ -79,13 +81,16 @@ pub async fn serve(opts: Options) -> Result<()> {
     );
     let max_connections = budget.max_connections;
     let modules = ModuleDir::new(opts.module_dir.clone());
-    let runner = Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone(), Cache::from_env(), modules)?;
+    let runner =
+        Runner::new(Host::Daemon, Vec::new(), opts.state_dir.clone(), Cache::new(opts.cache_dir.clone()), modules)?;
     let state = Arc::new(AppState::new(runner, opts.module_dir.clone(), budget, &opts.state_dir));
     let mut seen = std::collections::HashMap::new();
     watch::scan(&state, &mut seen).await;
     tokio::spawn(watch::run(state.clone(), opts.watch_interval, seen));
     if let Some(cluster) = opts.cluster {
-        crate::cluster::start(state.runner.clone(), cluster).await.context("cluster mode")?;
+        crate::cluster::start(state.runner.clone(), cluster, state.metrics.cluster.clone())
+            .await
+            .context("cluster mode")?;
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
