@@ -27,6 +27,7 @@ use crate::runner::Runner;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,11 +48,6 @@ struct Attachment {
     /// What the ADD returned, in the model.
     #[serde(default)]
     result: Option<CniResult>,
-}
-
-/// The directory of per-attachment state, read once, at the edge.
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("WASMCNI_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| DEFAULT_STATE_DIR.into())
 }
 
 fn dir(state_dir: &Path) -> PathBuf {
@@ -162,17 +158,27 @@ fn read(path: &Path) -> Option<Attachment> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
+/// Rules that failed to apply, by record: not tried again (nor reported
+/// again) until the file changes.
+pub type Rejected = HashMap<PathBuf, Value>;
+
 /// Applies every changed rules file to the attachments that read it, each
 /// in its attachment's turn: never interleaved with a runtime's ADD or DEL.
-pub async fn refresh(runner: &Arc<Runner>, turns: &Arc<Attachments>) {
+pub async fn refresh(runner: &Arc<Runner>, turns: &Arc<Attachments>, rejected: &mut Rejected) {
     for path in records(runner.state_dir()) {
-        if let Err(e) = refresh_one(runner, turns, &path).await {
+        if let Err(e) = refresh_one(runner, turns, &path, rejected).await {
             tracing::error!("applying changed rules ({}): {}", path.display(), e.msg);
         }
     }
+    rejected.retain(|path, _| path.exists());
 }
 
-async fn refresh_one(runner: &Arc<Runner>, turns: &Arc<Attachments>, path: &Path) -> Result<(), CniError> {
+async fn refresh_one(
+    runner: &Arc<Runner>,
+    turns: &Arc<Attachments>,
+    path: &Path,
+    rejected: &mut Rejected,
+) -> Result<(), CniError> {
     let Ok(bytes) = std::fs::read(path) else { return Ok(()) };
     let a: Attachment = serde_json::from_slice(&bytes).map_err(|e| CniError::io(format!("corrupt record: {e}")))?;
     if !Path::new(&a.netns).exists() {
@@ -182,7 +188,7 @@ async fn refresh_one(runner: &Arc<Runner>, turns: &Arc<Attachments>, path: &Path
     }
     let Some(file) = a.config["rulesFile"].as_str() else { return Ok(()) };
     let rules = rules_file::read(Path::new(file))?;
-    if a.rules.as_ref() == Some(&rules) {
+    if a.rules.as_ref() == Some(&rules) || rejected.get(path) == Some(&rules) {
         return Ok(());
     }
     let network = a.config["name"].as_str().unwrap_or_default().to_owned();
@@ -196,13 +202,20 @@ async fn refresh_one(runner: &Arc<Runner>, turns: &Arc<Attachments>, path: &Path
     old.as_object_mut().map(|o| o.remove("rulesFile"));
     old["rules"] = a.rules.clone().unwrap_or(Value::Null);
     run(runner, &a, "DEL", &old).await?;
-    // The DEL forgot the record; the ADD writes it again with the new rules.
-    // If it fails, the record comes back as it was, so the next tick tries again.
-    let added = run(runner, &a, "ADD", &a.config).await;
-    if added.is_err() && !path.exists() {
-        write(path, &bytes);
-    }
-    added
+    let Err(e) = run(runner, &a, "ADD", &a.config).await else {
+        rejected.remove(path);
+        return Ok(());
+    };
+    // The new rules do not apply (a failed ADD undoes itself): the old ones
+    // go back, and so does the record as it was. Reported once, here.
+    rejected.insert(path.to_owned(), rules);
+    let restored = run(runner, &a, "ADD", &old).await;
+    write(path, &bytes);
+    let kept = match restored {
+        Ok(()) => format!("the rules it had are kept until {file} changes"),
+        Err(r) => format!("putting back the rules it had failed too: {}", r.msg),
+    };
+    Err(CniError::from_parts(e.code, format!("{}; {kept}", e.msg), e.details))
 }
 
 async fn run(runner: &Arc<Runner>, a: &Attachment, command: &str, config: &Value) -> Result<(), CniError> {

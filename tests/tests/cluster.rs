@@ -169,3 +169,54 @@ fn a_static_peers_file_gives_the_same_routes_without_etcd() {
     assert!(nodes[0].route("10.244.13.0/24").is_none());
     assert!(nodes[0].route("10.244.12.0/24").is_some());
 }
+
+/// The route applier converges on what the leases say, whatever happens to
+/// the kernel: routes no lease explains go at start, routes lost to a link
+/// flap or an `ip route del` come back, a bad peer is skipped while a node
+/// that joins later is routed, and a peer claiming this node's subnet never
+/// takes its bridge route. Pods take the MTU subnet.env carries.
+#[test]
+fn routes_converge_on_the_leases_whatever_happens_to_the_kernel() {
+    let switch = Switch::new();
+    let nodes: Vec<Node> = (1..=2).map(|n| Node::new(&switch, n)).collect();
+    let (node, peer) = (&nodes[0], nodes[1].ip());
+    node.lab.host.must(&["ip", "link", "set", "eth0", "mtu", "1400"]);
+    let peers = node.lab.data_dir.join("peers.json");
+    std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
+    let write_peers = |extra: serde_json::Value| {
+        let mut table = json!({node.ip(): "10.244.11.0/24", &peer: "10.244.12.0/24"});
+        table.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        std::fs::write(&peers, json!({"network": "10.244.0.0/16", "nodes": table}).to_string()).unwrap();
+    };
+    write_peers(json!({}));
+    // Left from before a restart: a route to a node whose lease has since expired.
+    node.lab.host.must(&["ip", "route", "add", "10.244.99.0/24", "via", &peer, "dev", "eth0"]);
+    let daemon = node.daemon(&["--peers-file", peers.to_str().unwrap()]);
+    let routed = |dst: &str, gw: &str| node.route(dst).is_some_and(|r| r["gateway"] == gw && r["dev"] == "eth0");
+    wait_for("the stale route to go and the peer's to come", Duration::from_secs(10), || {
+        node.route("10.244.99.0/24").is_none() && routed("10.244.12.0/24", &peer)
+    });
+
+    let pod = node.lab.container();
+    node.lab.cni("ADD", &node.conf(), "mtu-pod", &pod.path()).expect_ok();
+    assert_eq!(pod.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1400, "the pod did not take FLANNEL_MTU");
+
+    node.lab.host.must(&["ip", "link", "set", "eth0", "down"]);
+    node.lab.host.must(&["ip", "link", "set", "eth0", "up"]);
+    wait_for("the route to come back after a link flap", Duration::from_secs(5), || routed("10.244.12.0/24", &peer));
+    node.lab.host.must(&["ip", "route", "del", "10.244.12.0/24"]);
+    wait_for("a deleted route to come back", Duration::from_secs(5), || routed("10.244.12.0/24", &peer));
+
+    // One node off the underlay, one that joins later, one claiming this node's subnet.
+    write_peers(
+        json!({"172.16.0.9": "10.244.13.0/24", "192.168.50.7": "10.244.17.0/24", "192.168.50.8": "10.244.11.0/24"}),
+    );
+    wait_for("the node that joined later to be routed", Duration::from_secs(10), || {
+        routed("10.244.17.0/24", "192.168.50.7")
+    });
+    assert!(node.route("10.244.13.0/24").is_none(), "a route to the off-link node");
+    assert!(routed("10.244.12.0/24", &peer), "the bad peers cost a good one its route");
+    assert_ne!(node.route("10.244.11.0/24").unwrap()["dev"], "eth0", "a peer took this node's own subnet");
+    assert_eq!(daemon.metric("wasmcni_cluster_skipped_peers"), 2.0);
+    node.lab.cni("DEL", &node.conf(), "mtu-pod", &pod.path()).expect_ok();
+}

@@ -57,6 +57,15 @@ fn routes_go_through_the_chosen_interface_and_follow_the_rules_file_live() {
     }
     assert_eq!(route(&c, "10.96.0.10"), Some(("net1".into(), "10.62.0.1".into())));
 
+    // Rules that do not apply keep the routes the container has, and are reported once, not every tick.
+    std::fs::write(&rules, "rules:\n- dst: 172.20.0.0/16\n  dev: eth0\n  via: not-an-address\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(route(&c, "172.20.0.0/16"), Some(("eth0".into(), "10.61.0.1".into())), "bad rules took the route");
+    assert_eq!(route(&c, "10.96.0.10"), Some(("net1".into(), "10.62.0.1".into())), "bad rules took the route");
+    let log = std::fs::read_to_string(lab.data_dir.join("daemon").join("daemon.log")).unwrap();
+    assert_eq!(log.matches("applying changed rules").count(), 1, "reported other than once:\n{log}");
+    std::fs::write(&rules, MOVED).unwrap();
+
     custom["prevResult"] = r;
     on(&lab, &c, "wasm-custom-route", "DEL", "net1", &custom).expect_ok();
     assert_eq!(route(&c, "172.20.0.0/16"), None);

@@ -14,6 +14,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod events;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod ipam_store;

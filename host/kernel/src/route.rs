@@ -94,7 +94,7 @@ impl Routes for Kernel {
                 .try_collect()
                 .await
                 .map_err(|source| Error::Netlink { op: "list routes".into(), source })?;
-            out.extend(msgs.iter().filter_map(to_listed));
+            out.extend(msgs.iter().filter_map(listed));
         }
         Ok(out)
     }
@@ -120,7 +120,8 @@ impl Routes for Kernel {
     }
 }
 
-fn to_listed(msg: &RouteMessage) -> Option<Listed> {
+/// A route message as a [`Listed`] route; none for a non-unicast or local-table route.
+pub(crate) fn listed(msg: &RouteMessage) -> Option<Listed> {
     if msg.header.kind != RouteType::Unicast {
         return None;
     }

@@ -2,17 +2,18 @@
 //! read from a static peers file), written to a flannel-compatible
 //! `subnet.env` that the node's network config takes its IPAM subnet from;
 //! and the routes to every other node's pods, computed by a routing plugin
-//! (host-gw) from the node leases and applied here whenever they change.
+//! (host-gw) from the node leases and kept in the kernel (`keep`, `routes`).
 
 mod etcd;
+mod keep;
 pub mod network;
 mod peers;
 mod routes;
 
 use crate::config::Limits;
-use crate::runner::{Runner, Target, Underlay};
+use crate::runner::{Runner, Target};
 use anyhow::{Context, Result};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::Ipv4Net;
 use network::SubnetEnv;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use wasmcni_engine::Role;
+
+pub use keep::Health;
 
 /// A node's claim on the cluster network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +54,8 @@ struct Cluster {
 
 /// Claims this node's subnet, writes subnet.env, and starts keeping the
 /// claim and the routes up to date. Returns once subnet.env is written.
-pub async fn start(runner: Arc<Runner>, opts: Options) -> Result<()> {
-    let underlay = routes::Underlay::new(&opts.underlay)?;
+pub async fn start(runner: Arc<Runner>, opts: Options, health: Health) -> Result<()> {
+    let underlay = routes::Underlay::new(&opts.underlay);
     let mtu = underlay.info().await.with_context(|| format!("underlay interface {}", opts.underlay))?.mtu;
     let cluster = match &opts.peers_file {
         Some(path) => from_peers(path.clone(), opts.node_ip)?,
@@ -62,7 +65,7 @@ pub async fn start(runner: Arc<Runner>, opts: Options) -> Result<()> {
         .write(&opts.subnet_file)?;
     tracing::info!("node {} holds {} of {}", cluster.local.ip, cluster.local.subnet, cluster.network);
     let target = routing_target(&runner, &opts.routing_plugin)?;
-    tokio::spawn(keep_routes(runner, target, opts.routing_config, cluster, underlay));
+    tokio::spawn(keep::run(runner, target, opts.routing_config, cluster, underlay, health));
     Ok(())
 }
 
@@ -135,36 +138,4 @@ async fn from_etcd(opts: &Options) -> Result<Cluster> {
         }
     });
     Ok(Cluster { network, local, nodes })
-}
-
-/// Recomputes and applies the routes whenever the node leases change.
-async fn keep_routes(
-    runner: Arc<Runner>,
-    target: Target,
-    config: String,
-    mut cluster: Cluster,
-    mut underlay: routes::Underlay,
-) {
-    let claim = |n: &NodeLease| (n.ip, IpNet::V4(n.subnet));
-    loop {
-        let nodes = cluster.nodes.borrow_and_update().clone();
-        let step = async {
-            let info = underlay.info().await?;
-            let peers: Vec<_> = nodes.iter().map(claim).collect();
-            let link = Underlay { name: &underlay.name, addresses: &info.addresses };
-            let routes = runner.node_routes(&target, config.clone(), claim(&cluster.local), &peers, link).await?;
-            underlay.apply(cluster.network, info.index, routes).await
-        };
-        let retry = match step.await {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!("routes to other nodes: {e:#}");
-                Some(Duration::from_secs(5))
-            }
-        };
-        tokio::select! {
-            changed = cluster.nodes.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(retry.unwrap_or(Duration::MAX)), if retry.is_some() => {}
-        }
-    }
 }

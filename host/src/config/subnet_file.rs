@@ -2,7 +2,8 @@
 //! as the daemon's cluster mode (or flannel) wrote it, stands in for a literal
 //! `subnet`; pods get a route to the cluster network unless `routes` says
 //! otherwise; and the cluster network becomes the plugin's `clusterNetwork`,
-//! which masquerade leaves alone so pods keep their addresses across nodes.
+//! which masquerade leaves alone so pods keep their addresses across nodes;
+//! and `FLANNEL_MTU` (the overlay's) is the pods' MTU unless `mtu` is set.
 
 use crate::cluster::network::SubnetEnv;
 use crate::cni::error::{CniError, Code};
@@ -27,6 +28,7 @@ pub fn resolve(config: &mut Value) -> Result<bool, CniError> {
     ipam.entry("routes").or_insert_with(|| json!([{"dst": env.network.to_string()}]));
     let root = config.as_object_mut().expect("pointer matched an object");
     root.entry("clusterNetwork").or_insert_with(|| json!(env.network.to_string()));
+    root.entry("mtu").or_insert_with(|| json!(env.mtu));
     Ok(true)
 }
 
@@ -39,7 +41,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wcni-subnet-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("subnet.env");
-        std::fs::write(&file, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\n").unwrap();
+        std::fs::write(&file, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\n")
+            .unwrap();
         let mut c = json!({"type": "wasm-bridge", "ipam": {"type": "wasm-host-local", "subnetFile": file}});
         assert!(resolve(&mut c).unwrap());
         assert_eq!(
@@ -47,6 +50,10 @@ mod tests {
             json!({"type": "wasm-host-local", "subnet": "10.244.7.0/24", "routes": [{"dst": "10.244.0.0/16"}]})
         );
         assert_eq!(c["clusterNetwork"], "10.244.0.0/16");
+        assert_eq!(c["mtu"], 1450);
+        let mut own = json!({"mtu": 9000, "ipam": {"subnetFile": file}});
+        resolve(&mut own).unwrap();
+        assert_eq!(own["mtu"], 9000, "the config's own mtu wins");
         let mut missing = json!({"ipam": {"subnetFile": dir.join("nope")}});
         assert_eq!(resolve(&mut missing).unwrap_err().code, 11);
         assert!(!resolve(&mut json!({"ipam": {"subnet": "10.0.0.0/24"}})).unwrap());

@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by command, plugin and outcome; latency per
 //! command; leases in use per network; traps and timeouts per plugin; module
-//! swaps accepted and rejected.
+//! swaps accepted and rejected; in cluster mode, the peers and routes the
+//! last route pass left out.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -47,6 +48,7 @@ pub struct Metrics {
     pub traps: Family<PluginLabels, Counter>,
     pub timeouts: Family<PluginLabels, Counter>,
     pub swaps: Family<SwapLabels, Counter>,
+    pub cluster: crate::cluster::Health,
 }
 
 fn latency_buckets() -> Histogram {
@@ -69,7 +71,18 @@ impl Metrics {
         registry.register("plugin_traps", "Plugin calls that trapped (including out of memory)", traps.clone());
         registry.register("plugin_timeouts", "Plugin calls stopped at their deadline", timeouts.clone());
         registry.register("module_swaps", "Module replacements, accepted or rejected", swaps.clone());
-        Metrics { registry, requests, latency, leases, traps, timeouts, swaps }
+        let cluster = crate::cluster::Health::default();
+        registry.register(
+            "cluster_skipped_peers",
+            "Nodes the routing plugin failed on in the last route pass",
+            cluster.skipped_peers.clone(),
+        );
+        registry.register(
+            "cluster_refused_routes",
+            "Routes from the routing plugin refused in the last route pass",
+            cluster.refused_routes.clone(),
+        );
+        Metrics { registry, requests, latency, leases, traps, timeouts, swaps, cluster }
     }
 
     pub fn swap(&self, accepted: bool) {

@@ -85,9 +85,10 @@ pub async fn scan(state: &Arc<AppState>, seen: &mut HashMap<PathBuf, String>) {
 pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBuf, String>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rejected = crate::attachments::Rejected::new();
     loop {
         tick.tick().await;
         scan(&state, &mut seen).await;
-        crate::attachments::refresh(&state.runner, &state.attachments).await;
+        crate::attachments::refresh(&state.runner, &state.attachments, &mut rejected).await;
     }
 }

@@ -31,7 +31,7 @@ use wasmcni_kernel::netns::Netns;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
-pub use invoke::Underlay;
+pub use invoke::{NodeClaim, Underlay};
 
 /// What to run and how.
 #[derive(Debug, Clone)]
