@@ -136,6 +136,12 @@ fn addresses_and_routes_are_added_listed_replaced_and_removed() {
         assert_eq!((ours.route.gw, ours.oif), (moved.gw, Some(d0.index)));
         h.del_route(&moved, Some(d0.index)).await.unwrap();
         assert_eq!(ns.ip(&["route", "show", "192.0.2.0/24"]), "");
+        // A route someone else added (protocol "boot", not ours) goes too.
+        ns.ip(&["route", "add", "198.51.100.0/24", "via", "10.40.0.1", "dev", "d0"]);
+        let theirs = h.routes().await.unwrap().into_iter().find(|l| l.route.dst == net("198.51.100.0/24"));
+        let theirs = theirs.expect("listed");
+        h.del_route(&theirs.route, theirs.oif).await.unwrap();
+        assert_eq!(ns.ip(&["route", "show", "198.51.100.0/24"]), "");
 
         h.del_address(&d0, net("10.40.0.5/24")).await.unwrap();
         assert!(!h.addresses(&d0).await.unwrap().contains(&net("10.40.0.5/24")));

@@ -7,7 +7,9 @@ use crate::{Error, Result};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wasmcni_cni::result::Route;
@@ -109,8 +111,9 @@ impl Routes for Kernel {
 
     async fn del_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
         let mut msg = build(route, oif)?;
-        // Match any scope when deleting.
+        // Match any scope and any protocol (the builder says "static"; `ip route add` says "boot").
         msg.header.scope = RouteScope::NoWhere;
+        msg.header.protocol = RouteProtocol::Unspec;
         match self.handle().await?.route().del(msg).execute().await {
             Err(source) if !no_such_entry(&source) => {
                 Err(Error::Netlink { op: format!("delete route to {}", route.dst), source })
