@@ -93,6 +93,8 @@ pub async fn run(
         }
     };
     let mut reported = Reported::default();
+    // A standing failure is logged once, and so is its end.
+    let mut last: Result<(), String> = Ok(());
     loop {
         let nodes = cluster.nodes.borrow_and_update().clone();
         let pass = async {
@@ -110,13 +112,15 @@ pub async fn run(
                 failed => anyhow::bail!("{}", failed.join("; ")),
             }
         };
-        let wait = match pass.await {
-            Ok(()) => PERIOD,
-            Err(e) => {
-                tracing::error!("routes to other nodes: {e:#}");
-                RETRY
+        let outcome = pass.await.map_err(|e| format!("{e:#}"));
+        if outcome != last {
+            match &outcome {
+                Ok(()) => tracing::info!("routes to other nodes are in place"),
+                Err(e) => tracing::error!("routes to other nodes: {e}; retrying every {RETRY:?}"),
             }
-        };
+            last = outcome.clone();
+        }
+        let wait = if outcome.is_ok() { PERIOD } else { RETRY };
         tokio::select! {
             changed = cluster.nodes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
