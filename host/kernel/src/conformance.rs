@@ -7,6 +7,7 @@ use crate::ipam_store::{Lease, Leases};
 use crate::link::{BridgeParams, Link, VethParams};
 use crate::masquerade::{Nat, Owner};
 use crate::netns::Namespace;
+use crate::overlay::{Fdb, Neighbor, Overlay, VtepParams};
 use crate::{Error, Result};
 use ipnet::IpNet;
 use nix::libc;
@@ -223,6 +224,51 @@ pub(crate) async fn routes<N: Namespace>(ns: &N, peer: &N::Netns) {
     assert_eq!(on_r0().await, []);
 }
 
+/// A VTEP on `underlay` (a link with 192.0.2.1/24, MTU 1500): created,
+/// kept, recreated when its VNI changes; its neighbour and FDB entries
+/// set, replaced and removed.
+pub(crate) async fn overlay<N: Namespace + Overlay>(ns: &N, underlay: &Link) {
+    let mac = Mac([0x0e, 0, 0, 0, 0, 1]);
+    let p = VtepParams {
+        name: "vtep.1",
+        vni: 1,
+        port: 8472,
+        local: ip("192.0.2.1"),
+        underlay: underlay.index,
+        mtu: 1450,
+        mac,
+    };
+    let vtep = ns.ensure_vtep(&p).await.unwrap();
+    assert_eq!((vtep.kind.as_str(), vtep.mtu, vtep.mac, vtep.up), ("vxlan", 1450, Some(mac), true));
+    assert_eq!(ns.ensure_vtep(&p).await.unwrap().index, vtep.index, "an unchanged VTEP was recreated");
+
+    let peer_mac = Mac([0x0e, 0, 0, 0, 0, 2]);
+    let n = Neighbor { ip: ip("10.244.2.0"), mac: peer_mac };
+    ns.set_neighbor(&vtep, &n).await.unwrap();
+    let moved = Neighbor { mac: Mac([0x0e, 0, 0, 0, 0, 3]), ..n };
+    ns.set_neighbor(&vtep, &moved).await.unwrap();
+    assert_eq!(ns.neighbors(&vtep).await.unwrap(), [moved]);
+    ns.del_neighbor(&vtep, &moved).await.unwrap();
+    ns.del_neighbor(&vtep, &moved).await.unwrap();
+    assert_eq!(ns.neighbors(&vtep).await.unwrap(), []);
+
+    let e = Fdb { mac: peer_mac, dst: ip("192.0.2.2") };
+    ns.set_fdb(&vtep, &e).await.unwrap();
+    let elsewhere = Fdb { dst: ip("192.0.2.3"), ..e };
+    ns.set_fdb(&vtep, &elsewhere).await.unwrap();
+    assert_eq!(ns.fdb(&vtep).await.unwrap(), [elsewhere]);
+    ns.del_fdb(&vtep, &elsewhere).await.unwrap();
+    ns.del_fdb(&vtep, &elsewhere).await.unwrap();
+    assert_eq!(ns.fdb(&vtep).await.unwrap(), []);
+
+    ns.set_neighbor(&vtep, &n).await.unwrap();
+    ns.set_fdb(&vtep, &e).await.unwrap();
+    let other = ns.ensure_vtep(&VtepParams { vni: 2, ..p }).await.unwrap();
+    assert_ne!(other.index, vtep.index, "a VTEP with another VNI was kept");
+    assert_eq!((ns.neighbors(&other).await.unwrap(), ns.fdb(&other).await.unwrap()), (vec![], vec![]));
+    assert_eq!(ns.link_by_index(vtep.index).await.unwrap(), None);
+}
+
 pub(crate) async fn sysctls<N: Namespace>(ns: &N, peer: &N::Netns) {
     let fresh = [
         ("ipv4/ip_forward", "0"),
@@ -351,6 +397,19 @@ mod fake {
     #[test]
     fn sysctls() {
         block_on(super::sysctls(&Net::new(), &Net::new()));
+    }
+
+    #[test]
+    fn overlay() {
+        use crate::addr::Addresses;
+        use crate::link::Links;
+        let ns = Net::new();
+        let underlay = ns.add_link("u0", "veth").unwrap();
+        block_on(async {
+            ns.set_up(&underlay, true).await.unwrap();
+            ns.add_address(&underlay, "192.0.2.1/24".parse().unwrap()).await.unwrap();
+            super::overlay(&ns, &underlay).await;
+        });
     }
 
     #[test]

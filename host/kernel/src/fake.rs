@@ -12,7 +12,8 @@
 //! and sysctls (integer values; forwarding set for all links at once). Left
 //! out: IPv6 link-local addresses and their routes, carrier, and the state
 //! that is only written, never read back (promiscuity, hairpin, VLANs: the
-//! requests are checked, their effect not kept).
+//! requests are checked, their effect not kept). VTEPs keep their VXLAN
+//! parameters, and links their permanent neighbour and FDB entries.
 
 use crate::addr::Addresses;
 use crate::error::Existing;
@@ -20,6 +21,7 @@ use crate::ipam_store::Lease;
 use crate::link::{BridgeParams, Link, Links, VethParams};
 use crate::masquerade::{Owner, validate_network};
 use crate::netns::Namespace;
+use crate::overlay::{Fdb, Neighbor, Overlay, VtepParams};
 use crate::route::{Listed, Routes, TABLE_LOCAL};
 use crate::sysctl::Sysctl;
 use crate::{Error, Result};
@@ -112,6 +114,11 @@ struct Port {
     addresses: Vec<IpNet>,
     /// The namespace of a veth's other end (this one, or another).
     peer: Option<Weak<Mutex<State>>>,
+    /// A VTEP's (VNI, port, local address, underlay index).
+    vxlan: Option<(u32, u16, IpAddr, u32)>,
+    /// Permanent neighbour entries, and (a VTEP's) FDB entries: gone with the link.
+    neighbors: BTreeMap<IpAddr, Mac>,
+    fdb: BTreeMap<Mac, IpAddr>,
 }
 
 struct Entry {
@@ -225,7 +232,9 @@ impl State {
             master: None,
             peer_index: None,
         };
-        self.links.insert(index, Port { link, addresses: Vec::new(), peer });
+        let port =
+            Port { link, addresses: Vec::new(), peer, vxlan: None, neighbors: BTreeMap::new(), fdb: BTreeMap::new() };
+        self.links.insert(index, port);
         for (family, key, _) in PER_LINK {
             let value = self.sysctls.get(&format!("{family}/conf/default/{key}")).cloned().unwrap_or_default();
             self.sysctls.insert(format!("{family}/conf/{name}/{key}"), value);
@@ -599,6 +608,81 @@ impl Routes for Net {
 
     async fn del_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
         self.state().del_route(route, oif)
+    }
+}
+
+impl Overlay for Net {
+    async fn ensure_vtep(&self, p: &VtepParams<'_>) -> Result<Link> {
+        let op = || format!("create VTEP {}", p.name);
+        let wanted = (p.vni, p.port, p.local, p.underlay);
+        let mut state = self.state();
+        if !state.links.contains_key(&p.underlay) {
+            return Err(refused(op(), Errno::ENODEV));
+        }
+        let existing = state.by_name(p.name).map(|port| (port.link.index, port.vxlan));
+        let index = match existing {
+            Some((index, Some(have))) if have == wanted => index,
+            other => {
+                if let Some((index, _)) = other {
+                    state.remove(index);
+                }
+                if !valid_name(p.name) || p.vni >= 1 << 24 {
+                    return Err(refused(op(), Errno::EINVAL));
+                }
+                let index = state.add(p.name, "vxlan", p.mtu, Some(p.mac), None);
+                state.links.get_mut(&index).expect("just added").vxlan = Some(wanted);
+                index
+            }
+        };
+        let port = state.links.get_mut(&index).expect("present");
+        port.link.mtu = p.mtu;
+        port.link.mac = Some(p.mac);
+        let link = port.link.clone();
+        state.set_up(&link, true)?;
+        Ok(state.links[&index].link.clone())
+    }
+
+    async fn neighbors(&self, link: &Link) -> Result<Vec<Neighbor>> {
+        let mut state = self.state();
+        let port = state.port(link.index, || format!("list neighbours of {}", link.name))?;
+        Ok(port.neighbors.iter().map(|(ip, mac)| Neighbor { ip: *ip, mac: *mac }).collect())
+    }
+
+    async fn set_neighbor(&self, link: &Link, n: &Neighbor) -> Result<()> {
+        let mut state = self.state();
+        let port = state.port(link.index, || format!("add neighbour {} on {}", n.ip, link.name))?;
+        port.neighbors.insert(n.ip, n.mac);
+        Ok(())
+    }
+
+    async fn del_neighbor(&self, link: &Link, n: &Neighbor) -> Result<()> {
+        let mut state = self.state();
+        state.port(link.index, || format!("delete neighbour {} on {}", n.ip, link.name))?.neighbors.remove(&n.ip);
+        Ok(())
+    }
+
+    async fn fdb(&self, link: &Link) -> Result<Vec<Fdb>> {
+        let mut state = self.state();
+        let port = state.port(link.index, || format!("list the FDB of {}", link.name))?;
+        let mut out: Vec<Fdb> = port.fdb.iter().map(|(mac, dst)| Fdb { mac: *mac, dst: *dst }).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn set_fdb(&self, link: &Link, e: &Fdb) -> Result<()> {
+        let op = || format!("add FDB entry {} to {} on {}", e.mac, e.dst, link.name);
+        let mut state = self.state();
+        state.port(link.index, op)?.fdb.insert(e.mac, e.dst);
+        Ok(())
+    }
+
+    async fn del_fdb(&self, link: &Link, e: &Fdb) -> Result<()> {
+        let mut state = self.state();
+        let port = state.port(link.index, || format!("delete FDB entry {} on {}", e.mac, link.name))?;
+        if port.fdb.get(&e.mac) == Some(&e.dst) {
+            port.fdb.remove(&e.mac);
+        }
+        Ok(())
     }
 }
 

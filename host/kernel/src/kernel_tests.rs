@@ -174,6 +174,22 @@ fn the_kernel_agrees_with_the_fake_on_routes() {
 }
 
 #[test]
+fn the_kernel_agrees_with_the_fake_on_the_overlay() {
+    let ns = Scratch::new();
+    ns.ip(&["link", "add", "u0", "type", "veth", "peer", "name", "u1"]);
+    ns.ip(&["link", "set", "u0", "up"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
+    runtime().block_on(async {
+        let h = ns.kernel();
+        let underlay = h.require_link("u0").await.unwrap();
+        conformance::overlay(&h, &underlay).await;
+    });
+    // What `ip` and `bridge` show of what the conformance run left.
+    let vtep = ns.ip(&["-d", "link", "show", "vtep.1"]);
+    assert!(vtep.contains("vxlan id 2") && vtep.contains("dstport 8472") && vtep.contains("nolearning"), "{vtep}");
+}
+
+#[test]
 fn the_kernel_agrees_with_the_fake_on_sysctls() {
     conform(|host, _, peer| async move { conformance::sysctls(&host, &peer).await });
 }

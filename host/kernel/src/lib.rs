@@ -6,7 +6,8 @@
 //!
 //! Each area is a trait ([`link::Links`], [`addr::Addresses`],
 //! [`route::Routes`], [`sysctl::Sysctl`], bundled per namespace as
-//! [`netns::Namespace`]; [`masquerade::Nat`]; [`ipam_store::Leases`]) with the
+//! [`netns::Namespace`]; [`overlay::Overlay`]; [`masquerade::Nat`];
+//! [`ipam_store::Leases`]) with the
 //! kernel's implementation here and an in-memory one in `fake` (feature
 //! `fake`) that refuses what the kernel refuses, with the same errors. Every
 //! failure is an [`Error`], which becomes a CNI error (its code and message)
@@ -21,6 +22,7 @@ pub mod ipam_store;
 pub mod link;
 pub mod masquerade;
 pub mod netns;
+pub mod overlay;
 pub mod route;
 pub mod sysctl;
 

@@ -30,7 +30,7 @@ pub struct Link {
     pub peer_index: Option<u32>,
 }
 
-fn to_link(msg: &LinkMessage) -> Link {
+pub(crate) fn to_link(msg: &LinkMessage) -> Link {
     let mut link = Link {
         name: String::new(),
         index: msg.header.index,
