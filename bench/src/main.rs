@@ -4,11 +4,13 @@
 //! forwarding to warm modules), and the kernel floor (the same netlink work
 //! as iproute2 batches). Calls alternate between implementations so all see
 //! the same machine. Then a churn of ADD+DEL cycles with 4 in parallel, the
-//! daemon's memory, and the IPAM policy in Rust, Python and JavaScript. Run as root: `scripts/bench.sh`.
+//! daemon's memory, the IPAM policy in Rust, Python and JavaScript, and how
+//! fast cluster mode's routes follow node leases. Run as root: `scripts/bench.sh`.
 //!
 //! The process joins a throwaway "node" netns and execs the plugins
 //! directly, so no wrapper (ip netns exec) is timed.
 
+mod convergence;
 mod floor;
 mod languages;
 
@@ -36,6 +38,9 @@ struct Args {
     /// ADD+DEL rounds per language in the IPAM-by-language run.
     #[arg(long, default_value_t = 30)]
     language_rounds: usize,
+    /// Node leases added and removed in the cluster convergence run.
+    #[arg(long, default_value_t = 20)]
+    joins: usize,
 }
 
 struct Series {
@@ -211,5 +216,6 @@ fn main() {
     );
     drop(daemon);
     languages::run(&scratch, args.language_rounds);
+    convergence::run(args.joins);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -1,0 +1,109 @@
+//! Cluster mode's convergence (host-gw, etcd): from a node's lease appearing
+//! in etcd to every peer's route to its subnet being in the kernel, and from
+//! the lease going to every peer's route being withdrawn. Both ends are
+//! seen the same way, as lines streamed to this process: `etcdctl watch`
+//! inside etcd's netns for the lease, `ip monitor route` inside each
+//! node's netns for its routes.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+use wasmcni_bench::percentile;
+use wasmcni_e2e::cluster::{ETCD_URL, Etcd, Node, POD_NETWORK, Switch};
+
+const PEERS: u8 = 3;
+const SUBNETS: &str = "/wasmcni/network/subnets/";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A child's stdout, line by line, each stamped when it arrived.
+struct Lines {
+    rx: Receiver<(Instant, String)>,
+    child: Child,
+}
+
+impl Lines {
+    fn spawn(cmd: &mut Command) -> Lines {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn a watcher");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines { rx, child }
+    }
+
+    /// When the first line matching `want` arrived (earlier lines are dropped).
+    fn until(&self, want: impl Fn(&str) -> bool) -> Instant {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((at, line)) if want(&line) => return at,
+                Ok(_) => {}
+                Err(_) => panic!("no expected line within {TIMEOUT:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(joins: usize) {
+    let switch = Switch::new();
+    let etcd = Etcd::start(&switch);
+    etcd.ctl(&["put", "/wasmcni/network/config", POD_NETWORK]).expect("put the network config");
+    let nodes: Vec<Node> = (1..=PEERS).map(|n| Node::new(&switch, n)).collect();
+    let _daemons: Vec<_> = nodes.iter().map(|n| n.daemon(&["--etcd-endpoints", ETCD_URL])).collect();
+    let watch = Lines::spawn(Command::new("ip").args([
+        "netns",
+        "exec",
+        &etcd.ns.name,
+        "etcdctl",
+        "--endpoints",
+        ETCD_URL,
+        "watch",
+        "--prefix",
+        SUBNETS,
+    ]));
+    let monitors: Vec<Lines> = nodes
+        .iter()
+        .map(|n| Lines::spawn(Command::new("ip").args(["-n", &n.lab.host.name, "monitor", "route"])))
+        .collect();
+    // Both watchers subscribed before the first lease.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (mut join, mut leave) = (Vec::new(), Vec::new());
+    for k in 0..joins {
+        let third = 100 + k % 150;
+        let (subnet, key) = (format!("10.244.{third}.0/24"), format!("{SUBNETS}10.244.{third}.0-24"));
+        let value = json!({"PublicIP": format!("192.168.50.{}", 150 + k % 100), "BackendType": "host-gw"});
+        etcd.ctl(&["put", &key, &value.to_string()]).expect("put a node lease");
+        let appeared = watch.until(|l| l == key);
+        let routed = monitors.iter().map(|m| m.until(|l| l.starts_with(&subnet))).max().unwrap();
+        join.push(routed.saturating_duration_since(appeared));
+        etcd.ctl(&["del", &key]).expect("delete the node lease");
+        let gone = watch.until(|l| l == key);
+        let deleted = format!("Deleted {subnet}");
+        let withdrawn = monitors.iter().map(|m| m.until(|l| l.starts_with(&deleted))).max().unwrap();
+        leave.push(withdrawn.saturating_duration_since(gone));
+    }
+    join.sort();
+    leave.sort();
+    println!("\ncluster convergence (host-gw, etcd, {PEERS} nodes): {joins} node leases added, then removed");
+    println!("{:<36} {:>8} {:>8} {:>8}", "", "p50 ms", "p95 ms", "max ms");
+    for (label, s) in [("lease in etcd -> every peer's route", &join), ("lease gone -> every peer withdrew", &leave)] {
+        let max = s.last().unwrap().as_secs_f64() * 1000.0;
+        println!("{label:<36} {:>8.1} {:>8.1} {max:>8.1}", percentile(s, 0.5), percentile(s, 0.95));
+    }
+}
