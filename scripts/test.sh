@@ -18,11 +18,19 @@ trap 'rm -f "$log"' EXIT
 unit=(-p wasmcni -p wasmcni-cni -p wasmcni-scope -p wasmcni-kernel -p wasmcni-engine -p wasmcni-caps -p wasmcni-sdk
     -p wasmcni-plugin-host-local -p wasmcni-plugin-host-gw -p wasmcni-plugin-custom-route -p wasmcni-plugin-bridge
     -p wasmcni-plugin-lowest-free -p wasmcni-plugin-namespace-allowlist -p wasmcni-plugin-pool-by-namespace)
-# Unit tests need no root, and run as nobody to keep it so; only the kernel
-# crate's tests against the real kernel (fresh namespaces) run as root.
+# Unit tests need no root, and run as nobody to keep it so (cargo's runner
+# for this host's target); only the kernel crate's tests against the real
+# kernel (fresh namespaces) run as root.
 root_only=(kernel_tests conformance)
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="setpriv --reuid=nobody --regid=nogroup --clear-groups" \
-    cargo test --release --locked "${unit[@]}" -- $(printf -- '--skip %s ' "${root_only[@]}") 2>&1 | tee -a "$log"
+as_nobody="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner=(env "CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUNNER=$as_nobody")
+if ! $as_nobody test -x "$(pwd)/target/release"; then
+    # A checkout nobody cannot reach (under a private home, say).
+    echo "nobody cannot reach $(pwd)/target: the unit tests run as root" >&2
+    runner=()
+fi
+"${runner[@]}" cargo test --release --locked "${unit[@]}" -- $(printf -- '--skip %s ' "${root_only[@]}") 2>&1 | tee -a "$log"
 cargo test --release --locked "${unit[@]}" -- "${root_only[@]}" 2>&1 | tee -a "$log"
 cargo test --release --locked -p wasmcni-e2e 2>&1 | tee -a "$log"
 # One closing line for the whole run.

@@ -188,7 +188,11 @@ async fn refresh_one(
     }
     let Some(file) = a.config["rulesFile"].as_str() else { return Ok(()) };
     let rules = rules_file::read(Path::new(file))?;
-    if a.rules.as_ref() == Some(&rules) || rejected.get(path) == Some(&rules) {
+    if a.rules.as_ref() == Some(&rules) {
+        rejected.remove(path);
+        return Ok(());
+    }
+    if rejected.get(path) == Some(&rules) {
         return Ok(());
     }
     let network = a.config["name"].as_str().unwrap_or_default().to_owned();
@@ -207,13 +211,17 @@ async fn refresh_one(
         return Ok(());
     };
     // The new rules do not apply (a failed ADD undoes itself): the old ones
-    // go back, and so does the record as it was. Reported once, here.
-    rejected.insert(path.to_owned(), rules);
+    // go back, and so does the record as it was. Once they are back, the new
+    // rules wait for the file to change, reported once, here; if they could
+    // not be put back, the next tick tries again.
     let restored = run(runner, &a, "ADD", &old).await;
     write(path, &bytes);
     let kept = match restored {
-        Ok(()) => format!("the rules it had are kept until {file} changes"),
-        Err(r) => format!("putting back the rules it had failed too: {}", r.msg),
+        Ok(()) => {
+            rejected.insert(path.to_owned(), rules);
+            format!("the rules it had are kept until {file} changes")
+        }
+        Err(r) => format!("putting back the rules it had failed too, trying again: {}", r.msg),
     };
     Err(CniError::from_parts(e.code, format!("{}; {kept}", e.msg), e.details))
 }

@@ -267,6 +267,10 @@ pub(crate) async fn overlay<N: Namespace + Overlay>(ns: &N, underlay: &Link) {
     assert_ne!(other.index, vtep.index, "a VTEP with another VNI was kept");
     assert_eq!((ns.neighbors(&other).await.unwrap(), ns.fdb(&other).await.unwrap()), (vec![], vec![]));
     assert_eq!(ns.link_by_index(vtep.index).await.unwrap(), None);
+    // A link of the VTEP's name that is something else is refused, not replaced.
+    let not_vtep = ns.ensure_vtep(&VtepParams { name: &underlay.name, ..p }).await.unwrap_err();
+    assert!(matches!(&not_vtep, Error::NotAVtep { .. }), "{not_vtep:?}");
+    assert!(ns.link_by_index(underlay.index).await.unwrap().is_some());
 }
 
 pub(crate) async fn sysctls<N: Namespace>(ns: &N, peer: &N::Netns) {

@@ -26,6 +26,9 @@ pub enum Error {
     /// A link has the bridge's name but is something else.
     #[error("{name} exists but is not a bridge (it is {kind:?})")]
     NotABridge { name: String, kind: String },
+    /// A link has the VTEP's name but is not a VXLAN device.
+    #[error("{name} exists but is not a VXLAN device (it is {kind:?})")]
+    NotAVtep { name: String, kind: String },
     /// A route no netlink message can carry (a gateway of the other family);
     /// `reason` is rtnetlink's, whose error type is not public.
     #[error("invalid route to {dst}: {reason}")]
@@ -115,7 +118,9 @@ impl From<Error> for CniError {
             | Error::Exists { .. }
             | Error::Sysctl { .. }
             | Error::EnterNetns(_) => CniError::new(Code::Kernel, e.to_string()),
-            Error::NotABridge { .. } | Error::InvalidRoute { .. } => CniError::config(e.to_string()),
+            Error::NotABridge { .. } | Error::NotAVtep { .. } | Error::InvalidRoute { .. } => {
+                CniError::config(e.to_string())
+            }
             // Out of descriptors or memory is "try again later" (11); other I/O failures are 5.
             Error::Io { what, source } => CniError::from_io(what, &source),
             // A netns path that cannot be opened is the runtime's mistake (4), unless the node is short of resources.

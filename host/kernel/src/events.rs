@@ -18,6 +18,8 @@ pub enum Change {
     Link { index: u32 },
     /// A unicast route outside the local table was added or removed.
     Route { dst: IpNet },
+    /// The socket's buffer overran: notices were lost, anything may have changed.
+    Overrun,
 }
 
 /// The host's link and route changes, from now on. The stream ends if the
@@ -31,6 +33,7 @@ pub fn changes() -> Result<impl Stream<Item = Change> + Send + Unpin + 'static> 
     Ok(messages.filter_map(|(msg, _)| {
         futures::future::ready(match msg.payload {
             NetlinkPayload::InnerMessage(inner) => change(&inner),
+            NetlinkPayload::Overrun(_) => Some(Change::Overrun),
             _ => None,
         })
     }))

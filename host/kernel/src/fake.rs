@@ -245,6 +245,12 @@ impl State {
     /// Removes link `index` with its addresses, routes and sysctls; where its veth peer is.
     fn remove(&mut self, index: u32) -> Option<(Weak<Mutex<State>>, u32)> {
         let port = self.links.remove(&index)?;
+        // VTEPs on it go with it, as the kernel deletes them.
+        let vteps: Vec<u32> =
+            self.links.values().filter(|p| p.vxlan.is_some_and(|v| v.3 == index)).map(|p| p.link.index).collect();
+        for vtep in vteps {
+            self.remove(vtep);
+        }
         self.routes.retain(|e| e.oif != index);
         for other in self.links.values_mut() {
             if other.link.master == Some(index) {
@@ -619,6 +625,11 @@ impl Overlay for Net {
         if !state.links.contains_key(&p.underlay) {
             return Err(refused(op(), Errno::ENODEV));
         }
+        if let Some(port) = state.by_name(p.name)
+            && port.vxlan.is_none()
+        {
+            return Err(Error::NotAVtep { name: p.name.to_owned(), kind: port.link.kind.clone() });
+        }
         let existing = state.by_name(p.name).map(|port| (port.link.index, port.vxlan));
         let index = match existing {
             Some((index, Some(have))) if have == wanted => index,
@@ -626,8 +637,11 @@ impl Overlay for Net {
                 if let Some((index, _)) = other {
                     state.remove(index);
                 }
-                if !valid_name(p.name) || p.vni >= 1 << 24 {
+                if !valid_name(p.name) {
                     return Err(refused(op(), Errno::EINVAL));
+                }
+                if p.vni >= 1 << 24 {
+                    return Err(refused(op(), Errno::ERANGE));
                 }
                 let index = state.add(p.name, "vxlan", p.mtu, Some(p.mac), None);
                 state.links.get_mut(&index).expect("just added").vxlan = Some(wanted);
@@ -656,8 +670,10 @@ impl Overlay for Net {
     }
 
     async fn del_neighbor(&self, link: &Link, n: &Neighbor) -> Result<()> {
-        let mut state = self.state();
-        state.port(link.index, || format!("delete neighbour {} on {}", n.ip, link.name))?.neighbors.remove(&n.ip);
+        // As the kernel: nothing to delete on a link that is gone.
+        if let Some(port) = self.state().links.get_mut(&link.index) {
+            port.neighbors.remove(&n.ip);
+        }
         Ok(())
     }
 
@@ -677,9 +693,9 @@ impl Overlay for Net {
     }
 
     async fn del_fdb(&self, link: &Link, e: &Fdb) -> Result<()> {
-        let mut state = self.state();
-        let port = state.port(link.index, || format!("delete FDB entry {} on {}", e.mac, link.name))?;
-        if port.fdb.get(&e.mac) == Some(&e.dst) {
+        if let Some(port) = self.state().links.get_mut(&link.index)
+            && port.fdb.get(&e.mac) == Some(&e.dst)
+        {
             port.fdb.remove(&e.mac);
         }
         Ok(())

@@ -168,10 +168,14 @@ impl Overlay for Kernel {
     async fn ensure_vtep(&self, p: &VtepParams<'_>) -> Result<Link> {
         let h = self.handle().await?;
         if let Some(m) = vtep_message(h, p.name).await? {
+            let link = crate::link::to_link(&m);
+            if link.kind != "vxlan" {
+                return Err(Error::NotAVtep { name: p.name.to_owned(), kind: link.kind });
+            }
             let wanted = (p.vni, p.port, Some(p.local), Some(p.underlay));
             if vxlan_of(&m) != Some(wanted) {
                 tracing::info!("{} is not the VTEP wanted ({wanted:?}): recreating it", p.name);
-                self.delete_link(&crate::link::to_link(&m)).await?;
+                self.delete_link(&link).await?;
             }
         }
         if vtep_message(h, p.name).await?.is_none() {
@@ -182,8 +186,15 @@ impl Overlay for Kernel {
             };
             match h.link().add(b.mtu(p.mtu).address(p.mac.0.to_vec()).up().build()).execute().await {
                 Ok(()) => {}
-                Err(e) if exists(&e) => {}
-                Err(source) => return Err(Error::Netlink { op: format!("create VTEP {}", p.name), source }),
+                // Created meanwhile by another caller, unless another device holds this VNI and port.
+                Err(e) if exists(&e) && vtep_message(h, p.name).await?.is_some() => {}
+                Err(source) => {
+                    let op = format!(
+                        "create VTEP {} (VNI {}, port {}; another VXLAN device may hold them)",
+                        p.name, p.vni, p.port
+                    );
+                    return Err(Error::Netlink { op, source });
+                }
             }
         }
         let link = self.require_link(p.name).await?;

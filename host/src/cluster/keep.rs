@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmcni_kernel::events::Change;
 
 /// How often a pass runs with no change announced.
 const PERIOD: Duration = Duration::from_secs(10);
@@ -43,14 +44,15 @@ async fn compute(
         Ok(routes) => return Ok((routes, Vec::new())),
         Err(e) => e,
     };
+    let others: Vec<&NodeClaim> = peers.iter().filter(|p| p.0 != local.0).collect();
     let (mut routes, mut skipped) = (Vec::new(), Vec::new());
-    for peer in peers.iter().filter(|p| p.0 != local.0) {
+    for peer in &others {
         match runner.node_routes(target, config.to_owned(), local, std::slice::from_ref(peer), link).await {
             Ok(r) => routes.extend(r),
-            Err(e) => skipped.push((*peer, e)),
+            Err(e) => skipped.push((**peer, e)),
         }
     }
-    if routes.is_empty() && !skipped.is_empty() {
+    if skipped.len() == others.len() {
         return Err(whole);
     }
     Ok((routes, skipped))
@@ -95,10 +97,13 @@ pub async fn run(
     let mut reported = Reported::default();
     // A standing failure is logged once, and so is its end.
     let mut last: Result<(), String> = Ok(());
+    // The underlay's index, as the last pass found it: its link notices matter.
+    let mut underlay_index = None;
     loop {
         let nodes = cluster.nodes.borrow_and_update().clone();
         let pass = async {
             let info = underlay.info().await?;
+            underlay_index = Some(info.index);
             let peers: Vec<_> = nodes.iter().map(claim).collect();
             let link = Underlay { name: &underlay.name, addresses: &info.addresses };
             let (routes, skipped) = compute(&runner, &target, &config, claim(&cluster.local), &peers, link).await?;
@@ -106,7 +111,9 @@ pub async fn run(
             health.skipped_peers.set(skipped.len() as i64);
             health.refused_routes.set(refused.len() as i64);
             reported.update(&skipped, &refused);
-            let done = underlay.reconcile(&scope, &admitted, info.index).await?;
+            // A skipped peer keeps the route it had: its lease, not the plugin, decides when it goes.
+            let spared: Vec<IpNet> = skipped.iter().map(|((_, subnet), _)| *subnet).collect();
+            let done = underlay.reconcile(&scope, &admitted, info.index, &spared).await?;
             match done.failed.as_slice() {
                 [] => anyhow::Ok(()),
                 failed => anyhow::bail!("{}", failed.join("; ")),
@@ -124,25 +131,40 @@ pub async fn run(
         tokio::select! {
             changed = cluster.nodes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
-            Some(_) = next_change(&mut changes) => {
+            Some(_) = next_change(&mut changes, |c| relevant(c, &scope, underlay_index)) => {
                 // The rest of the burst.
-                let _ = tokio::time::timeout(SETTLE, async { while next_change(&mut changes).await.is_some() {} }).await;
+                let rest = async { while next_change(&mut changes, |_| true).await.is_some() {} };
+                let _ = tokio::time::timeout(SETTLE, rest).await;
             }
         }
     }
 }
 
-/// The next kernel notice; pends forever once there are none to be had.
-async fn next_change<S: futures::Stream + Unpin>(changes: &mut Option<S>) -> Option<S::Item> {
-    match changes {
-        Some(s) => match s.next().await {
-            Some(c) => Some(c),
+/// Whether a kernel notice can have changed what a pass would do: the
+/// underlay's link, a route into the cluster network, or notices lost.
+fn relevant(c: &Change, scope: &Scope, underlay: Option<u32>) -> bool {
+    match c {
+        Change::Link { index } => underlay.is_none_or(|u| u == *index),
+        Change::Route { dst: IpNet::V4(dst) } => scope.network.contains(dst),
+        Change::Route { .. } => false,
+        Change::Overrun => true,
+    }
+}
+
+/// The next kernel notice `wanted` accepts; pends forever once there are none to be had.
+async fn next_change<S: futures::Stream<Item = Change> + Unpin>(
+    changes: &mut Option<S>,
+    wanted: impl Fn(&Change) -> bool,
+) -> Option<Change> {
+    while let Some(s) = changes {
+        match s.next().await {
+            Some(c) if wanted(&c) => return Some(c),
+            Some(_) => {}
             None => {
                 tracing::warn!("kernel change notices ended, checking every {PERIOD:?} only");
                 *changes = None;
-                std::future::pending().await
             }
-        },
-        None => std::future::pending().await,
+        }
     }
+    std::future::pending().await
 }

@@ -4,10 +4,11 @@
 //! back, a route no current lease explains goes (one left from before a
 //! restart too), and a pass that failed halfway is finished by the next.
 //!
-//! The routes it manages are the main table's routes to node subnets of the
-//! cluster network other than this node's own. A route the plugin returns
-//! outside them is refused and reported, and the rest are still applied:
-//! the plugin computes, the host decides.
+//! The routes it manages are the main table's routes through the underlay
+//! to node subnets of the cluster network other than this node's own. A
+//! route the plugin returns outside them is refused and reported, and the
+//! rest are still applied: the plugin computes, the host decides. Routes
+//! through other links (another tool's, a VPN's) are left alone.
 
 use crate::cni::result::Route;
 use anyhow::Result;
@@ -43,8 +44,8 @@ impl Scope {
         None
     }
 
-    fn manages(&self, l: &Listed) -> bool {
-        l.route.table.unwrap_or(MAIN) == MAIN && self.refuses(&l.route.dst).is_none()
+    fn manages(&self, l: &Listed, oif: u32) -> bool {
+        l.oif == Some(oif) && l.route.table.unwrap_or(MAIN) == MAIN && self.refuses(&l.route.dst).is_none()
     }
 }
 
@@ -90,9 +91,12 @@ pub struct Plan {
     pub remove: Vec<Listed>,
 }
 
-/// What makes the managed routes in `kernel` exactly `wanted` on link `oif`.
-pub fn plan(scope: &Scope, wanted: &[Route], oif: u32, kernel: &[Listed]) -> Plan {
-    let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l)).collect();
+/// What makes the managed routes in `kernel` exactly `wanted` on link `oif`;
+/// routes into `spared` (the subnets of peers the plugin failed on this
+/// time) stay as they are.
+pub fn plan(scope: &Scope, wanted: &[Route], oif: u32, kernel: &[Listed], spared: &[IpNet]) -> Plan {
+    let spared = |l: &&Listed| spared.iter().any(|s| s.contains(&l.route.dst));
+    let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l, oif) && !spared(l)).collect();
     let installed =
         |w: &Route| ours.iter().any(|l| key(&l.route) == key(w) && l.route.gw == w.gw && l.oif == Some(oif));
     Plan {
@@ -139,11 +143,11 @@ impl<K: Links + Addresses + Routes> Underlay<K> {
         Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
     }
 
-    /// Brings the kernel's managed routes to `wanted` on link `oif`, going on
-    /// past a step that fails.
-    pub async fn reconcile(&self, scope: &Scope, wanted: &[Route], oif: u32) -> Result<Applied> {
+    /// Brings the kernel's managed routes to `wanted` on link `oif` (sparing
+    /// those into `spared`), going on past a step that fails.
+    pub async fn reconcile(&self, scope: &Scope, wanted: &[Route], oif: u32, spared: &[IpNet]) -> Result<Applied> {
         let kernel = self.host.routes().await?;
-        let plan = plan(scope, wanted, oif, &kernel);
+        let plan = plan(scope, wanted, oif, &kernel, spared);
         let mut done = Applied::default();
         for r in &plan.put {
             match self.host.replace_route(r, Some(oif)).await {
@@ -198,10 +202,10 @@ mod tests {
     }
 
     async fn managed(u: &Underlay<Net>) -> Vec<(String, Option<String>)> {
-        let listed = u.host.routes().await.unwrap();
+        let (listed, eth0) = (u.host.routes().await.unwrap(), u.host.require_link("eth0").await.unwrap());
         let mut out: Vec<_> = listed
             .iter()
-            .filter(|l| scope().manages(l))
+            .filter(|l| scope().manages(l, eth0.index))
             .map(|l| (l.route.dst.to_string(), l.route.gw.map(|g| g.to_string())))
             .collect();
         out.sort();
@@ -241,7 +245,7 @@ mod tests {
         // Left from before a restart: a node that has since gone.
         u.host.add_route(&via("10.244.9.0/24", "192.168.50.9"), Some(eth0)).await.unwrap();
         let wanted = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &wanted, eth0).await.unwrap();
+        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed, done.failed.len()), (2, 1, 0));
         let gw = |s: &str| Some(s.to_string());
         assert_eq!(
@@ -250,7 +254,7 @@ mod tests {
         );
         // The node's own subnet route is not managed, so it stays.
         assert!(u.host.routes().await.unwrap().iter().any(|l| l.route.dst.to_string() == "10.244.1.0/24"));
-        let again = u.reconcile(&scope(), &wanted, eth0).await.unwrap();
+        let again = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         assert_eq!((again.put, again.removed), (0, 0), "a converged pass changes nothing");
     }
 
@@ -258,12 +262,12 @@ mod tests {
     async fn routes_lost_from_the_kernel_come_back_and_changed_ones_are_replaced() {
         let (u, eth0, _) = host().await;
         let wanted = vec![via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        u.reconcile(&scope(), &wanted, eth0).await.unwrap();
+        u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         u.host.del_route(&wanted[0], Some(eth0)).await.unwrap();
-        let done = u.reconcile(&scope(), &wanted, eth0).await.unwrap();
+        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
         let moved = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.7")];
-        let done = u.reconcile(&scope(), &moved, eth0).await.unwrap();
+        let done = u.reconcile(&scope(), &moved, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
         assert_eq!(managed(&u).await[1], ("10.244.3.0/24".into(), Some("192.168.50.7".into())));
     }
@@ -273,12 +277,12 @@ mod tests {
         let (u, eth0, _) = host().await;
         // Not on eth0's network: the kernel refuses this gateway.
         let wanted = [via("10.244.2.0/24", "172.16.0.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &wanted, eth0).await.unwrap();
+        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.failed.len()), (1, 1), "{:?}", done.failed);
         assert!(done.failed[0].contains("10.244.2.0/24"), "{:?}", done.failed);
         assert_eq!(managed(&u).await, [("10.244.3.0/24".into(), Some("192.168.50.3".into()))]);
         let fixed = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &fixed, eth0).await.unwrap();
+        let done = u.reconcile(&scope(), &fixed, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed, done.failed.len()), (1, 0, 0));
     }
 
@@ -289,11 +293,23 @@ mod tests {
             oif: Some(2),
         };
         let wanted = [Route { priority: Some(10), ..via("10.244.2.0/24", "192.168.50.2") }];
-        let p = plan(&scope(), &wanted, 2, &[listed(None)]);
+        let p = plan(&scope(), &wanted, 2, &[listed(None)], &[]);
         assert_eq!((p.put.len(), p.remove, p.put[0].priority), (1, vec![listed(None)], Some(10)));
-        assert_eq!(plan(&scope(), &wanted, 2, &[listed(Some(10))]), Plan::default());
-        // A route on another link is not installed there.
+        assert_eq!(plan(&scope(), &wanted, 2, &[listed(Some(10))], &[]), Plan::default());
+        // A route on another link is not the one wanted, and not ours to remove.
         let elsewhere = Listed { oif: Some(3), ..listed(Some(10)) };
-        assert_eq!(plan(&scope(), &wanted, 2, &[elsewhere]).put.len(), 1);
+        let p = plan(&scope(), &wanted, 2, std::slice::from_ref(&elsewhere), &[]);
+        assert_eq!((p.put.len(), p.remove.len()), (1, 0));
+        let other_node = Listed { route: via("10.244.3.0/24", "192.168.50.3"), oif: Some(3) };
+        assert_eq!(plan(&scope(), &[], 2, &[other_node], &[]), Plan::default());
+    }
+
+    #[test]
+    fn the_route_of_a_peer_the_plugin_failed_on_stays() {
+        let installed =
+            Listed { route: Route { table: Some(MAIN), ..via("10.244.3.0/24", "192.168.50.3") }, oif: Some(2) };
+        let spared: IpNet = "10.244.3.0/24".parse().unwrap();
+        assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[spared]), Plan::default());
+        assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[]).remove, [installed]);
     }
 }
