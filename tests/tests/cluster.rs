@@ -220,3 +220,29 @@ fn routes_converge_on_the_leases_whatever_happens_to_the_kernel() {
     assert_eq!(daemon.metric("wasmcni_cluster_skipped_peers"), 2.0);
     node.lab.cni("DEL", &node.conf(), "mtu-pod", &pod.path()).expect_ok();
 }
+
+/// Where flannel keeps them (`--etcd-prefix /coreos.com/network`), a node
+/// lease flannel wrote is routed to, and this node's lease is one flannel
+/// reads: its config's `Backend` is accepted and the values are in its form.
+#[test]
+fn leases_interoperate_with_flannels_layout_under_its_prefix() {
+    let switch = Switch::new();
+    let etcd = Etcd::start(&switch);
+    let config = r#"{"Network": "10.244.0.0/16", "SubnetLen": 24, "Backend": {"Type": "host-gw"}}"#;
+    etcd.ctl(&["put", "/coreos.com/network/config", config]).expect("put flannel's config");
+    let flannels = r#"{"PublicIP":"192.168.50.9","PublicIPv6":null,"BackendType":"host-gw","BackendData":null}"#;
+    etcd.ctl(&["put", "/coreos.com/network/subnets/10.244.9.0-24", flannels]).expect("put a flannel lease");
+    let node = Node::new(&switch, 1);
+    let _daemon = node.daemon(&["--etcd-endpoints", ETCD_URL, "--etcd-prefix", "/coreos.com/network"]);
+    wait_for("the route to flannel's node", Duration::from_secs(10), || {
+        node.route("10.244.9.0/24").is_some_and(|r| r["gateway"] == "192.168.50.9" && r["dev"] == "eth0")
+    });
+    let key = format!("/coreos.com/network/subnets/{}", node.subnet().replace('/', "-"));
+    let ours = etcd.ctl(&["get", "--print-value-only", &key]).expect("this node's lease");
+    let ours: serde_json::Value = serde_json::from_str(ours.trim()).unwrap();
+    assert_eq!(
+        (ours["PublicIP"].as_str(), ours["BackendType"].as_str()),
+        (Some("192.168.50.1"), Some("host-gw")),
+        "{ours}"
+    );
+}
