@@ -181,6 +181,11 @@ pub(crate) async fn routes<N: Namespace>(ns: &N, peer: &N::Netns) {
     ns.replace_route(&moved, dev).await.unwrap();
     let to_192: Vec<_> = on_r0().await.into_iter().filter(|r| r.dst == net("192.0.2.0/24")).collect();
     assert_eq!(to_192, [listed("192.0.2.0/24", Some("10.40.0.2"), None, 0)]);
+    // A route's MTU is listed back.
+    let narrow = Route { mtu: Some(1400), ..Route::to(net("192.0.3.0/24")).via(ip("10.40.0.1")) };
+    ns.add_route(&narrow, dev).await.unwrap();
+    let listed_mtu = on_r0().await.into_iter().find(|r| r.dst == net("192.0.3.0/24")).map(|r| r.mtu);
+    assert_eq!(listed_mtu, Some(Some(1400)));
     // Without a device, the gateway's.
     ns.add_route(&Route::to(net("198.51.100.0/24")).via(ip("10.40.0.7")), None).await.unwrap();
     assert!(on_r0().await.contains(&listed("198.51.100.0/24", Some("10.40.0.7"), None, 0)));

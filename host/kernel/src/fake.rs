@@ -349,8 +349,14 @@ impl State {
         } else {
             route.priority.filter(|p| *p != 0)
         };
-        let listed =
-            Route { gw: route.gw, priority, table: Some(table), scope: Some(scope), ..Route::to(route.dst.trunc()) };
+        let listed = Route {
+            gw: route.gw,
+            mtu: route.mtu,
+            priority,
+            table: Some(table),
+            scope: Some(scope),
+            ..Route::to(route.dst.trunc())
+        };
         let entry = Entry { route: listed, oif, prefix: false };
         match self.routes.iter().position(|e| e.key() == entry.key()) {
             Some(i) if replace => self.routes[i] = entry,

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -65,7 +65,7 @@ pub(crate) fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage> {
     };
     let mut msg = b.scope(scope).build();
     if let Some(mtu) = route.mtu {
-        msg.attributes.push(RouteAttribute::Metrics(vec![rtnetlink::packet_route::route::RouteMetric::Mtu(mtu)]));
+        msg.attributes.push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
     }
     Ok(msg)
 }
@@ -130,9 +130,15 @@ pub(crate) fn listed(msg: &RouteMessage) -> Option<Listed> {
     }
     let v6 = msg.header.address_family == AddressFamily::Inet6;
     let mut table = u32::from(msg.header.table);
-    let (mut dst, mut gw, mut oif, mut priority) = (None, None, None, None);
+    let (mut dst, mut gw, mut oif, mut priority, mut mtu) = (None, None, None, None, None);
     for attr in &msg.attributes {
         match attr {
+            RouteAttribute::Metrics(metrics) => {
+                mtu = metrics.iter().find_map(|m| match m {
+                    RouteMetric::Mtu(v) => Some(*v),
+                    _ => None,
+                })
+            }
             RouteAttribute::Destination(a) => dst = ip_of(a),
             RouteAttribute::Gateway(a) => gw = ip_of(a),
             RouteAttribute::Oif(i) => oif = Some(*i),
@@ -147,7 +153,14 @@ pub(crate) fn listed(msg: &RouteMessage) -> Option<Listed> {
     let any: IpAddr = if v6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
     let net = IpNet::new(dst.unwrap_or(any), msg.header.destination_prefix_length).ok()?;
     Some(Listed {
-        route: Route { gw, priority, table: Some(table), scope: Some(u8::from(msg.header.scope)), ..Route::to(net) },
+        route: Route {
+            gw,
+            mtu,
+            priority,
+            table: Some(table),
+            scope: Some(u8::from(msg.header.scope)),
+            ..Route::to(net)
+        },
         oif,
     })
 }

@@ -97,8 +97,9 @@ pub struct Plan {
 pub fn plan(scope: &Scope, wanted: &[Route], oif: u32, kernel: &[Listed], spared: &[IpNet]) -> Plan {
     let spared = |l: &&Listed| spared.iter().any(|s| s.contains(&l.route.dst));
     let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l, oif) && !spared(l)).collect();
-    let installed =
-        |w: &Route| ours.iter().any(|l| key(&l.route) == key(w) && l.route.gw == w.gw && l.oif == Some(oif));
+    let installed = |w: &Route| {
+        ours.iter().any(|l| key(&l.route) == key(w) && (l.route.gw, l.route.mtu) == (w.gw, w.mtu) && l.oif == Some(oif))
+    };
     Plan {
         put: wanted.iter().filter(|w| !installed(w)).cloned().collect(),
         remove: ours.into_iter().filter(|l| !wanted.iter().any(|w| key(w) == key(&l.route))).cloned().collect(),
@@ -266,7 +267,10 @@ mod tests {
         u.host.del_route(&wanted[0], Some(eth0)).await.unwrap();
         let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
-        let moved = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.7")];
+        let narrower = [Route { mtu: Some(1400), ..via("10.244.2.0/24", "192.168.50.2") }, wanted[1].clone()];
+        let done = u.reconcile(&scope(), &narrower, eth0, &[]).await.unwrap();
+        assert_eq!((done.put, done.removed), (1, 0), "a changed MTU was not applied");
+        let moved = [narrower[0].clone(), via("10.244.3.0/24", "192.168.50.7")];
         let done = u.reconcile(&scope(), &moved, eth0, &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
         assert_eq!(managed(&u).await[1], ("10.244.3.0/24".into(), Some("192.168.50.7".into())));
