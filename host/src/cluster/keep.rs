@@ -132,9 +132,13 @@ pub async fn run(
             changed = cluster.nodes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
             Some(_) = next_change(&mut changes, |c| relevant(c, &scope, underlay_index)) => {
-                // The rest of the burst.
+                // The rest of the burst, unless a lease changes first (our own
+                // route changes start bursts too: a lease must not wait them out).
                 let rest = async { while next_change(&mut changes, |_| true).await.is_some() {} };
-                let _ = tokio::time::timeout(SETTLE, rest).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(SETTLE, rest) => {}
+                    changed = cluster.nodes.changed() => if changed.is_err() { return },
+                }
             }
         }
     }
