@@ -22,7 +22,7 @@ use crate::link::{BridgeParams, Link, Links, VethParams};
 use crate::masquerade::{Owner, validate_network};
 use crate::netns::Namespace;
 use crate::overlay::{Fdb, Neighbor, Overlay, VtepParams};
-use crate::route::{Listed, Routes, TABLE_LOCAL};
+use crate::route::{Listed, Routes, TABLE_LOCAL, TABLE_MAIN, V6_DEFAULT_METRIC};
 use crate::sysctl::Sysctl;
 use crate::{Error, Result};
 use ipnet::IpNet;
@@ -35,12 +35,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use wasmcni_cni::Mac;
 use wasmcni_cni::result::Route;
 
-/// RT_TABLE_MAIN.
-const MAIN: u32 = 254;
 /// RT_SCOPE_LINK.
 const SCOPE_LINK: u8 = 253;
-/// The metric the kernel gives IPv6 routes without one (IP6_RT_PRIO_USER), and prefix routes (IP6_RT_PRIO_ADDRCONF).
-const V6_METRIC: u32 = 1024;
+/// The metric the kernel gives IPv6 prefix routes (IP6_RT_PRIO_ADDRCONF).
 const V6_PREFIX_METRIC: u32 = 256;
 
 /// The kernel's answer `errno`, as rtnetlink reports it.
@@ -137,17 +134,20 @@ impl Entry {
 }
 
 fn key(r: &Route) -> (u32, IpNet, u32) {
-    (r.table.unwrap_or(MAIN), r.dst, r.priority.unwrap_or(0))
+    (r.table.unwrap_or(TABLE_MAIN), r.dst, r.priority.unwrap_or(0))
 }
 
 /// The prefix route the kernel adds for `net` on link `oif`; none for an IPv4 /32.
 fn prefix_route(net: IpNet, oif: u32) -> Option<Entry> {
     let route = match net {
         IpNet::V4(v4) if v4.prefix_len() == 32 => return None,
-        IpNet::V4(_) => Route { table: Some(MAIN), scope: Some(SCOPE_LINK), ..Route::to(net.trunc()) },
-        IpNet::V6(_) => {
-            Route { table: Some(MAIN), scope: Some(0), priority: Some(V6_PREFIX_METRIC), ..Route::to(net.trunc()) }
-        }
+        IpNet::V4(_) => Route { table: Some(TABLE_MAIN), scope: Some(SCOPE_LINK), ..Route::to(net.trunc()) },
+        IpNet::V6(_) => Route {
+            table: Some(TABLE_MAIN),
+            scope: Some(0),
+            priority: Some(V6_PREFIX_METRIC),
+            ..Route::to(net.trunc())
+        },
     };
     Some(Entry { route, oif, prefix: true })
 }
@@ -309,8 +309,8 @@ impl State {
         match gw {
             IpAddr::V4(_) => {
                 let usable = |e: &&Entry| {
-                    let t = e.route.table.unwrap_or(MAIN);
-                    (t == table || t == MAIN) && e.route.scope.unwrap_or(0) > scope
+                    let t = e.route.table.unwrap_or(TABLE_MAIN);
+                    (t == table || t == TABLE_MAIN) && e.route.scope.unwrap_or(0) > scope
                 };
                 best(self.routes.iter().filter(on).filter(usable).collect()).ok_or(Errno::ENETUNREACH)
             }
@@ -329,7 +329,7 @@ impl State {
             return Err(refused(op(), Errno::ENODEV));
         }
         let v6 = route.dst.addr().is_ipv6();
-        let table = route.table.unwrap_or(MAIN);
+        let table = route.table.unwrap_or(TABLE_MAIN);
         // As the request sets it: a device route without a gateway is link-scoped; IPv6 has no scopes.
         let scope = match (route.scope, route.gw) {
             _ if v6 => 0,
@@ -345,7 +345,7 @@ impl State {
             return Err(refused(op(), Errno::ENETDOWN));
         }
         let priority = if v6 {
-            Some(route.priority.filter(|p| *p != 0).unwrap_or(V6_METRIC))
+            Some(route.priority.filter(|p| *p != 0).unwrap_or(V6_DEFAULT_METRIC))
         } else {
             route.priority.filter(|p| *p != 0)
         };
@@ -368,7 +368,7 @@ impl State {
 
     fn del_route(&mut self, route: &Route, oif: Option<u32>) -> Result<()> {
         crate::route::build(route, oif)?;
-        let (table, dst) = (route.table.unwrap_or(MAIN), route.dst.trunc());
+        let (table, dst) = (route.table.unwrap_or(TABLE_MAIN), route.dst.trunc());
         let matches = |e: &Entry| {
             key(&e.route).0 == table
                 && e.route.dst == dst

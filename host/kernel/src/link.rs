@@ -178,8 +178,13 @@ impl Links for Kernel {
 }
 
 async fn by_name(h: &Handle, name: &str) -> Result<Option<Link>> {
+    Ok(message_by_name(h, name).await?.as_ref().map(to_link))
+}
+
+/// The kernel's whole message for the link `name`, for what [`Link`] leaves out.
+pub(crate) async fn message_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
     match h.link().get().match_name(name.to_owned()).execute().try_next().await {
-        Ok(msg) => Ok(msg.as_ref().map(to_link)),
+        Ok(msg) => Ok(msg),
         Err(e) if not_found(&e) => Ok(None),
         Err(source) => Err(Error::Netlink { op: format!("get link {name}"), source }),
     }

@@ -4,7 +4,7 @@
 //! peer's underlay address), so the kernel encapsulates without flooding or
 //! asking.
 
-use crate::link::{Link, Links, exists, no_such_entry};
+use crate::link::{Link, Links, exists, message_by_name, no_such_entry};
 use crate::netns::Kernel;
 use crate::{Error, Result};
 use futures::TryStreamExt;
@@ -95,14 +95,6 @@ fn vxlan_of(msg: &LinkMessage) -> Option<(u32, u16, Option<IpAddr>, Option<u32>)
     Some((vni?, port, local, dev))
 }
 
-async fn vtep_message(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
-    match h.link().get().match_name(name.to_owned()).execute().try_next().await {
-        Ok(m) => Ok(m),
-        Err(e) if crate::link::not_found(&e) => Ok(None),
-        Err(source) => Err(Error::Netlink { op: format!("get link {name}"), source }),
-    }
-}
-
 fn neighbor_message(link: &Link, family: AddressFamily) -> NeighbourMessage {
     let mut m = NeighbourMessage::default();
     m.header.family = family;
@@ -167,7 +159,7 @@ async fn del(h: &Handle, m: NeighbourMessage, op: impl FnOnce() -> String) -> Re
 impl Overlay for Kernel {
     async fn ensure_vtep(&self, p: &VtepParams<'_>) -> Result<Link> {
         let h = self.handle().await?;
-        if let Some(m) = vtep_message(h, p.name).await? {
+        if let Some(m) = message_by_name(h, p.name).await? {
             let link = crate::link::to_link(&m);
             if link.kind != "vxlan" {
                 return Err(Error::NotAVtep { name: p.name.to_owned(), kind: link.kind });
@@ -178,7 +170,7 @@ impl Overlay for Kernel {
                 self.delete_link(&link).await?;
             }
         }
-        if vtep_message(h, p.name).await?.is_none() {
+        if message_by_name(h, p.name).await?.is_none() {
             let b = LinkVxlan::new(p.name, p.vni).dev(p.underlay).port(p.port).learning(false);
             let b = match p.local {
                 IpAddr::V4(a) => b.local(a),
@@ -187,7 +179,7 @@ impl Overlay for Kernel {
             match h.link().add(b.mtu(p.mtu).address(p.mac.0.to_vec()).up().build()).execute().await {
                 Ok(()) => {}
                 // Created meanwhile by another caller, unless another device holds this VNI and port.
-                Err(e) if exists(&e) && vtep_message(h, p.name).await?.is_some() => {}
+                Err(e) if exists(&e) && message_by_name(h, p.name).await?.is_some() => {}
                 Err(source) => {
                     let op = format!(
                         "create VTEP {} (VNI {}, port {}; another VXLAN device may hold them)",

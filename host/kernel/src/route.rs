@@ -16,6 +16,10 @@ use wasmcni_cni::result::Route;
 
 /// RT_TABLE_LOCAL: the kernel's own local/broadcast routes, never shown.
 pub(crate) const TABLE_LOCAL: u32 = 255;
+/// RT_TABLE_MAIN: where a route without a table goes.
+pub const TABLE_MAIN: u32 = 254;
+/// The metric the kernel gives an IPv6 route that names none (IP6_RT_PRIO_USER).
+pub const V6_DEFAULT_METRIC: u32 = 1024;
 
 /// What a namespace does with its routes. `oif` is the index of the route's
 /// device; without one the kernel picks it from the gateway.

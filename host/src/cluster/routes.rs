@@ -16,12 +16,7 @@ use ipnet::{IpNet, Ipv4Net};
 use wasmcni_kernel::addr::Addresses;
 use wasmcni_kernel::link::Links;
 use wasmcni_kernel::netns::Kernel;
-use wasmcni_kernel::route::{Listed, Routes};
-
-/// RT_TABLE_MAIN.
-const MAIN: u32 = 254;
-/// The metric the kernel gives an IPv6 route that names none.
-const V6_DEFAULT_METRIC: u32 = 1024;
+use wasmcni_kernel::route::{Listed, Routes, TABLE_MAIN, V6_DEFAULT_METRIC};
 
 /// Which routes the applier manages.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +40,7 @@ impl Scope {
     }
 
     fn manages(&self, l: &Listed, oif: u32) -> bool {
-        l.oif == Some(oif) && l.route.table.unwrap_or(MAIN) == MAIN && self.refuses(&l.route.dst).is_none()
+        l.oif == Some(oif) && l.route.table.unwrap_or(TABLE_MAIN) == TABLE_MAIN && self.refuses(&l.route.dst).is_none()
     }
 }
 
@@ -64,7 +59,7 @@ pub fn admit(scope: &Scope, routes: Vec<Route>) -> (Vec<Route>, Vec<Refused>) {
     for r in routes {
         let reason = match (scope.refuses(&r.dst), r.table) {
             (Some(why), _) => Some(why),
-            (None, Some(t)) if t != MAIN => Some(format!("in table {t}, not the main table")),
+            (None, Some(t)) if t != TABLE_MAIN => Some(format!("in table {t}, not the main table")),
             _ if admitted.iter().any(|a| key(a) == key(&r)) => Some("a second route to it".into()),
             _ => None,
         };
@@ -97,9 +92,9 @@ pub struct Plan {
 pub fn plan(scope: &Scope, wanted: &[Route], oif: u32, kernel: &[Listed], spared: &[IpNet]) -> Plan {
     let spared = |l: &&Listed| spared.iter().any(|s| s.contains(&l.route.dst));
     let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l, oif) && !spared(l)).collect();
-    let installed = |w: &Route| {
-        ours.iter().any(|l| key(&l.route) == key(w) && (l.route.gw, l.route.mtu) == (w.gw, w.mtu) && l.oif == Some(oif))
-    };
+    // `ours` holds only routes through `oif`.
+    let installed =
+        |w: &Route| ours.iter().any(|l| key(&l.route) == key(w) && (l.route.gw, l.route.mtu) == (w.gw, w.mtu));
     Plan {
         put: wanted.iter().filter(|w| !installed(w)).cloned().collect(),
         remove: ours.into_iter().filter(|l| !wanted.iter().any(|w| key(w) == key(&l.route))).cloned().collect(),
@@ -293,7 +288,7 @@ mod tests {
     #[test]
     fn a_different_metric_is_a_different_route_and_the_old_one_goes() {
         let listed = |metric| Listed {
-            route: Route { priority: metric, table: Some(MAIN), ..via("10.244.2.0/24", "192.168.50.2") },
+            route: Route { priority: metric, table: Some(TABLE_MAIN), ..via("10.244.2.0/24", "192.168.50.2") },
             oif: Some(2),
         };
         let wanted = [Route { priority: Some(10), ..via("10.244.2.0/24", "192.168.50.2") }];
@@ -311,7 +306,7 @@ mod tests {
     #[test]
     fn the_route_of_a_peer_the_plugin_failed_on_stays() {
         let installed =
-            Listed { route: Route { table: Some(MAIN), ..via("10.244.3.0/24", "192.168.50.3") }, oif: Some(2) };
+            Listed { route: Route { table: Some(TABLE_MAIN), ..via("10.244.3.0/24", "192.168.50.3") }, oif: Some(2) };
         let spared: IpNet = "10.244.3.0/24".parse().unwrap();
         assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[spared]), Plan::default());
         assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[]).remove, [installed]);
