@@ -25,7 +25,7 @@ pub use wasmcni_cni::Mac;
 
 /// The version of the WIT package this SDK binds (wit/wasmcni.wit); the
 /// module metadata `__embed_metadata!` writes carries the same.
-pub const WIT_VERSION: &str = "1.0.0";
+pub const WIT_VERSION: &str = "1.1.0";
 
 /// Generated bindings for every import of the package and the handler
 /// export. A module imports only what it calls, and the host infers (and
@@ -49,8 +49,8 @@ pub mod policy_bindings {
         world: "policy",
         path: "../wit",
         with: {
-            "wasmcni:plugin/types@1.0.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@1.0.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_admission",
@@ -80,8 +80,8 @@ pub mod routing_bindings {
         world: "routing",
         path: "../wit",
         with: {
-            "wasmcni:plugin/types@1.0.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@1.0.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_node_routes",
@@ -94,6 +94,32 @@ pub mod routing {
     pub use crate::bindings::wasmcni::plugin::types;
     pub use crate::host::log;
     pub use crate::routing_bindings::exports::wasmcni::plugin::node_routes::{Guest as Routing, NodeLease, Underlay};
+}
+
+/// The node-overlay export of the `overlay-routing` world (1.1), over the same types.
+#[doc(hidden)]
+pub mod overlay_bindings {
+    wit_bindgen::generate!({
+        world: "overlay-routing",
+        path: "../wit",
+        with: {
+            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_node_overlay",
+        default_bindings_module: "wasmcni_sdk::overlay_bindings",
+    });
+}
+
+/// The `overlay-routing` world: the routes, neighbour and FDB entries that
+/// reach other nodes' pods through this node's VTEP; only the log.
+pub mod overlay {
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::log;
+    pub use crate::overlay_bindings::exports::wasmcni::plugin::node_overlay::{
+        Forward, Guest as Overlay, Neighbor, OverlayEntries, OverlayLease, OverlayRoute, Underlay, Via, Vtep,
+    };
 }
 
 /// The `policy` world: admit, deny or change an ADD; only the log.
@@ -141,6 +167,15 @@ macro_rules! export_routing {
     };
 }
 
+/// Exports a type implementing [`overlay::Overlay`] as an `overlay-routing` module.
+#[macro_export]
+macro_rules! export_overlay {
+    ($t:ident) => {
+        $crate::overlay_bindings::export_node_overlay!($t);
+        $crate::__embed_metadata!("overlay-routing");
+    };
+}
+
 /// What a module says about itself, in its `wasmcni-metadata` custom
 /// section: name, version, world and WIT version. `wasmcni inspect` shows
 /// it; the host refuses a module whose imports do not match its declared
@@ -174,7 +209,7 @@ macro_rules! __embed_metadata {
                 env!("CARGO_PKG_VERSION"),
                 "\",\"world\":\"",
                 $world,
-                "\",\"wit\":\"1.0.0\"}"
+                "\",\"wit\":\"1.1.0\"}"
             );
             #[unsafe(link_section = "wasmcni-metadata")]
             #[used]

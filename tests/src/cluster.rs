@@ -1,6 +1,7 @@
-//! A cluster in namespaces: an underlay switch (a bridge in a netns of its
-//! own), nodes (labs) plugged into it, and an etcd server on an address of
-//! the underlay, all removed when dropped.
+//! A cluster in namespaces: underlay switches (a bridge in a netns of its
+//! own each, joined by a router where there are two), nodes (labs) plugged
+//! into them, and an etcd server on an address of the underlay, all removed
+//! when dropped.
 
 use crate::daemon::Daemon;
 use crate::{Lab, Netns};
@@ -14,27 +15,65 @@ pub const UNDERLAY: &str = "192.168.50";
 pub const ETCD_URL: &str = "http://192.168.50.100:2379";
 pub const POD_NETWORK: &str = r#"{"Network": "10.244.0.0/16", "SubnetLen": 24}"#;
 
+/// One L2 segment: hosts plugged in get `<prefix>.<n>/24`.
 pub struct Switch {
     pub ns: Netns,
+    pub prefix: String,
     ports: std::sync::atomic::AtomicU32,
+    /// The router's address on this segment, when it has one.
+    gateway: Option<String>,
 }
 
 impl Switch {
+    /// The segment 192.168.50.0/24.
     pub fn new() -> Switch {
+        Switch::on(UNDERLAY)
+    }
+
+    /// The segment `<prefix>.0/24` (`prefix` is three octets).
+    pub fn on(prefix: &str) -> Switch {
         let ns = Netns::new("wcsw");
         ns.must(&["ip", "link", "add", "br0", "type", "bridge"]);
         ns.must(&["ip", "link", "set", "br0", "up"]);
-        Switch { ns, ports: 0.into() }
+        Switch { ns, prefix: prefix.to_owned(), ports: 0.into(), gateway: None }
     }
 
-    /// Plugs `host` in as `eth0` with address `192.168.50.<n>/24`.
+    /// Plugs `host` in as `eth0` with address `<prefix>.<n>/24`; behind a
+    /// router, with a route through it to the other segments.
     pub fn plug(&self, host: &Netns, n: u8) {
+        self.plug_as(host, n, "eth0");
+        if let Some(gw) = &self.gateway {
+            host.must(&["ip", "route", "add", "192.168.0.0/16", "via", gw]);
+        }
+    }
+
+    fn plug_as(&self, host: &Netns, n: u8, ifname: &str) {
         let port = format!("p{}", self.ports.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        self.ns.must(&["ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name]);
+        self.ns.must(&["ip", "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &host.name]);
         self.ns.must(&["ip", "link", "set", &port, "master", "br0", "up"]);
-        host.must(&["ip", "addr", "add", &format!("{UNDERLAY}.{n}/24"), "dev", "eth0"]);
-        host.must(&["ip", "link", "set", "eth0", "up"]);
+        host.must(&["ip", "addr", "add", &format!("{}.{n}/24", self.prefix), "dev", ifname]);
+        host.must(&["ip", "link", "set", ifname, "up"]);
         host.must(&["ip", "link", "set", "lo", "up"]);
+    }
+}
+
+/// Two segments joined by a router (`.254` on each): nodes on different
+/// segments reach each other by IP only, never at L2.
+pub struct Segments {
+    pub a: Switch,
+    pub b: Switch,
+    pub router: Netns,
+}
+
+impl Segments {
+    pub fn new(a: &str, b: &str) -> Segments {
+        let (mut a, mut b, router) = (Switch::on(a), Switch::on(b), Netns::new("wcrt"));
+        a.plug_as(&router, 254, "a0");
+        b.plug_as(&router, 254, "b0");
+        router.must(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        a.gateway = Some(format!("{}.254", a.prefix));
+        b.gateway = Some(format!("{}.254", b.prefix));
+        Segments { a, b, router }
     }
 }
 
@@ -44,9 +83,11 @@ impl Default for Switch {
     }
 }
 
-/// etcd 3.4 (Debian's) serving on `ETCD_URL`, in a netns on the switch.
+/// etcd 3.4 (Debian's) serving on `<prefix>.100:2379` of a switch
+/// (`ETCD_URL` on the default one), in a netns of its own.
 pub struct Etcd {
     pub ns: Netns,
+    pub url: String,
     child: Child,
     dir: PathBuf,
 }
@@ -55,31 +96,32 @@ impl Etcd {
     pub fn start(switch: &Switch) -> Etcd {
         let ns = Netns::new("wcetcd");
         switch.plug(&ns, 100);
+        let url = format!("http://{}.100:2379", switch.prefix);
         let dir = std::env::temp_dir().join(crate::unique("wcni-etcd-"));
         let peer = "http://127.0.0.1:2380";
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.name, "etcd", "--name", "t", "--data-dir"])
             .arg(&dir)
-            .args(["--listen-client-urls", ETCD_URL, "--advertise-client-urls", ETCD_URL])
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
             .args(["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer])
             .args(["--initial-cluster", &format!("t={peer}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start etcd");
-        let etcd = Etcd { ns, child, dir };
+        let etcd = Etcd { ns, url, child, dir };
         for _ in 0..100 {
             if etcd.ctl(&["endpoint", "health"]).is_some() {
                 return etcd;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("etcd did not come up on {ETCD_URL}");
+        panic!("etcd did not come up on {}", etcd.url);
     }
 
     /// `etcdctl` against this server; its stdout when it succeeds.
     pub fn ctl(&self, args: &[&str]) -> Option<String> {
-        let out = self.ns.exec(&[&["etcdctl", "--endpoints", ETCD_URL], args].concat());
+        let out = self.ns.exec(&[&["etcdctl", "--endpoints", &self.url], args].concat());
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
@@ -92,10 +134,11 @@ impl Drop for Etcd {
     }
 }
 
-/// A node: a lab plugged into the switch as `192.168.50.<n>`, forwarding.
+/// A node: a lab plugged into a switch as `<prefix>.<n>`, forwarding.
 pub struct Node {
     pub lab: Lab,
     pub n: u8,
+    ip: String,
 }
 
 impl Node {
@@ -103,11 +146,11 @@ impl Node {
         let lab = Lab::new();
         switch.plug(&lab.host, n);
         lab.host.must(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        Node { lab, n }
+        Node { lab, n, ip: format!("{}.{n}", switch.prefix) }
     }
 
     pub fn ip(&self) -> String {
-        format!("{UNDERLAY}.{}", self.n)
+        self.ip.clone()
     }
 
     pub fn subnet_file(&self) -> PathBuf {

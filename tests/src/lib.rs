@@ -157,6 +157,15 @@ impl Drop for Netns {
     }
 }
 
+/// Waits (polling every 200 ms) until `done`, failing the test after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// What one exec of a plugin returned.
 #[derive(Debug)]
 pub struct CniOut {

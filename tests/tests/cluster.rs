@@ -3,17 +3,9 @@
 //! reaching each other with their own addresses.
 
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmcni_e2e::cluster::{ETCD_URL, Etcd, Node, POD_NETWORK, Switch};
-use wasmcni_e2e::{Netns, addr_of, result_ips};
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use wasmcni_e2e::{Netns, addr_of, result_ips, wait_for};
 
 fn etcd_with_network(switch: &Switch) -> Etcd {
     let etcd = Etcd::start(switch);

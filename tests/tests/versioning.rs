@@ -1,7 +1,8 @@
-//! The host keeps serving modules built for the package versions before
-//! 1.0: test-modules/legacy-* were built against the frozen 0.1.0
-//! (wit/compat/0.1.0) and test-modules/v0-2-* against the frozen 0.2.0
-//! (wit/compat/0.2.0); they run here next to the 1.0 first-party modules.
+//! The host keeps serving modules built for earlier package versions:
+//! test-modules/legacy-* were built against the frozen 0.1.0
+//! (wit/compat/0.1.0), test-modules/v0-2-* against the frozen 0.2.0 and
+//! test-modules/v1-0-* against the frozen 1.0.0; they run here next to the
+//! 1.1 first-party modules.
 
 use serde_json::{Value, json};
 use wasmcni_e2e::{Lab, result_ips, test_module};
@@ -18,6 +19,7 @@ fn modules_are_inspected_with_the_version_they_were_built_for() {
         ("legacy-plugin", "0.1.0", "handler"),
         ("v0-2-plugin", "0.2.0", "handler"),
         ("v0-2-policy", "0.2.0", "admission"),
+        ("v1-0-policy", "1.0.0", "admission"),
     ] {
         let out = wasmcni_e2e::must(&[wasmcni_e2e::wasmcni_bin().to_str().unwrap(), "inspect", &test_module(name)]);
         let info: Value = serde_json::from_str(&out).unwrap();
@@ -28,7 +30,7 @@ fn modules_are_inspected_with_the_version_they_were_built_for() {
 }
 
 #[test]
-fn a_0_1_plugin_and_its_0_1_ipam_run_the_whole_lifecycle_on_the_1_0_host() {
+fn a_0_1_plugin_and_its_0_1_ipam_run_the_whole_lifecycle_on_the_1_1_host() {
     let lab = Lab::new();
     let c = lab.container();
     c.must(&["ip", "link", "set", "lo", "down"]);
@@ -52,7 +54,7 @@ fn a_0_1_plugin_and_its_0_1_ipam_run_the_whole_lifecycle_on_the_1_0_host() {
 }
 
 #[test]
-fn a_1_0_bridge_delegates_to_a_0_1_ipam() {
+fn a_1_1_bridge_delegates_to_a_0_1_ipam() {
     let lab = Lab::new();
     let c = lab.container();
     let conf = lab.bridge_conf("1.0.0", legacy_ipam(&lab, "10.93.0.0/24"));
@@ -64,7 +66,7 @@ fn a_1_0_bridge_delegates_to_a_0_1_ipam() {
 }
 
 #[test]
-fn a_0_2_plugin_with_a_1_0_ipam_runs_the_whole_lifecycle_through_the_string_contract() {
+fn a_0_2_plugin_with_a_1_1_ipam_runs_the_whole_lifecycle_through_the_string_contract() {
     let lab = Lab::new();
     let c = lab.container();
     let ipam =
@@ -93,7 +95,7 @@ fn a_0_2_plugin_with_a_1_0_ipam_runs_the_whole_lifecycle_through_the_string_cont
 }
 
 #[test]
-fn a_0_2_policy_s_string_changes_reach_a_1_0_bridge_and_ipam() {
+fn a_0_2_policy_s_string_changes_reach_a_1_1_bridge_and_ipam() {
     let lab = Lab::new();
     let c = lab.container();
     let mut conf = lab.bridge_conf("1.0.0", json!({"subnet": "10.97.0.0/24"}));
@@ -103,5 +105,19 @@ fn a_0_2_policy_s_string_changes_reach_a_1_0_bridge_and_ipam() {
     let routes = r["routes"].as_array().unwrap();
     assert!(routes.iter().any(|r| r["dst"] == "192.0.2.0/24"), "{r}");
     lab.cni("DEL", &conf, "v02pol", &c.path()).expect_ok();
+    assert!(lab.leases().is_empty());
+}
+
+#[test]
+fn a_1_0_policy_s_typed_changes_reach_a_1_1_bridge_and_ipam() {
+    let lab = Lab::new();
+    let c = lab.container();
+    let mut conf = lab.bridge_conf("1.0.0", json!({"subnet": "10.98.0.0/24"}));
+    conf["policies"] = json!([{"plugin": test_module("v1-0-policy"), "ip": "10.98.0.9"}]);
+    let r = lab.cni("ADD", &conf, "v10pol", &c.path()).expect_ok().json();
+    assert_eq!(result_ips(&r), ["10.98.0.9/24"]);
+    let routes = r["routes"].as_array().unwrap();
+    assert!(routes.iter().any(|r| r["dst"] == "192.0.2.0/24"), "{r}");
+    lab.cni("DEL", &conf, "v10pol", &c.path()).expect_ok();
     assert!(lab.leases().is_empty());
 }

@@ -196,6 +196,12 @@ pub(crate) async fn routes<N: Namespace>(ns: &N, peer: &N::Netns) {
     // A gateway must be on the link: behind a prefix or device route, not behind another gateway.
     let unreachable = Route::to(net("203.0.113.0/24")).via(ip("10.50.0.1"));
     assert_eq!(errno(ns.add_route(&unreachable, dev).await), libc::ENETUNREACH);
+    // Onlink, the same gateway is taken as on the link, and listed so.
+    ns.replace_onlink_route(&unreachable, dev.unwrap()).await.unwrap();
+    let onlink = ns.routes().await.unwrap().into_iter().find(|l| l.route.dst == net("203.0.113.0/24")).unwrap();
+    assert_eq!((onlink.oif, onlink.onlink, onlink.route.gw), (dev, true, Some(ip("10.50.0.1"))));
+    ns.del_route(&unreachable, dev).await.unwrap();
+    assert!(ns.routes().await.unwrap().iter().all(|l| l.route.dst != net("203.0.113.0/24") && !l.onlink));
     let behind = Route::to(net("10.61.0.0/24")).via(ip("198.51.100.1"));
     assert_eq!(errno(ns.add_route(&behind, None).await), libc::ENETUNREACH);
     assert_eq!(errno(ns.add_route(&Route::to(net("fd98::/64")).via(ip("fd41::1")), dev).await), libc::EHOSTUNREACH);

@@ -1,5 +1,6 @@
-//! Changes to the host's links and routes as the kernel announces them
-//! (rtnetlink multicast, what `ip monitor link route` shows), so whoever keeps
+//! Changes to the host's links, routes and neighbour (ARP/NDP and FDB)
+//! entries as the kernel announces them (rtnetlink multicast, what
+//! `ip monitor link route neigh` shows), so whoever keeps
 //! kernel state in shape hears of `ip link set down` or `ip route del` at once
 //! instead of at its next periodic check.
 
@@ -18,15 +19,17 @@ pub enum Change {
     Link { index: u32 },
     /// A unicast route outside the local table was added or removed.
     Route { dst: IpNet },
+    /// A neighbour or FDB entry on link `index` was added, removed or changed.
+    Neighbor { index: u32 },
     /// The socket's buffer overran: notices were lost, anything may have changed.
     Overrun,
 }
 
-/// The host's link and route changes, from now on. The stream ends if the
+/// The host's link, route and neighbour changes, from now on. The stream ends if the
 /// socket fails; the kernel drops notices a slow reader lets pile up, so a
 /// reader also checks periodically.
 pub fn changes() -> Result<impl Stream<Item = Change> + Send + Unpin + 'static> {
-    let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Route, MulticastGroup::Ipv6Route];
+    let groups = [MulticastGroup::Link, MulticastGroup::Ipv4Route, MulticastGroup::Ipv6Route, MulticastGroup::Neigh];
     let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&groups)
         .map_err(|source| Error::Io { what: "netlink notification socket".into(), source })?;
     tokio::spawn(conn);
@@ -46,6 +49,9 @@ fn change(msg: &RouteNetlinkMessage) -> Option<Change> {
         }
         RouteNetlinkMessage::NewRoute(r) | RouteNetlinkMessage::DelRoute(r) => {
             listed(r).map(|l| Change::Route { dst: l.route.dst })
+        }
+        RouteNetlinkMessage::NewNeighbour(n) | RouteNetlinkMessage::DelNeighbour(n) => {
+            Some(Change::Neighbor { index: n.header.ifindex })
         }
         _ => None,
     }

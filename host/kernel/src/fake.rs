@@ -124,6 +124,7 @@ struct Entry {
     oif: u32,
     /// The prefix route of an address, which goes with the address.
     prefix: bool,
+    onlink: bool,
 }
 
 impl Entry {
@@ -149,7 +150,7 @@ fn prefix_route(net: IpNet, oif: u32) -> Option<Entry> {
             ..Route::to(net.trunc())
         },
     };
-    Some(Entry { route, oif, prefix: true })
+    Some(Entry { route, oif, prefix: true, onlink: false })
 }
 
 impl Default for Net {
@@ -320,7 +321,7 @@ impl State {
         }
     }
 
-    fn add_route(&mut self, route: &Route, oif: Option<u32>, replace: bool) -> Result<()> {
+    fn add_route(&mut self, route: &Route, oif: Option<u32>, replace: bool, onlink: bool) -> Result<()> {
         crate::route::build(route, oif)?;
         let op = || format!("add route to {}", route.dst);
         if let Some(i) = oif
@@ -338,6 +339,8 @@ impl State {
             _ => 0,
         };
         let oif = match route.gw {
+            // Onlink: the gateway is on the link named, whatever its routes say.
+            Some(_) if onlink => oif.ok_or_else(|| refused(op(), Errno::EINVAL))?,
             Some(gw) => self.gateway_link(gw, oif, table, scope).map_err(|errno| refused(op(), errno))?,
             None => oif.ok_or_else(|| refused(op(), Errno::ENODEV))?,
         };
@@ -357,7 +360,7 @@ impl State {
             scope: Some(scope),
             ..Route::to(route.dst.trunc())
         };
-        let entry = Entry { route: listed, oif, prefix: false };
+        let entry = Entry { route: listed, oif, prefix: false, onlink };
         match self.routes.iter().position(|e| e.key() == entry.key()) {
             Some(i) if replace => self.routes[i] = entry,
             Some(_) => return Err(Error::Exists { op: op(), what: Existing::Route, source: refusal(Errno::EEXIST) }),
@@ -603,7 +606,7 @@ impl Routes for Net {
             .map(|e| {
                 // A gateway of the other family (RTA_VIA) is not read back by the listing.
                 let gw = e.route.gw.filter(|gw| gw.is_ipv6() == e.route.dst.addr().is_ipv6());
-                Listed { route: Route { gw, ..e.route.clone() }, oif: Some(e.oif) }
+                Listed { route: Route { gw, ..e.route.clone() }, oif: Some(e.oif), onlink: e.onlink }
             })
             .collect();
         out.sort_by_key(|l| (l.route.dst.addr().is_ipv6(), key(&l.route)));
@@ -611,11 +614,15 @@ impl Routes for Net {
     }
 
     async fn add_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
-        self.state().add_route(route, oif, false)
+        self.state().add_route(route, oif, false, false)
     }
 
     async fn replace_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
-        self.state().add_route(route, oif, true)
+        self.state().add_route(route, oif, true, false)
+    }
+
+    async fn replace_onlink_route(&self, route: &Route, oif: u32) -> Result<()> {
+        self.state().add_route(route, Some(oif), true, true)
     }
 
     async fn del_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {

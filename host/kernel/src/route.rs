@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,6 +33,11 @@ pub trait Routes: Send + Sync {
     /// Adds `route`, replacing one to the same destination (table, metric).
     fn replace_route(&self, route: &Route, oif: Option<u32>) -> impl Future<Output = Result<()>> + Send;
 
+    /// As [`Routes::replace_route`], with the gateway taken as on link `oif`
+    /// whatever its addresses say (`onlink`: an overlay's VTEP holds no
+    /// subnet of the gateways it routes through).
+    fn replace_onlink_route(&self, route: &Route, oif: u32) -> impl Future<Output = Result<()>> + Send;
+
     /// Removes the route matching `route` in any scope; none there is not an error.
     fn del_route(&self, route: &Route, oif: Option<u32>) -> impl Future<Output = Result<()>> + Send;
 }
@@ -42,6 +47,7 @@ pub trait Routes: Send + Sync {
 pub struct Listed {
     pub route: Route,
     pub oif: Option<u32>,
+    pub onlink: bool,
 }
 
 /// The request for `route`; also what decides, for the fake too, which routes cannot be expressed.
@@ -74,8 +80,11 @@ pub(crate) fn build(route: &Route, oif: Option<u32>) -> Result<RouteMessage> {
     Ok(msg)
 }
 
-async fn add(h: &Handle, route: &Route, oif: Option<u32>, replace: bool) -> Result<()> {
-    let msg = build(route, oif)?;
+async fn add(h: &Handle, route: &Route, oif: Option<u32>, replace: bool, onlink: bool) -> Result<()> {
+    let mut msg = build(route, oif)?;
+    if onlink {
+        msg.header.flags |= RouteFlags::Onlink;
+    }
     let req = h.route().add(msg);
     let req = if replace { req.replace() } else { req };
     req.execute().await.map_err(|source| {
@@ -106,11 +115,15 @@ impl Routes for Kernel {
     }
 
     async fn add_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
-        add(self.handle().await?, route, oif, false).await
+        add(self.handle().await?, route, oif, false, false).await
     }
 
     async fn replace_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
-        add(self.handle().await?, route, oif, true).await
+        add(self.handle().await?, route, oif, true, false).await
+    }
+
+    async fn replace_onlink_route(&self, route: &Route, oif: u32) -> Result<()> {
+        add(self.handle().await?, route, Some(oif), true, true).await
     }
 
     async fn del_route(&self, route: &Route, oif: Option<u32>) -> Result<()> {
@@ -166,6 +179,7 @@ pub(crate) fn listed(msg: &RouteMessage) -> Option<Listed> {
             ..Route::to(net)
         },
         oif,
+        onlink: msg.header.flags.contains(RouteFlags::Onlink),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Node subnet leases in etcd, flannel's layout: the network config at
 //! `<prefix>/config`, one key per claimed subnet at `<prefix>/subnets/<net>-<len>`
-//! holding the node's address, bound to an etcd lease the node keeps alive.
+//! holding the node's address and backend (with a VXLAN backend, its VNI
+//! and VTEP MAC), bound to an etcd lease the node keeps alive.
 //! A claim is a transaction that creates the key only if it does not exist,
 //! so two nodes never hold one subnet.
 
@@ -12,6 +13,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
+use wasmcni_cni::Mac;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -19,6 +21,35 @@ struct LeaseValue {
     #[serde(rename = "PublicIP")]
     public_ip: IpAddr,
     backend_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backend_data: Option<BackendData>,
+}
+
+/// A vxlan lease's `BackendData`, as flannel writes it; other backends'
+/// (host-gw's is null) have no VTEP MAC.
+#[derive(Serialize, Deserialize)]
+struct BackendData {
+    #[serde(rename = "VNI", default, skip_serializing_if = "Option::is_none")]
+    vni: Option<u32>,
+    #[serde(rename = "VtepMAC", default, skip_serializing_if = "Option::is_none")]
+    vtep_mac: Option<Mac>,
+}
+
+/// What this node's lease says of its backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    HostGw,
+    Vxlan { vni: u32, mac: Mac },
+}
+
+impl Backend {
+    fn value(self, public_ip: IpAddr) -> LeaseValue {
+        let (backend_type, backend_data) = match self {
+            Backend::HostGw => ("host-gw", None),
+            Backend::Vxlan { vni, mac } => ("vxlan", Some(BackendData { vni: Some(vni), vtep_mac: Some(mac) })),
+        };
+        LeaseValue { public_ip, backend_type: backend_type.into(), backend_data }
+    }
 }
 
 /// One connection; clones share it.
@@ -65,23 +96,28 @@ impl Etcd {
                 tracing::warn!("ignoring a malformed subnet entry {:?}", kv.key_str());
                 continue;
             };
-            leases.push(NodeLease { ip: value.public_ip, subnet });
+            let vtep_mac = match value.backend_type.as_str() {
+                "vxlan" => value.backend_data.and_then(|d| d.vtep_mac),
+                _ => None,
+            };
+            leases.push(NodeLease { ip: value.public_ip, subnet, vtep_mac });
         }
         Ok((leases, revision))
     }
 
-    /// Claims a subnet for `node` under a fresh etcd lease of `ttl`: the one
-    /// it already holds, else `previous` (from its subnet.env), else the
-    /// first free one. Returns the subnet and the etcd lease to keep alive.
+    /// Claims a subnet for `node` (its lease saying `backend`) under a fresh
+    /// etcd lease of `ttl`: the one it already holds, else `previous` (from
+    /// its subnet.env), else the first free one. Returns the subnet and the etcd lease to keep alive.
     pub async fn claim(
         &mut self,
         network: &NetworkConfig,
         node: IpAddr,
+        backend: Backend,
         previous: Option<Ipv4Net>,
         ttl: Duration,
     ) -> Result<(Ipv4Net, i64)> {
         let lease = self.client.lease_grant(ttl.as_secs().max(1) as i64, None).await.context("granting a lease")?.id();
-        let value = serde_json::to_string(&LeaseValue { public_ip: node, backend_type: "host-gw".into() })?;
+        let value = serde_json::to_string(&backend.value(node))?;
         let (leases, _) = self.leases().await?;
         let held = leases.iter().find(|l| l.ip == node).map(|l| l.subnet);
         if let Some(subnet) = held.filter(|s| network.contains(s)) {

@@ -1,17 +1,18 @@
-//! The route loop: recomputes the routes to other nodes and reconciles the
-//! kernel with them when the node leases change, when the kernel announces
+//! The route loop: recomputes what reaches other nodes' pods and reconciles
+//! the kernel with it when the node leases change, when the kernel announces
 //! a link or route change, and periodically (notices can be dropped).
 
-use super::routes::{self, Refused, Scope};
-use super::{Cluster, NodeLease};
+use super::routes::{self, Applied, Refused, Scope, UnderlayInfo, Wanted};
+use super::{Cluster, Mode, NodeLease, vtep};
 use crate::cni::error::CniError;
-use crate::cni::result::Route;
-use crate::runner::{NodeClaim, Runner, Target, Underlay};
+use crate::runner::{OverlayPeer, Runner, Target, Underlay, Vtep};
 use futures::StreamExt;
 use ipnet::IpNet;
 use prometheus_client::metrics::gauge::Gauge;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmcni_caps::v1::overlay::Entries;
 use wasmcni_kernel::events::Change;
 
 /// How often a pass runs with no change announced.
@@ -29,33 +30,33 @@ pub struct Health {
     pub refused_routes: Gauge,
 }
 
-/// The routes for `peers`; a peer the plugin fails on is skipped (and
-/// returned with the error), so one bad lease does not cost every other
-/// node its routes. When the plugin fails on every peer, the pass fails.
-async fn compute(
-    runner: &Runner,
-    target: &Target,
-    config: &str,
-    local: NodeClaim,
-    peers: &[NodeClaim],
-    link: Underlay<'_>,
-) -> Result<(Vec<Route>, Vec<(NodeClaim, CniError)>), CniError> {
-    let whole = match runner.node_routes(target, config.to_owned(), local, peers, link).await {
-        Ok(routes) => return Ok((routes, Vec::new())),
+type Skipped = Vec<(NodeLease, CniError)>;
+
+/// What `call` computes for `peers`; a peer the plugin fails on is skipped
+/// (and returned with the error), so one bad lease does not cost every
+/// other node its routes. When the plugin fails on every peer, the pass fails.
+async fn compute<T: Default, F: Future<Output = Result<T, CniError>>>(
+    local: &NodeLease,
+    peers: &[NodeLease],
+    call: impl Fn(Vec<NodeLease>) -> F,
+    merge: impl Fn(&mut T, T),
+) -> Result<(T, Skipped), CniError> {
+    let whole = match call(peers.to_vec()).await {
+        Ok(all) => return Ok((all, Vec::new())),
         Err(e) => e,
     };
-    let others: Vec<&NodeClaim> = peers.iter().filter(|p| p.0 != local.0).collect();
-    let (mut routes, mut skipped) = (Vec::new(), Vec::new());
+    let others: Vec<&NodeLease> = peers.iter().filter(|p| p.ip != local.ip).collect();
+    let (mut all, mut skipped) = (T::default(), Vec::new());
     for peer in &others {
-        match runner.node_routes(target, config.to_owned(), local, std::slice::from_ref(peer), link).await {
-            Ok(r) => routes.extend(r),
-            Err(e) => skipped.push((**peer, e)),
+        match call(vec![(*peer).clone()]).await {
+            Ok(some) => merge(&mut all, some),
+            Err(e) => skipped.push(((*peer).clone(), e)),
         }
     }
     if skipped.len() == others.len() {
         return Err(whole);
     }
-    Ok((routes, skipped))
+    Ok((all, skipped))
 }
 
 /// Logs what a pass skipped or refused when it differs from the last pass's,
@@ -64,16 +65,106 @@ async fn compute(
 struct Reported(Vec<String>);
 
 impl Reported {
-    fn update(&mut self, skipped: &[(NodeClaim, CniError)], refused: &[Refused]) {
+    fn update(&mut self, skipped: &Skipped, refused: &[Refused]) {
         let now: Vec<String> = skipped
             .iter()
-            .map(|((ip, subnet), e)| format!("skipping node {ip} ({subnet}): {}", e.msg))
-            .chain(refused.iter().map(|r| format!("refusing the route to {}: {}", r.dst, r.reason)))
+            .map(|(n, e)| format!("skipping node {} ({}): {}", n.ip, n.subnet, e.msg))
+            .chain(refused.iter().map(|r| format!("refusing {}: {}", r.what, r.reason)))
             .collect();
         if now != self.0 {
             now.iter().for_each(|line| tracing::error!("{line}"));
             self.0 = now;
         }
+    }
+}
+
+/// What one pass works with.
+struct Pass<'a> {
+    runner: &'a Runner,
+    target: &'a Target,
+    config: &'a str,
+    scope: Scope,
+    local: &'a NodeLease,
+    underlay: &'a routes::Underlay,
+}
+
+/// What one pass found and did.
+struct Report {
+    skipped: Skipped,
+    refused: Vec<Refused>,
+    done: Applied,
+    watched: Watched,
+}
+
+/// What of the kernel's notices matter: those of the links a pass manages
+/// (the underlay, the VTEP), and the neighbour entries of the VTEP.
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    links: Vec<u32>,
+    vtep: Option<u32>,
+}
+
+fn claim(n: &NodeLease) -> (IpAddr, IpNet) {
+    (n.ip, IpNet::V4(n.subnet))
+}
+
+/// The subnets and underlay addresses of the skipped peers: their entries
+/// stay, for their leases, not the plugin, decide when they go.
+fn spared(skipped: &Skipped) -> (Vec<IpNet>, Vec<IpAddr>) {
+    skipped.iter().map(|(n, _)| (IpNet::V4(n.subnet), n.ip)).unzip()
+}
+
+impl Pass<'_> {
+    /// Routes alone, through the underlay (host-gw).
+    async fn routes(&self, nodes: &[NodeLease], info: &UnderlayInfo) -> anyhow::Result<Report> {
+        let link = Underlay { name: &self.underlay.name, addresses: &info.addresses };
+        let call = |peers: Vec<NodeLease>| async move {
+            let peers: Vec<_> = peers.iter().map(claim).collect();
+            self.runner.node_routes(self.target, self.config.to_owned(), claim(self.local), &peers, link).await
+        };
+        let (routes, skipped) = compute(self.local, nodes, call, Vec::extend).await?;
+        let on_underlay = |route| Wanted { route, oif: info.index, dev: self.underlay.name.clone(), onlink: false };
+        let (admitted, refused) = routes::admit(&self.scope, routes.into_iter().map(on_underlay).collect());
+        let done = self.underlay.reconcile(&self.scope, &admitted, &[info.index], &spared(&skipped).0).await?;
+        Ok(Report { skipped, refused, done, watched: Watched { links: vec![info.index], vtep: None } })
+    }
+
+    /// Through the VTEP of `spec` (or directly, where the plugin says so):
+    /// neighbour and FDB entries are in place before the routes that need
+    /// them, and go after them.
+    async fn overlay(&self, spec: &vtep::Spec, nodes: &[NodeLease], info: &UnderlayInfo) -> anyhow::Result<Report> {
+        let address = IpNet::new(self.local.subnet.network().into(), 32).expect("a /32");
+        let link = self.underlay.ensure_vtep(spec, info, self.local.ip, address).await?;
+        let vtep = Vtep { name: spec.name.clone(), vni: spec.vni, mac: spec.mac, mtu: link.mtu };
+        let underlay = Underlay { name: &self.underlay.name, addresses: &info.addresses };
+        let peer = |n: &NodeLease| OverlayPeer { ip: n.ip, subnet: IpNet::V4(n.subnet), vtep_mac: n.vtep_mac };
+        let vtep = &vtep;
+        let call = |peers: Vec<NodeLease>| async move {
+            let peers: Vec<_> = peers.iter().map(peer).collect();
+            let (runner, config) = (self.runner, self.config.to_owned());
+            runner.node_overlay(self.target, config, &peer(self.local), &peers, underlay, vtep).await
+        };
+        let merge = |all: &mut Entries, some: Entries| {
+            all.routes.extend(some.routes);
+            all.neighbors.extend(some.neighbors);
+            all.fdb.extend(some.fdb);
+        };
+        let (entries, skipped) = compute(self.local, nodes, call, merge).await?;
+        let wanted = entries.routes.into_iter().map(|r| match r.via_vtep {
+            true => Wanted { route: r.route, oif: link.index, dev: link.name.clone(), onlink: r.onlink },
+            false => Wanted { route: r.route, oif: info.index, dev: self.underlay.name.clone(), onlink: r.onlink },
+        });
+        let (admitted, mut refused) = routes::admit(&self.scope, wanted.collect());
+        let peers: Vec<IpAddr> = nodes.iter().map(|n| n.ip).filter(|ip| *ip != self.local.ip).collect();
+        let (neighbors, fdb, odd) = vtep::admit(&self.scope, &peers, entries.neighbors, entries.fdb);
+        refused.extend(odd);
+        let (subnets, ips) = spared(&skipped);
+        let plan = self.underlay.plan_entries(&link, (&neighbors, &fdb), (&subnets, &ips)).await?;
+        let mut done = self.underlay.put_entries(&link, &plan).await;
+        let links = vec![info.index, link.index];
+        done.add(self.underlay.reconcile(&self.scope, &admitted, &links, &subnets).await?);
+        done.add(self.underlay.remove_entries(&link, &plan).await);
+        Ok(Report { skipped, refused, done, watched: Watched { links, vtep: Some(link.index) } })
     }
 }
 
@@ -83,9 +174,9 @@ pub async fn run(
     config: String,
     mut cluster: Cluster,
     underlay: routes::Underlay,
+    mode: Mode,
     health: Health,
 ) {
-    let claim = |n: &NodeLease| (n.ip, IpNet::V4(n.subnet));
     let scope = Scope { network: cluster.network, local: cluster.local.subnet };
     let mut changes = match wasmcni_kernel::events::changes() {
         Ok(c) => Some(c),
@@ -97,29 +188,34 @@ pub async fn run(
     let mut reported = Reported::default();
     // A standing failure is logged once, and so is its end.
     let mut last: Result<(), String> = Ok(());
-    // The underlay's index, as the last pass found it: its link notices matter.
-    let mut underlay_index = None;
+    // What the last pass managed: none yet, so every notice matters.
+    let mut watched: Option<Watched> = None;
     loop {
         let nodes = cluster.nodes.borrow_and_update().clone();
-        let pass = async {
+        let pass = Pass {
+            runner: &runner,
+            target: &target,
+            config: &config,
+            scope,
+            local: &cluster.local,
+            underlay: &underlay,
+        };
+        let outcome = async {
             let info = underlay.info().await?;
-            underlay_index = Some(info.index);
-            let peers: Vec<_> = nodes.iter().map(claim).collect();
-            let link = Underlay { name: &underlay.name, addresses: &info.addresses };
-            let (routes, skipped) = compute(&runner, &target, &config, claim(&cluster.local), &peers, link).await?;
-            let (admitted, refused) = routes::admit(&scope, routes);
-            health.skipped_peers.set(skipped.len() as i64);
-            health.refused_routes.set(refused.len() as i64);
-            reported.update(&skipped, &refused);
-            // A skipped peer keeps the route it had: its lease, not the plugin, decides when it goes.
-            let spared: Vec<IpNet> = skipped.iter().map(|((_, subnet), _)| *subnet).collect();
-            let done = underlay.reconcile(&scope, &admitted, info.index, &spared).await?;
-            match done.failed.as_slice() {
+            let report = match &mode {
+                Mode::Routes => pass.routes(&nodes, &info).await?,
+                Mode::Overlay(spec) => pass.overlay(spec, &nodes, &info).await?,
+            };
+            health.skipped_peers.set(report.skipped.len() as i64);
+            health.refused_routes.set(report.refused.len() as i64);
+            reported.update(&report.skipped, &report.refused);
+            watched = Some(report.watched);
+            match report.done.failed.as_slice() {
                 [] => anyhow::Ok(()),
                 failed => anyhow::bail!("{}", failed.join("; ")),
             }
         };
-        let outcome = pass.await.map_err(|e| format!("{e:#}"));
+        let outcome = outcome.await.map_err(|e| format!("{e:#}"));
         if outcome != last {
             match &outcome {
                 Ok(()) => tracing::info!("routes to other nodes are in place"),
@@ -131,7 +227,7 @@ pub async fn run(
         tokio::select! {
             changed = cluster.nodes.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
-            Some(_) = next_change(&mut changes, |c| relevant(c, &scope, underlay_index)) => {
+            Some(_) = next_change(&mut changes, |c| relevant(c, &scope, watched.as_ref())) => {
                 // The rest of the burst, unless a lease changes first (our own
                 // route changes start bursts too: a lease must not wait them out).
                 let rest = async { while next_change(&mut changes, |_| true).await.is_some() {} };
@@ -144,11 +240,13 @@ pub async fn run(
     }
 }
 
-/// Whether a kernel notice can have changed what a pass would do: the
-/// underlay's link, a route into the cluster network, or notices lost.
-fn relevant(c: &Change, scope: &Scope, underlay: Option<u32>) -> bool {
+/// Whether a kernel notice can have changed what a pass would do: a link
+/// the pass manages, a route into the cluster network, an entry on the
+/// VTEP, or notices lost.
+fn relevant(c: &Change, scope: &Scope, watched: Option<&Watched>) -> bool {
     match c {
-        Change::Link { index } => underlay.is_none_or(|u| u == *index),
+        Change::Link { index } => watched.is_none_or(|w| w.links.contains(index)),
+        Change::Neighbor { index } => watched.is_none_or(|w| w.vtep == Some(*index)),
         Change::Route { dst: IpNet::V4(dst) } => scope.network.contains(dst),
         Change::Route { .. } => false,
         Change::Overrun => true,

@@ -1,25 +1,29 @@
 //! Cluster mode of the daemon: this node's pod subnet, claimed from etcd (or
 //! read from a static peers file), written to a flannel-compatible
 //! `subnet.env` that the node's network config takes its IPAM subnet from;
-//! and the routes to every other node's pods, computed by a routing plugin
-//! (host-gw) from the node leases and kept in the kernel (`keep`, `routes`).
+//! and what reaches every other node's pods, computed by a routing plugin
+//! from the node leases and kept in the kernel: routes (host-gw), or with an
+//! overlay plugin (vxlan) a VTEP, its neighbour and FDB entries and routes
+//! through it (`keep`, `routes`, `vtep`).
 
 mod etcd;
 mod keep;
 pub mod network;
 mod peers;
 mod routes;
+mod vtep;
 
 use crate::config::Limits;
 use crate::runner::{Runner, Target};
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
-use network::SubnetEnv;
+use network::{BackendConfig, SubnetEnv};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use wasmcni_cni::Mac;
 use wasmcni_engine::Role;
 
 pub use keep::Health;
@@ -29,6 +33,8 @@ pub use keep::Health;
 pub struct NodeLease {
     pub ip: IpAddr,
     pub subnet: Ipv4Net,
+    /// Its VTEP's MAC, when its lease is a VXLAN backend's.
+    pub vtep_mac: Option<Mac>,
 }
 
 pub struct Options {
@@ -52,30 +58,115 @@ struct Cluster {
     nodes: watch::Receiver<Vec<NodeLease>>,
 }
 
+/// How this node reaches other nodes' pods: by routes on the underlay alone
+/// (a routing plugin), or through a VTEP (an overlay plugin).
+#[derive(Debug, Clone)]
+enum Mode {
+    Routes,
+    Overlay(vtep::Spec),
+}
+
+impl Mode {
+    /// The mode `role` asks for, with the VTEP flannel's `Backend` describes.
+    fn new(role: Role, backend: &BackendConfig, node: IpAddr) -> Mode {
+        let overlay = role == Role::Overlay;
+        if let Some(kind) = &backend.kind
+            && (kind == "vxlan") != overlay
+        {
+            tracing::warn!("the network config's Backend is {kind}, but the routing plugin is a {} one", role.world());
+        }
+        match overlay {
+            false => Mode::Routes,
+            true => Mode::Overlay(vtep::Spec::new(
+                node,
+                backend.vni.unwrap_or(1),
+                backend.port.unwrap_or(vtep::DEFAULT_PORT),
+            )),
+        }
+    }
+
+    /// What this node's lease says of it.
+    fn backend(&self) -> etcd::Backend {
+        match self {
+            Mode::Routes => etcd::Backend::HostGw,
+            Mode::Overlay(spec) => etcd::Backend::Vxlan { vni: spec.vni, mac: spec.mac },
+        }
+    }
+
+    /// The pods' MTU on an underlay of `mtu`.
+    fn pod_mtu(&self, mtu: u32) -> u32 {
+        match self {
+            Mode::Routes => mtu,
+            Mode::Overlay(_) => mtu.saturating_sub(vtep::OVERHEAD_V4),
+        }
+    }
+}
+
+/// The routing plugin's config, with flannel's `DirectRouting` from the
+/// network config unless the config given says otherwise.
+fn plugin_config(config: &str, backend: &BackendConfig) -> Result<String> {
+    let Some(direct) = backend.direct_routing else { return Ok(config.to_owned()) };
+    let mut value: serde_json::Value = match config.trim() {
+        "" => serde_json::json!({}),
+        text => serde_json::from_str(text).context("--routing-config is not JSON")?,
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.entry("directRouting").or_insert(direct.into());
+    }
+    Ok(value.to_string())
+}
+
 /// Claims this node's subnet, writes subnet.env, and starts keeping the
 /// claim and the routes up to date. Returns once subnet.env is written.
 pub async fn start(runner: Arc<Runner>, opts: Options, health: Health) -> Result<()> {
     let underlay = routes::Underlay::new(&opts.underlay);
     let mtu = underlay.info().await.with_context(|| format!("underlay interface {}", opts.underlay))?.mtu;
-    let cluster = match &opts.peers_file {
-        Some(path) => from_peers(path.clone(), opts.node_ip)?,
-        None => from_etcd(&opts).await?,
+    let target = routing_target(&runner, &opts.routing_plugin)?;
+    let role = target.role.expect("routing_target sets it");
+    let (cluster, mode, backend) = match &opts.peers_file {
+        Some(path) => {
+            let mode = Mode::new(role, &BackendConfig::default(), opts.node_ip);
+            (from_peers(path.clone(), opts.node_ip, &mode)?, mode, BackendConfig::default())
+        }
+        None => from_etcd(&opts, role).await?,
     };
+    let mtu = mode.pod_mtu(mtu);
     SubnetEnv { network: cluster.network, subnet: cluster.local.subnet, mtu, ip_masq: opts.ip_masq }
         .write(&opts.subnet_file)?;
     tracing::info!("node {} holds {} of {}", cluster.local.ip, cluster.local.subnet, cluster.network);
-    let target = routing_target(&runner, &opts.routing_plugin)?;
-    tokio::spawn(keep::run(runner, target, opts.routing_config, cluster, underlay, health));
+    let config = plugin_config(&opts.routing_config, &backend)?;
+    tokio::spawn(keep::run(runner, target, config, cluster, underlay, mode, health));
     Ok(())
 }
 
+/// The routing plugin, as a routing or an overlay plugin: whichever its world is.
 fn routing_target(runner: &Runner, plugin: &str) -> Result<Target> {
     let path = runner.module_dir().locate(plugin)?;
-    Ok(Target { path, sha256: None, limits: Limits::default(), role: Some(Role::Routing) })
+    let mut target = Target { path, sha256: None, limits: Limits::default(), role: None };
+    let role = match runner.role_of(&target)? {
+        Role::Overlay => Role::Overlay,
+        // A module of another world is refused as a routing one, with the reason.
+        _ => Role::Routing,
+    };
+    target.role = Some(role);
+    runner.role_of(&target)?;
+    Ok(target)
 }
 
-fn from_peers(path: PathBuf, node: IpAddr) -> Result<Cluster> {
-    let first = peers::read(&path)?;
+/// The nodes of a static peers file. In overlay mode every node is taken
+/// to be a wasmcni node, whose VTEP MAC follows from its address.
+fn from_peers(path: PathBuf, node: IpAddr, mode: &Mode) -> Result<Cluster> {
+    let vni = match mode {
+        Mode::Overlay(spec) => Some(spec.vni),
+        Mode::Routes => None,
+    };
+    let read = move |path: &std::path::Path| {
+        peers::read(path).map(|mut p| {
+            p.nodes.iter_mut().for_each(|n| n.vtep_mac = vni.map(|vni| vtep::vtep_mac(n.ip, vni)));
+            p
+        })
+    };
+    let first = read(&path)?;
     let local = first.nodes.iter().find(|n| n.ip == node).cloned();
     let local = local.with_context(|| format!("{} has no subnet for this node ({node})", path.display()))?;
     let (tx, nodes) = watch::channel(first.nodes);
@@ -86,7 +177,7 @@ fn from_peers(path: PathBuf, node: IpAddr) -> Result<Cluster> {
             let now = peers::stamp(&path);
             if now != seen {
                 seen = now;
-                match peers::read(&path) {
+                match read(&path) {
                     Ok(p) => drop(tx.send(p.nodes)),
                     Err(e) => tracing::error!("{e:#}"),
                 }
@@ -96,19 +187,25 @@ fn from_peers(path: PathBuf, node: IpAddr) -> Result<Cluster> {
     Ok(Cluster { network: first.network, local, nodes })
 }
 
-async fn from_etcd(opts: &Options) -> Result<Cluster> {
+async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, BackendConfig)> {
     let mut etcd = etcd::Etcd::connect(&opts.etcd_endpoints, &opts.etcd_prefix).await?;
     let config = etcd.network_config().await?;
+    let mode = Mode::new(role, &config.backend, opts.node_ip);
+    let backend = mode.backend();
     let previous = SubnetEnv::read(&opts.subnet_file).ok().map(|e| e.subnet);
-    let (subnet, lease) = etcd.claim(&config, opts.node_ip, previous, opts.lease_ttl).await?;
-    let local = NodeLease { ip: opts.node_ip, subnet };
+    let (subnet, lease) = etcd.claim(&config, opts.node_ip, backend, previous, opts.lease_ttl).await?;
+    let vtep_mac = match backend {
+        etcd::Backend::Vxlan { mac, .. } => Some(mac),
+        etcd::Backend::HostGw => None,
+    };
+    let local = NodeLease { ip: opts.node_ip, subnet, vtep_mac };
     let (leases, _) = etcd.leases().await?;
     let (tx, nodes) = watch::channel(leases);
 
     // Keep the claim alive; if it is lost (etcd was away past the TTL),
     // claim again, preferring the same subnet.
     let mut keeper = etcd.clone();
-    let (node, ttl, network) = (opts.node_ip, opts.lease_ttl, config.network);
+    let (node, ttl, network, backend_config) = (opts.node_ip, opts.lease_ttl, config.network, config.backend.clone());
     tokio::spawn(async move {
         let mut lease = lease;
         loop {
@@ -116,7 +213,7 @@ async fn from_etcd(opts: &Options) -> Result<Cluster> {
                 tracing::warn!("keeping the subnet lease: {e:#}");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            match keeper.claim(&config, node, Some(subnet), ttl).await {
+            match keeper.claim(&config, node, backend, Some(subnet), ttl).await {
                 Ok((again, l)) if again == subnet => lease = l,
                 Ok((other, _)) => tracing::error!("lost {subnet} to another node; claimed {other}, restart to use it"),
                 Err(e) => tracing::warn!("claiming the subnet again: {e:#}"),
@@ -137,5 +234,5 @@ async fn from_etcd(opts: &Options) -> Result<Cluster> {
             }
         }
     });
-    Ok(Cluster { network, local, nodes })
+    Ok((Cluster { network, local, nodes }, mode, backend_config))
 }

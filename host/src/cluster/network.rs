@@ -1,5 +1,5 @@
 //! The cluster network as flannel describes it (`Network`, `SubnetLen`,
-//! `SubnetMin`, `SubnetMax`), the node subnets carved from it, and the
+//! `SubnetMin`, `SubnetMax`, `Backend`), the node subnets carved from it, and the
 //! flannel-compatible `subnet.env` a node's config reads its subnet from.
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +16,22 @@ pub struct NetworkConfig {
     pub subnet_len: u8,
     pub subnet_min: Option<Ipv4Addr>,
     pub subnet_max: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub backend: BackendConfig,
+}
+
+/// flannel's `Backend`: what a VXLAN backend's VTEP is, and whether peers on
+/// the same network get direct routes. The routing plugin is the daemon's
+/// choice (`--routing-plugin`); `Type` is only checked against it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct BackendConfig {
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    #[serde(rename = "VNI")]
+    pub vni: Option<u32>,
+    pub port: Option<u16>,
+    pub direct_routing: Option<bool>,
 }
 
 fn default_subnet_len() -> u8 {
@@ -128,6 +144,13 @@ mod tests {
             ["10.244.10.0/24", "10.244.11.0/24", "10.244.12.0/24"]
         );
         assert!(NetworkConfig::parse(r#"{"Network": "10.244.0.0/16", "SubnetLen": 8}"#).is_err());
+        let c = NetworkConfig::parse(
+            r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "VNI": 4, "Port": 4789, "DirectRouting": true}}"#,
+        )
+        .unwrap();
+        let want =
+            BackendConfig { kind: Some("vxlan".into()), vni: Some(4), port: Some(4789), direct_routing: Some(true) };
+        assert_eq!((c.subnet_len, c.backend), (24, want));
     }
 
     #[test]

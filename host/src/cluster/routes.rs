@@ -5,10 +5,11 @@
 //! restart too), and a pass that failed halfway is finished by the next.
 //!
 //! The routes it manages are the main table's routes through the underlay
-//! to node subnets of the cluster network other than this node's own. A
-//! route the plugin returns outside them is refused and reported, and the
-//! rest are still applied: the plugin computes, the host decides. Routes
-//! through other links (another tool's, a VPN's) are left alone.
+//! (and an overlay's VTEP) to node subnets of the cluster network other than
+//! this node's own. A route the plugin returns outside them is refused and
+//! reported, and the rest are still applied: the plugin computes, the host
+//! decides. Routes through other links (another tool's, a VPN's) are left
+//! alone.
 
 use crate::cni::result::Route;
 use anyhow::Result;
@@ -27,8 +28,8 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Why `dst` is not another node's subnet, if it is not.
-    fn refuses(&self, dst: &IpNet) -> Option<String> {
+    /// Why `dst` is not (in) another node's subnet, if it is not.
+    pub fn refuses(&self, dst: &IpNet) -> Option<String> {
         let IpNet::V4(d) = dst else { return Some(format!("not in the cluster network {}", self.network)) };
         if !self.network.contains(d) || d.prefix_len() <= self.network.prefix_len() {
             return Some(format!("not a node subnet of {}", self.network));
@@ -39,33 +40,47 @@ impl Scope {
         None
     }
 
-    fn manages(&self, l: &Listed, oif: u32) -> bool {
-        l.oif == Some(oif) && l.route.table.unwrap_or(TABLE_MAIN) == TABLE_MAIN && self.refuses(&l.route.dst).is_none()
+    fn manages(&self, l: &Listed, oifs: &[u32]) -> bool {
+        l.oif.is_some_and(|o| oifs.contains(&o))
+            && l.route.table.unwrap_or(TABLE_MAIN) == TABLE_MAIN
+            && self.refuses(&l.route.dst).is_none()
     }
 }
 
-/// A route from the plugin that the applier will not install, and why.
+/// A route to install, through link `oif` (named `dev`, for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub route: Route,
+    pub oif: u32,
+    pub dev: String,
+    /// The gateway is on `oif` whatever its addresses say (a VTEP's peers).
+    pub onlink: bool,
+}
+
+/// Something from the plugin that the host will not install, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    pub dst: IpNet,
+    /// What it is: `the route to 10.0.0.0/8`.
+    pub what: String,
     pub reason: String,
 }
 
 /// Splits the plugin's routes into those the applier may install and those
 /// it refuses (outside its scope, in another table, a second route to one
 /// destination and metric).
-pub fn admit(scope: &Scope, routes: Vec<Route>) -> (Vec<Route>, Vec<Refused>) {
-    let (mut admitted, mut refused) = (Vec::<Route>::new(), Vec::new());
-    for r in routes {
+pub fn admit(scope: &Scope, routes: Vec<Wanted>) -> (Vec<Wanted>, Vec<Refused>) {
+    let (mut admitted, mut refused) = (Vec::<Wanted>::new(), Vec::new());
+    for w in routes {
+        let r = &w.route;
         let reason = match (scope.refuses(&r.dst), r.table) {
             (Some(why), _) => Some(why),
             (None, Some(t)) if t != TABLE_MAIN => Some(format!("in table {t}, not the main table")),
-            _ if admitted.iter().any(|a| key(a) == key(&r)) => Some("a second route to it".into()),
+            _ if admitted.iter().any(|a| key(&a.route) == key(r)) => Some("a second route to it".into()),
             _ => None,
         };
         match reason {
-            Some(reason) => refused.push(Refused { dst: r.dst, reason }),
-            None => admitted.push(r),
+            Some(reason) => refused.push(Refused { what: format!("the route to {}", r.dst), reason }),
+            None => admitted.push(w),
         }
     }
     (admitted, refused)
@@ -81,23 +96,26 @@ fn key(r: &Route) -> (IpNet, u32) {
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     /// Missing or different: added, replacing the one with the same key.
-    pub put: Vec<Route>,
+    pub put: Vec<Wanted>,
     /// Managed routes that nothing wanted has the key of.
     pub remove: Vec<Listed>,
 }
 
-/// What makes the managed routes in `kernel` exactly `wanted` on link `oif`;
-/// routes into `spared` (the subnets of peers the plugin failed on this
-/// time) stay as they are.
-pub fn plan(scope: &Scope, wanted: &[Route], oif: u32, kernel: &[Listed], spared: &[IpNet]) -> Plan {
+/// What makes the managed routes (those through `oifs`) in `kernel` exactly
+/// `wanted`; routes into `spared` (the subnets of peers the plugin failed on
+/// this time) stay as they are.
+pub fn plan(scope: &Scope, wanted: &[Wanted], oifs: &[u32], kernel: &[Listed], spared: &[IpNet]) -> Plan {
     let spared = |l: &&Listed| spared.iter().any(|s| s.contains(&l.route.dst));
-    let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l, oif) && !spared(l)).collect();
-    // `ours` holds only routes through `oif`.
-    let installed =
-        |w: &Route| ours.iter().any(|l| key(&l.route) == key(w) && (l.route.gw, l.route.mtu) == (w.gw, w.mtu));
+    let ours: Vec<&Listed> = kernel.iter().filter(|l| scope.manages(l, oifs) && !spared(l)).collect();
+    let installed = |w: &Wanted| {
+        ours.iter().any(|l| {
+            key(&l.route) == key(&w.route)
+                && (l.oif, l.onlink, l.route.gw, l.route.mtu) == (Some(w.oif), w.onlink, w.route.gw, w.route.mtu)
+        })
+    };
     Plan {
         put: wanted.iter().filter(|w| !installed(w)).cloned().collect(),
-        remove: ours.into_iter().filter(|l| !wanted.iter().any(|w| key(w) == key(&l.route))).cloned().collect(),
+        remove: ours.into_iter().filter(|l| !wanted.iter().any(|w| key(&w.route) == key(&l.route))).cloned().collect(),
     }
 }
 
@@ -109,9 +127,17 @@ pub struct Applied {
     pub failed: Vec<String>,
 }
 
+impl Applied {
+    pub fn add(&mut self, other: Applied) {
+        self.put += other.put;
+        self.removed += other.removed;
+        self.failed.extend(other.failed);
+    }
+}
+
 /// The underlay link and the kernel routes go through.
 pub struct Underlay<K = Kernel> {
-    host: K,
+    pub(super) host: K,
     pub name: String,
 }
 
@@ -139,22 +165,23 @@ impl<K: Links + Addresses + Routes> Underlay<K> {
         Ok(UnderlayInfo { index: l.index, addresses, mtu: l.mtu })
     }
 
-    /// Brings the kernel's managed routes to `wanted` on link `oif` (sparing
-    /// those into `spared`), going on past a step that fails.
-    pub async fn reconcile(&self, scope: &Scope, wanted: &[Route], oif: u32, spared: &[IpNet]) -> Result<Applied> {
+    /// Brings the kernel's managed routes (those through `oifs`) to `wanted`
+    /// (sparing those into `spared`), going on past a step that fails.
+    pub async fn reconcile(&self, scope: &Scope, wanted: &[Wanted], oifs: &[u32], spared: &[IpNet]) -> Result<Applied> {
         let kernel = self.host.routes().await?;
-        let plan = plan(scope, wanted, oif, &kernel, spared);
+        let plan = plan(scope, wanted, oifs, &kernel, spared);
         let mut done = Applied::default();
-        for r in &plan.put {
-            match self.host.replace_route(r, Some(oif)).await {
+        for w in &plan.put {
+            let r = &w.route;
+            let put = match w.onlink {
+                true => self.host.replace_onlink_route(r, w.oif).await,
+                false => self.host.replace_route(r, Some(w.oif)).await,
+            };
+            match put {
                 Ok(()) => {
                     done.put += 1;
-                    tracing::info!(
-                        "route {} via {} dev {}",
-                        r.dst,
-                        r.gw.map_or("-".into(), |g| g.to_string()),
-                        self.name
-                    );
+                    let gw = r.gw.map_or("-".into(), |g| g.to_string());
+                    tracing::info!("route {} via {gw} dev {}{}", r.dst, w.dev, if w.onlink { " onlink" } else { "" });
                 }
                 Err(e) => done.failed.push(format!("adding the route to {}: {e}", r.dst)),
             }
@@ -185,6 +212,11 @@ mod tests {
         Route { gw: Some(gw.parse().unwrap()), ..Route::to(dst.parse().unwrap()) }
     }
 
+    /// `routes` wanted through link `oif`.
+    fn on(oif: u32, routes: impl IntoIterator<Item = Route>) -> Vec<Wanted> {
+        routes.into_iter().map(|route| Wanted { route, oif, dev: format!("if{oif}"), onlink: false }).collect()
+    }
+
     /// A host with an underlay `eth0` on 192.168.50.0/24 and this node's bridge route.
     async fn host() -> (Underlay<Net>, u32, u32) {
         let net = Net::new();
@@ -201,7 +233,7 @@ mod tests {
         let (listed, eth0) = (u.host.routes().await.unwrap(), u.host.require_link("eth0").await.unwrap());
         let mut out: Vec<_> = listed
             .iter()
-            .filter(|l| scope().manages(l, eth0.index))
+            .filter(|l| scope().manages(l, &[eth0.index]))
             .map(|l| (l.route.dst.to_string(), l.route.gw.map(|g| g.to_string())))
             .collect();
         out.sort();
@@ -219,18 +251,18 @@ mod tests {
             via("10.244.2.0/24", "192.168.50.9"),
             via("10.244.3.0/24", "192.168.50.3"),
         ];
-        let (admitted, refused) = admit(&scope(), routes);
-        let dsts: Vec<String> = admitted.iter().map(|r| r.dst.to_string()).collect();
+        let (admitted, refused) = admit(&scope(), on(2, routes));
+        let dsts: Vec<String> = admitted.iter().map(|w| w.route.dst.to_string()).collect();
         assert_eq!(dsts, ["10.244.2.0/24", "10.244.3.0/24"]);
-        let reasons: Vec<(String, &str)> = refused.iter().map(|r| (r.dst.to_string(), r.reason.as_str())).collect();
+        let reasons: Vec<(&str, &str)> = refused.iter().map(|r| (r.what.as_str(), r.reason.as_str())).collect();
         assert_eq!(
             reasons,
             [
-                ("10.244.1.0/24".into(), "overlaps this node's own subnet 10.244.1.0/24"),
-                ("10.0.0.0/8".into(), "not a node subnet of 10.244.0.0/16"),
-                ("10.244.0.0/16".into(), "not a node subnet of 10.244.0.0/16"),
-                ("10.244.4.0/24".into(), "in table 100, not the main table"),
-                ("10.244.2.0/24".into(), "a second route to it"),
+                ("the route to 10.244.1.0/24", "overlaps this node's own subnet 10.244.1.0/24"),
+                ("the route to 10.0.0.0/8", "not a node subnet of 10.244.0.0/16"),
+                ("the route to 10.244.0.0/16", "not a node subnet of 10.244.0.0/16"),
+                ("the route to 10.244.4.0/24", "in table 100, not the main table"),
+                ("the route to 10.244.2.0/24", "a second route to it"),
             ]
         );
     }
@@ -240,8 +272,8 @@ mod tests {
         let (u, eth0, _) = host().await;
         // Left from before a restart: a node that has since gone.
         u.host.add_route(&via("10.244.9.0/24", "192.168.50.9"), Some(eth0)).await.unwrap();
-        let wanted = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
+        let wanted = on(eth0, [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")]);
+        let done = u.reconcile(&scope(), &wanted, &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.removed, done.failed.len()), (2, 1, 0));
         let gw = |s: &str| Some(s.to_string());
         assert_eq!(
@@ -250,23 +282,23 @@ mod tests {
         );
         // The node's own subnet route is not managed, so it stays.
         assert!(u.host.routes().await.unwrap().iter().any(|l| l.route.dst.to_string() == "10.244.1.0/24"));
-        let again = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
+        let again = u.reconcile(&scope(), &wanted, &[eth0], &[]).await.unwrap();
         assert_eq!((again.put, again.removed), (0, 0), "a converged pass changes nothing");
     }
 
     #[tokio::test]
     async fn routes_lost_from_the_kernel_come_back_and_changed_ones_are_replaced() {
         let (u, eth0, _) = host().await;
-        let wanted = vec![via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
-        u.host.del_route(&wanted[0], Some(eth0)).await.unwrap();
-        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
+        let routes = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
+        u.reconcile(&scope(), &on(eth0, routes.clone()), &[eth0], &[]).await.unwrap();
+        u.host.del_route(&routes[0], Some(eth0)).await.unwrap();
+        let done = u.reconcile(&scope(), &on(eth0, routes.clone()), &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
-        let narrower = [Route { mtu: Some(1400), ..via("10.244.2.0/24", "192.168.50.2") }, wanted[1].clone()];
-        let done = u.reconcile(&scope(), &narrower, eth0, &[]).await.unwrap();
+        let narrower = [Route { mtu: Some(1400), ..via("10.244.2.0/24", "192.168.50.2") }, routes[1].clone()];
+        let done = u.reconcile(&scope(), &on(eth0, narrower.clone()), &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0), "a changed MTU was not applied");
         let moved = [narrower[0].clone(), via("10.244.3.0/24", "192.168.50.7")];
-        let done = u.reconcile(&scope(), &moved, eth0, &[]).await.unwrap();
+        let done = u.reconcile(&scope(), &on(eth0, moved), &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.removed), (1, 0));
         assert_eq!(managed(&u).await[1], ("10.244.3.0/24".into(), Some("192.168.50.7".into())));
     }
@@ -275,13 +307,13 @@ mod tests {
     async fn a_failed_step_does_not_stop_the_others_and_the_next_pass_finishes() {
         let (u, eth0, _) = host().await;
         // Not on eth0's network: the kernel refuses this gateway.
-        let wanted = [via("10.244.2.0/24", "172.16.0.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &wanted, eth0, &[]).await.unwrap();
+        let wanted = on(eth0, [via("10.244.2.0/24", "172.16.0.2"), via("10.244.3.0/24", "192.168.50.3")]);
+        let done = u.reconcile(&scope(), &wanted, &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.failed.len()), (1, 1), "{:?}", done.failed);
         assert!(done.failed[0].contains("10.244.2.0/24"), "{:?}", done.failed);
         assert_eq!(managed(&u).await, [("10.244.3.0/24".into(), Some("192.168.50.3".into()))]);
-        let fixed = [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")];
-        let done = u.reconcile(&scope(), &fixed, eth0, &[]).await.unwrap();
+        let fixed = on(eth0, [via("10.244.2.0/24", "192.168.50.2"), via("10.244.3.0/24", "192.168.50.3")]);
+        let done = u.reconcile(&scope(), &fixed, &[eth0], &[]).await.unwrap();
         assert_eq!((done.put, done.removed, done.failed.len()), (1, 0, 0));
     }
 
@@ -290,25 +322,53 @@ mod tests {
         let listed = |metric| Listed {
             route: Route { priority: metric, table: Some(TABLE_MAIN), ..via("10.244.2.0/24", "192.168.50.2") },
             oif: Some(2),
+            onlink: false,
         };
-        let wanted = [Route { priority: Some(10), ..via("10.244.2.0/24", "192.168.50.2") }];
-        let p = plan(&scope(), &wanted, 2, &[listed(None)], &[]);
-        assert_eq!((p.put.len(), p.remove, p.put[0].priority), (1, vec![listed(None)], Some(10)));
-        assert_eq!(plan(&scope(), &wanted, 2, &[listed(Some(10))], &[]), Plan::default());
+        let wanted = on(2, [Route { priority: Some(10), ..via("10.244.2.0/24", "192.168.50.2") }]);
+        let p = plan(&scope(), &wanted, &[2], &[listed(None)], &[]);
+        assert_eq!((p.put.len(), p.remove, p.put[0].route.priority), (1, vec![listed(None)], Some(10)));
+        assert_eq!(plan(&scope(), &wanted, &[2], &[listed(Some(10))], &[]), Plan::default());
         // A route on another link is not the one wanted, and not ours to remove.
         let elsewhere = Listed { oif: Some(3), ..listed(Some(10)) };
-        let p = plan(&scope(), &wanted, 2, std::slice::from_ref(&elsewhere), &[]);
+        let p = plan(&scope(), &wanted, &[2], std::slice::from_ref(&elsewhere), &[]);
         assert_eq!((p.put.len(), p.remove.len()), (1, 0));
-        let other_node = Listed { route: via("10.244.3.0/24", "192.168.50.3"), oif: Some(3) };
-        assert_eq!(plan(&scope(), &[], 2, &[other_node], &[]), Plan::default());
+        let other_node = Listed { route: via("10.244.3.0/24", "192.168.50.3"), oif: Some(3), onlink: false };
+        assert_eq!(plan(&scope(), &[], &[2], &[other_node], &[]), Plan::default());
+    }
+
+    #[tokio::test]
+    async fn a_route_moves_between_the_underlay_and_the_vtep_and_onlink_is_applied() {
+        let (u, eth0, _) = host().await;
+        let vtep = u.host.add_link("wasmcni.1", "vxlan").unwrap();
+        u.host.set_up(&vtep, true).await.unwrap();
+        let direct = on(eth0, [via("10.244.2.0/24", "192.168.50.2")]);
+        let tunnel = [Wanted {
+            oif: vtep.index,
+            onlink: true,
+            ..on(vtep.index, [via("10.244.2.0/24", "10.244.2.0")])[0].clone()
+        }];
+        let links = [eth0, vtep.index];
+        let done = u.reconcile(&scope(), &tunnel, &links, &[]).await.unwrap();
+        assert_eq!((done.put, done.failed.len()), (1, 0), "{:?}", done.failed);
+        let listed = u.host.routes().await.unwrap();
+        let to = listed.iter().find(|l| l.route.dst.to_string() == "10.244.2.0/24").unwrap();
+        assert_eq!((to.oif, to.onlink), (Some(vtep.index), true));
+        assert_eq!(u.reconcile(&scope(), &tunnel, &links, &[]).await.unwrap().put, 0);
+        let done = u.reconcile(&scope(), &direct, &links, &[]).await.unwrap();
+        assert_eq!((done.put, done.removed), (1, 0), "the route did not move to the underlay");
+        assert_eq!(managed(&u).await, [("10.244.2.0/24".into(), Some("192.168.50.2".into()))]);
+        // Withdrawn from the VTEP too when no lease explains it.
+        u.reconcile(&scope(), &tunnel, &links, &[]).await.unwrap();
+        assert_eq!(u.reconcile(&scope(), &[], &links, &[]).await.unwrap().removed, 1);
+        assert!(u.host.routes().await.unwrap().iter().all(|l| l.oif != Some(vtep.index)));
     }
 
     #[test]
     fn the_route_of_a_peer_the_plugin_failed_on_stays() {
-        let installed =
-            Listed { route: Route { table: Some(TABLE_MAIN), ..via("10.244.3.0/24", "192.168.50.3") }, oif: Some(2) };
+        let route = Route { table: Some(TABLE_MAIN), ..via("10.244.3.0/24", "192.168.50.3") };
+        let installed = Listed { route, oif: Some(2), onlink: false };
         let spared: IpNet = "10.244.3.0/24".parse().unwrap();
-        assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[spared]), Plan::default());
-        assert_eq!(plan(&scope(), &[], 2, std::slice::from_ref(&installed), &[]).remove, [installed]);
+        assert_eq!(plan(&scope(), &[], &[2], std::slice::from_ref(&installed), &[spared]), Plan::default());
+        assert_eq!(plan(&scope(), &[], &[2], std::slice::from_ref(&installed), &[]).remove, [installed]);
     }
 }

@@ -1,5 +1,6 @@
 //! Calls into a module's export, in the records of its package version: a
-//! handler's command, a policy's admission, a routing plugin's node routes.
+//! handler's command, a policy's admission, a routing plugin's node routes,
+//! an overlay plugin's entries.
 
 use super::faults::guarded;
 use super::{Runner, Target};
@@ -12,8 +13,9 @@ use crate::cni::result::{CniResult, Route};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Instant;
-use wasmcni_caps::v1::convert;
+use wasmcni_caps::v1::{convert, overlay};
 use wasmcni_caps::{Entry, Module, State, v0, v1};
+use wasmcni_cni::Mac;
 use wasmcni_engine::Role;
 use wasmtime::Store;
 
@@ -99,6 +101,39 @@ impl Runner {
         .await?
     }
 
+    /// Asks the overlay plugin `target` for what reaches `peers`' pods from
+    /// `local` through `vtep` (or directly, through `underlay`).
+    pub async fn node_overlay(
+        &self,
+        target: &Target,
+        config: String,
+        local: &OverlayPeer,
+        peers: &[OverlayPeer],
+        underlay: Underlay<'_>,
+        vtep: &Vtep,
+    ) -> Result<overlay::Entries, CniError> {
+        let deadline = Instant::now() + target.limits.timeout;
+        let (module, mut store) = self.capless(target, Role::Overlay, deadline)?;
+        let name = module.name.clone();
+        let invalid = |e: CniError| CniError::new(Code::PluginFailure, format!("plugin {name} returned {}", e.msg));
+        guarded(&module.name, &mut store, target.limits, deadline, async |store| {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            let Entry::NodeOverlay(ix) = &module.entry else {
+                return Ok(Err(CniError::config(format!("module {name} is not an overlay routing plugin"))));
+            };
+            let lease = |p: &OverlayPeer| overlay::lease(p.ip, p.subnet, p.vtep_mac);
+            let peers: Vec<_> = peers.iter().map(lease).collect();
+            let link = overlay::underlay(underlay.name, underlay.addresses);
+            let vtep = overlay::vtep(&vtep.name, vtep.vni, vtep.mac, vtep.mtu);
+            let guest = ix.load(&mut *store, &instance)?;
+            Ok(match guest.call_entries(&mut *store, &config, lease(local), &peers, &link, &vtep).await? {
+                Ok(e) => overlay::entries(e).map_err(invalid),
+                Err(e) => Err(e.into()),
+            })
+        })
+        .await?
+    }
+
     /// What `call` asks for: malformed requests fail an ADD or CHECK with
     /// code 7 before the module runs; the other commands go on without them.
     fn requested(call: &Call, command: Command) -> Result<Requested, CniError> {
@@ -113,6 +148,24 @@ impl Runner {
 /// A node's claim on the cluster network, as a routing plugin gets it: its
 /// address on the underlay and the pod subnet it holds.
 pub type NodeClaim = (IpAddr, IpNet);
+
+/// A node's claim as an overlay plugin gets it: with its VTEP's MAC, if its
+/// lease names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayPeer {
+    pub ip: IpAddr,
+    pub subnet: IpNet,
+    pub vtep_mac: Option<Mac>,
+}
+
+/// This node's VTEP, as an overlay plugin is told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vtep {
+    pub name: String,
+    pub vni: u32,
+    pub mac: Mac,
+    pub mtu: u32,
+}
 
 /// The interface routes to other nodes leave through, and its addresses.
 #[derive(Debug, Clone, Copy)]

@@ -31,7 +31,7 @@ use wasmcni_kernel::netns::Netns;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
-pub use invoke::{NodeClaim, Underlay};
+pub use invoke::{OverlayPeer, Underlay, Vtep};
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -161,6 +161,11 @@ impl Runner {
         self.modules.lock().expect("not poisoned").values().cloned().collect()
     }
 
+    /// The role `target`'s module runs in: the one it names, else its world's.
+    pub fn role_of(&self, target: &Target) -> Result<Role, CniError> {
+        self.module(target)?.role(target.role).map_err(engine_error)
+    }
+
     /// The module for `target`, loading it on first use.
     fn module(&self, target: &Target) -> Result<Arc<Module>, CniError> {
         let ready = self.modules.lock().expect("not poisoned").get(&target.path).cloned();
@@ -212,7 +217,7 @@ impl Runner {
                 ));
                 state.delegate = Some(Box::new(DelegateCap::new(call.clone(), self.clone(), deadline)));
             }
-            Role::Policy | Role::Routing => {}
+            Role::Policy | Role::Routing | Role::Overlay => {}
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
@@ -246,7 +251,7 @@ impl Runner {
                     module.name
                 )));
             }
-            Role::Routing => {
+            Role::Routing | Role::Overlay => {
                 return Err(CniError::config(format!(
                     "module {} is a routing plugin: the daemon runs it (--routing-plugin)",
                     module.name
