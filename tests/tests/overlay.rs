@@ -128,7 +128,7 @@ fn pods_on_four_nodes_across_two_routed_segments_reach_each_other_through_the_ov
         assert_eq!(pod.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1450);
     }
     for (i, (pod, from)) in pods.iter().enumerate() {
-        for (_, to) in pods.iter().enumerate().filter(|(j, _)| *j != i) {
+        for (_, (_, to)) in pods.iter().enumerate().filter(|(j, _)| *j != i) {
             assert!(pod.ping(to), "{from} cannot reach {to}");
         }
     }
