@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing wasmcni needs on a fresh Debian machine:
 # the wasm32-wasip2 Rust target and the Debian packages (kernel tools, the
-# reference CNI plugins for interop tests, podman, hyperfine for benchmarks,
+# reference CNI plugins for interop tests, podman, hyperfine and iperf3 for benchmarks,
 # etcd for the cluster tests, protoc for the etcd client).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(iproute2 iptables nftables iputils-ping curl containernetworking-plugins podman runc hyperfine busybox-static
+packages=(iproute2 iptables nftables iputils-ping curl containernetworking-plugins podman runc hyperfine iperf3 busybox-static
     etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,7 @@
 mod convergence;
 mod floor;
 mod languages;
+mod throughput;
 
 use clap::Parser;
 use serde_json::json;
@@ -41,6 +42,9 @@ struct Args {
     /// Node leases added and removed in the cluster convergence run.
     #[arg(long, default_value_t = 20)]
     joins: usize,
+    /// Seconds per iperf3 run in the pod-to-pod throughput run.
+    #[arg(long, default_value_t = 3)]
+    throughput_secs: u32,
 }
 
 struct Series {
@@ -217,5 +221,6 @@ fn main() {
     drop(daemon);
     languages::run(&scratch, args.language_rounds);
     convergence::run(args.joins);
+    throughput::run(args.throughput_secs);
     let _ = std::fs::remove_dir_all(&scratch);
 }

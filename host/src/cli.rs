@@ -104,7 +104,9 @@ struct ClusterArgs {
     /// The TTL of this node's claim: how long a node that stopped keeps its routes elsewhere.
     #[arg(long, default_value_t = 30)]
     lease_ttl_secs: u64,
-    /// The routing module (name or absolute path) and its JSON config.
+    /// The routing module (name or absolute path): host-gw (routes on the
+    /// underlay), vxlan (an overlay through a VTEP the daemon owns), or any
+    /// routing or overlay-routing module; and its JSON config.
     #[arg(long, default_value = "host-gw")]
     routing_plugin: String,
     #[arg(long, default_value = "{}")]

@@ -197,7 +197,7 @@ pub(crate) async fn routes<N: Namespace>(ns: &N, peer: &N::Netns) {
     let unreachable = Route::to(net("203.0.113.0/24")).via(ip("10.50.0.1"));
     assert_eq!(errno(ns.add_route(&unreachable, dev).await), libc::ENETUNREACH);
     // Onlink, the same gateway is taken as on the link, and listed so.
-    ns.replace_onlink_route(&unreachable, dev.unwrap()).await.unwrap();
+    ns.replace_onlink_route(&unreachable, r0.index).await.unwrap();
     let onlink = ns.routes().await.unwrap().into_iter().find(|l| l.route.dst == net("203.0.113.0/24")).unwrap();
     assert_eq!((onlink.oif, onlink.onlink, onlink.route.gw), (dev, true, Some(ip("10.50.0.1"))));
     ns.del_route(&unreachable, dev).await.unwrap();

@@ -1,0 +1,93 @@
+//! Pod-to-pod TCP throughput (iperf3, inside the pods' namespaces) on one
+//! node, between two nodes on one segment over host-gw and over the vxlan
+//! overlay, and between two nodes on segments joined by a router over vxlan
+//! (where host-gw cannot go). Nodes are peered by a static file, so no etcd
+//! is in the way.
+
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmcni_e2e::cluster::{Node, Segments, Switch};
+use wasmcni_e2e::daemon::Daemon;
+use wasmcni_e2e::{Netns, addr_of, result_ips};
+
+/// One pod on `node`: its netns and address.
+fn pod(node: &Node, id: &str) -> (Netns, String) {
+    let pod = node.lab.container();
+    let r = node.lab.cni("ADD", &node.conf(), id, &pod.path()).expect_ok().json();
+    let ip = addr_of(&result_ips(&r)[0]).to_owned();
+    (pod, ip)
+}
+
+/// Bits per second from `client` to `server` (at `ip`) over `secs` seconds.
+fn iperf(client: &Netns, server: &Netns, ip: &str, secs: u32) -> f64 {
+    let mut listener = Command::new("ip")
+        .args(["netns", "exec", &server.name, "iperf3", "-s", "-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 (Debian's iperf3 package)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let out = loop {
+        let out = client.exec(&["iperf3", "-c", ip, "-t", &secs.to_string(), "-J"]);
+        // The server may not be listening yet.
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    report["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| panic!("iperf3 failed: {report}"))
+}
+
+/// Two peered nodes (`a` and `b`), each with a pod; the pods' throughput.
+fn between(a: &Node, b: &Node, plugin: &str, secs: u32) -> f64 {
+    let peers = a.lab.data_dir.join("peers.json");
+    std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
+    let table = json!({"network": "10.244.0.0/16", "nodes": {a.ip(): "10.244.1.0/24", b.ip(): "10.244.2.0/24"}});
+    std::fs::write(&peers, table.to_string()).unwrap();
+    let peers = peers.to_str().unwrap();
+    let start = |n: &Node| -> Daemon { n.daemon(&["--peers-file", peers, "--routing-plugin", plugin]) };
+    let _daemons = (start(a), start(b));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.route("10.244.2.0/24").is_none() || b.route("10.244.1.0/24").is_none() {
+        assert!(Instant::now() < deadline, "{plugin}: the nodes did not route to each other");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ((pa, _), (pb, ipb)) = (pod(a, "tpa"), pod(b, "tpb"));
+    iperf(&pa, &pb, &ipb, secs)
+}
+
+pub fn run(secs: u32) {
+    let mut rows: Vec<(&str, f64)> = Vec::new();
+    {
+        let switch = Switch::new();
+        let node = Node::new(&switch, 1);
+        let subnet = json!({"network": "10.244.0.0/16", "nodes": {node.ip(): "10.244.1.0/24"}});
+        let peers = node.lab.data_dir.join("peers.json");
+        std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
+        std::fs::write(&peers, subnet.to_string()).unwrap();
+        let _daemon = node.daemon(&["--peers-file", peers.to_str().unwrap()]);
+        let ((a, _), (b, ip)) = (pod(&node, "tsa"), pod(&node, "tsb"));
+        rows.push(("same node (bridge)", iperf(&a, &b, &ip, secs)));
+    }
+    for plugin in ["host-gw", "vxlan"] {
+        let switch = Switch::new();
+        let (a, b) = (Node::new(&switch, 1), Node::new(&switch, 2));
+        let label = if plugin == "host-gw" { "two nodes, host-gw" } else { "two nodes, vxlan" };
+        rows.push((label, between(&a, &b, plugin, secs)));
+    }
+    {
+        let segments = Segments::new("192.168.1", "192.168.2");
+        let (a, b) = (Node::new(&segments.a, 1), Node::new(&segments.b, 2));
+        rows.push(("two segments, vxlan", between(&a, &b, "vxlan", secs)));
+    }
+    println!("\npod-to-pod TCP throughput (iperf3, {secs} s each, one stream)");
+    println!("{:<24} {:>10} {:>8}", "path", "Gbit/s", "ratio");
+    let reference = rows[0].1;
+    for (label, bps) in rows {
+        println!("{label:<24} {:>10.2} {:>7.2}x", bps / 1e9, bps / reference);
+    }
+}
