@@ -93,6 +93,10 @@ struct ClusterArgs {
     /// This node's address on the underlay.
     #[arg(long)]
     node_ip: Option<std::net::IpAddr>,
+    /// This node's IPv6 address on the underlay, for a dual-stack network
+    /// (`EnableIPv6` in its config).
+    #[arg(long)]
+    node_ipv6: Option<std::net::Ipv6Addr>,
     /// The interface routes to other nodes leave through.
     #[arg(long)]
     underlay_iface: Option<String>,
@@ -125,6 +129,7 @@ impl ClusterArgs {
             etcd_endpoints: self.etcd_endpoints,
             peers_file: self.peers_file,
             node_ip: self.node_ip?,
+            node_ipv6: self.node_ipv6,
             underlay: self.underlay_iface?,
             etcd_prefix: self.etcd_prefix,
             subnet_file: self.subnet_file,

@@ -15,10 +15,12 @@ pub const UNDERLAY: &str = "192.168.50";
 pub const ETCD_URL: &str = "http://192.168.50.100:2379";
 pub const POD_NETWORK: &str = r#"{"Network": "10.244.0.0/16", "SubnetLen": 24}"#;
 
-/// One L2 segment: hosts plugged in get `<prefix>.<n>/24`.
+/// One L2 segment: hosts plugged in get `<prefix>.<n>/24` (and with IPv6,
+/// `<prefix6><n>/64`).
 pub struct Switch {
     pub ns: Netns,
     pub prefix: String,
+    pub prefix6: Option<String>,
     ports: std::sync::atomic::AtomicU32,
     /// The router's address on this segment, when it has one.
     gateway: Option<String>,
@@ -35,7 +37,12 @@ impl Switch {
         let ns = Netns::new("wcsw");
         ns.must(&["ip", "link", "add", "br0", "type", "bridge"]);
         ns.must(&["ip", "link", "set", "br0", "up"]);
-        Switch { ns, prefix: prefix.to_owned(), ports: 0.into(), gateway: None }
+        Switch { ns, prefix: prefix.to_owned(), prefix6: None, ports: 0.into(), gateway: None }
+    }
+
+    /// The segment `<prefix>.0/24` and `<prefix6>/64` (`prefix6` like `fd00:1::`).
+    pub fn dual(prefix: &str, prefix6: &str) -> Switch {
+        Switch { prefix6: Some(prefix6.to_owned()), ..Switch::on(prefix) }
     }
 
     /// Plugs `host` in as `eth0` with address `<prefix>.<n>/24`; behind a
@@ -44,6 +51,9 @@ impl Switch {
         self.plug_as(host, n, "eth0");
         if let Some(gw) = &self.gateway {
             host.must(&["ip", "route", "add", "192.168.0.0/16", "via", gw]);
+            if let Some(p6) = &self.prefix6 {
+                host.must(&["ip", "-6", "route", "add", "fd00::/16", "via", &format!("{p6}254")]);
+            }
         }
     }
 
@@ -52,6 +62,9 @@ impl Switch {
         self.ns.must(&["ip", "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &host.name]);
         self.ns.must(&["ip", "link", "set", &port, "master", "br0", "up"]);
         host.must(&["ip", "addr", "add", &format!("{}.{n}/24", self.prefix), "dev", ifname]);
+        if let Some(p6) = &self.prefix6 {
+            host.must(&["ip", "-6", "addr", "add", &format!("{p6}{n}/64"), "dev", ifname, "nodad"]);
+        }
         host.must(&["ip", "link", "set", ifname, "up"]);
         host.must(&["ip", "link", "set", "lo", "up"]);
     }
@@ -67,10 +80,20 @@ pub struct Segments {
 
 impl Segments {
     pub fn new(a: &str, b: &str) -> Segments {
-        let (mut a, mut b, router) = (Switch::on(a), Switch::on(b), Netns::new("wcrt"));
+        Segments::join(Switch::on(a), Switch::on(b))
+    }
+
+    /// Dual stack: `a`/`a6` and `b`/`b6` (IPv6 prefixes like `fd00:1::`).
+    pub fn dual(a: (&str, &str), b: (&str, &str)) -> Segments {
+        Segments::join(Switch::dual(a.0, a.1), Switch::dual(b.0, b.1))
+    }
+
+    fn join(mut a: Switch, mut b: Switch) -> Segments {
+        let router = Netns::new("wcrt");
         a.plug_as(&router, 254, "a0");
         b.plug_as(&router, 254, "b0");
         router.must(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        router.must(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
         a.gateway = Some(format!("{}.254", a.prefix));
         b.gateway = Some(format!("{}.254", b.prefix));
         Segments { a, b, router }
@@ -139,6 +162,7 @@ pub struct Node {
     pub lab: Lab,
     pub n: u8,
     ip: String,
+    ip6: Option<String>,
 }
 
 impl Node {
@@ -146,11 +170,18 @@ impl Node {
         let lab = Lab::new();
         switch.plug(&lab.host, n);
         lab.host.must(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        Node { lab, n, ip: format!("{}.{n}", switch.prefix) }
+        lab.host.must(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        let ip6 = switch.prefix6.as_ref().map(|p| format!("{p}{n}"));
+        Node { lab, n, ip: format!("{}.{n}", switch.prefix), ip6 }
     }
 
     pub fn ip(&self) -> String {
         self.ip.clone()
+    }
+
+    /// Its IPv6 underlay address, on a dual-stack switch.
+    pub fn ip6(&self) -> Option<String> {
+        self.ip6.clone()
     }
 
     pub fn subnet_file(&self) -> PathBuf {
@@ -162,10 +193,12 @@ impl Node {
     pub fn daemon(&self, source: &[&str]) -> Daemon {
         let file = self.subnet_file();
         let ip = self.ip();
+        let ip6: Vec<&str> = self.ip6.as_deref().map_or(vec![], |ip6| vec!["--node-ipv6", ip6]);
         let args = [
             source,
             &["--node-ip", &ip, "--underlay-iface", "eth0", "--lease-ttl-secs", "3", "--subnet-file"],
             &[file.to_str().unwrap()],
+            &ip6,
         ]
         .concat();
         Daemon::start(&self.lab, &args)
@@ -179,6 +212,13 @@ impl Node {
         let mut octets: Vec<&str> = addr.split('.').collect();
         octets[3] = "0";
         format!("{}/{len}", octets.join("."))
+    }
+
+    /// FLANNEL_IPV6_SUBNET's network, e.g. `fc00:0:0:3::/64`, with dual stack.
+    pub fn subnet6(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.subnet_file()).expect("subnet.env");
+        let line = text.lines().find_map(|l| l.strip_prefix("FLANNEL_IPV6_SUBNET="))?;
+        Some(line.replace("::1/", "::/"))
     }
 
     /// The pod network config: the bridge with host-local on subnet.env.

@@ -197,3 +197,67 @@ fn with_direct_routing_peers_on_the_same_segment_get_plain_routes_and_the_rest_t
         node.lab.cni("DEL", &node.conf(), &format!("dr{}", node.n), &pod.path()).expect_ok();
     }
 }
+
+/// `ip -6 route show` of `dst` on `node`.
+fn route6(node: &Node, dst: &str) -> Option<Value> {
+    node.lab.host.ip_json(&["-6", "route", "show", dst]).as_array().and_then(|r| r.first().cloned())
+}
+
+#[test]
+fn dual_stack_pods_reach_each_other_over_ipv4_and_ipv6_through_a_vtep_per_family() {
+    let segments = Segments::dual(("192.168.1", "fd00:1::"), ("192.168.2", "fd00:2::"));
+    let etcd = Etcd::start(&segments.a);
+    let config = json!({"Network": "10.244.0.0/16", "EnableIPv6": true, "IPv6Network": "fc00::/48",
+        "Backend": {"Type": "vxlan"}});
+    etcd.ctl(&["put", "/wasmcni/network/config", &config.to_string()]).unwrap();
+    let nodes = [Node::new(&segments.a, 1), Node::new(&segments.a, 2), Node::new(&segments.b, 3)];
+    let _daemons: Vec<Daemon> = nodes.iter().map(|n| daemon(n, &etcd)).collect();
+    let subnets: Vec<String> = nodes.iter().map(Node::subnet).collect();
+    let subnets6: Vec<String> = nodes.iter().map(|n| n.subnet6().expect("an IPv6 subnet in subnet.env")).collect();
+
+    for (i, node) in nodes.iter().enumerate() {
+        // The IPv6 VTEP beside the IPv4 one, and the lease in flannel's dual-stack form.
+        let v6 = node.lab.host.ip_json(&["-d", "link", "show", "wasmcni-v6.1"])[0].clone();
+        let data = &v6["linkinfo"]["info_data"];
+        assert_eq!((v6["mtu"].as_u64(), data["local6"].as_str()), (Some(1430), node.ip6().as_deref()), "{v6}");
+        let key =
+            format!("/wasmcni/network/subnets/{}&{}", subnets[i].replace('/', "-"), subnets6[i].replace('/', "-"));
+        let text = etcd.ctl(&["get", &key, "--print-value-only"]).unwrap();
+        let l: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("no lease at {key}"));
+        assert_eq!(l["PublicIPv6"].as_str(), node.ip6().as_deref(), "{l}");
+        assert_eq!(l["BackendV6Data"]["VtepMAC"], v6["address"], "{l}");
+        let env = std::fs::read_to_string(node.subnet_file()).unwrap();
+        assert!(env.contains("FLANNEL_MTU=1430\n") && env.contains("FLANNEL_IPV6_NETWORK=fc00::/48\n"), "{env}");
+        for j in (0..3).filter(|j| *j != i) {
+            let first6 = subnets6[j].trim_end_matches("/64");
+            wait_for(&format!("node {} to reach node {} both ways", node.n, j + 1), Duration::from_secs(10), || {
+                tunnelled(node, &subnets[j])
+                    && route6(node, &subnets6[j]).is_some_and(|r| {
+                        r["dev"] == "wasmcni-v6.1"
+                            && r["gateway"] == first6
+                            && r["flags"].as_array().is_some_and(|f| f.contains(&json!("onlink")))
+                    })
+            });
+        }
+    }
+
+    // Each pod has an address of each family; every pair talks in both.
+    let mut pods = Vec::new();
+    for node in &nodes {
+        let pod = node.lab.container();
+        let r = node.lab.cni("ADD", &node.conf(), &format!("ds{}", node.n), &pod.path()).expect_ok().json();
+        let ips: Vec<String> = result_ips(&r).iter().map(|ip| addr_of(ip).to_owned()).collect();
+        assert_eq!(ips.len(), 2, "{r}");
+        pods.push((pod, ips));
+    }
+    for (i, (pod, from)) in pods.iter().enumerate() {
+        for (_, (_, to)) in pods.iter().enumerate().filter(|(j, _)| *j != i) {
+            for (a, b) in from.iter().zip(to) {
+                assert!(pod.ping(b), "{a} cannot reach {b}");
+            }
+        }
+    }
+    for (node, (pod, _)) in nodes.iter().zip(&pods) {
+        node.lab.cni("DEL", &node.conf(), &format!("ds{}", node.n), &pod.path()).expect_ok();
+    }
+}

@@ -5,13 +5,13 @@
 //! A claim is a transaction that creates the key only if it does not exist,
 //! so two nodes never hold one subnet.
 
-use super::NodeLease;
 use super::network::{NetworkConfig, parse_subnet_key, subnet_key};
+use super::{NodeLease, NodeLease6};
 use anyhow::{Context, Result, bail};
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 use wasmcni_cni::Mac;
 
@@ -23,6 +23,11 @@ struct LeaseValue {
     backend_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backend_data: Option<BackendData>,
+    /// Dual stack: the node's IPv6 underlay address and its IPv6 VTEP.
+    #[serde(rename = "PublicIPv6", default, skip_serializing_if = "Option::is_none")]
+    public_ipv6: Option<Ipv6Addr>,
+    #[serde(rename = "BackendV6Data", default, skip_serializing_if = "Option::is_none")]
+    backend_v6_data: Option<BackendData>,
 }
 
 /// A vxlan lease's `BackendData`, as flannel writes it; other backends'
@@ -43,13 +48,49 @@ pub enum Backend {
 }
 
 impl Backend {
-    fn value(self, public_ip: IpAddr) -> LeaseValue {
-        let (backend_type, backend_data) = match self {
-            Backend::HostGw => ("host-gw", None),
-            Backend::Vxlan { vni, mac } => ("vxlan", Some(BackendData { vni: Some(vni), vtep_mac: Some(mac) })),
-        };
-        LeaseValue { public_ip, backend_type: backend_type.into(), backend_data }
+    fn data(self) -> Option<BackendData> {
+        match self {
+            Backend::HostGw => None,
+            Backend::Vxlan { vni, mac } => Some(BackendData { vni: Some(vni), vtep_mac: Some(mac) }),
+        }
     }
+}
+
+/// What this node's lease says: its addresses and backend, per family.
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs {
+    pub ip: IpAddr,
+    pub backend: Backend,
+    /// Dual stack: the node's IPv6 address and that family's backend.
+    pub v6: Option<(Ipv6Addr, Backend)>,
+}
+
+impl Attrs {
+    fn value(&self) -> LeaseValue {
+        let kind = match self.backend {
+            Backend::HostGw => "host-gw",
+            Backend::Vxlan { .. } => "vxlan",
+        };
+        LeaseValue {
+            public_ip: self.ip,
+            backend_type: kind.into(),
+            backend_data: self.backend.data(),
+            public_ipv6: self.v6.map(|(ip, _)| ip),
+            backend_v6_data: self.v6.and_then(|(_, b)| b.data()),
+        }
+    }
+}
+
+/// What a node subnet's key and value say.
+fn node_lease(key: &str, value: LeaseValue) -> Option<NodeLease> {
+    let (subnet, subnet6) = parse_subnet_key(key)?;
+    let vxlan = value.backend_type == "vxlan";
+    let mac = |d: Option<BackendData>| d.and_then(|d| d.vtep_mac).filter(|_| vxlan);
+    let v6 = match (subnet6, value.public_ipv6) {
+        (Some(subnet), Some(ip)) => Some(NodeLease6 { ip, subnet, vtep_mac: mac(value.backend_v6_data) }),
+        _ => None,
+    };
+    Some(NodeLease { ip: value.public_ip, subnet, vtep_mac: mac(value.backend_data), v6 })
 }
 
 /// One connection; clones share it.
@@ -90,40 +131,36 @@ impl Etcd {
         let revision = resp.header().map_or(0, |h| h.revision());
         let mut leases = Vec::new();
         for kv in resp.kvs() {
-            let (Some(subnet), Ok(value)) =
-                (parse_subnet_key(kv.key_str()?), serde_json::from_slice::<LeaseValue>(kv.value()))
-            else {
-                tracing::warn!("ignoring a malformed subnet entry {:?}", kv.key_str());
-                continue;
-            };
-            let vtep_mac = match value.backend_type.as_str() {
-                "vxlan" => value.backend_data.and_then(|d| d.vtep_mac),
-                _ => None,
-            };
-            leases.push(NodeLease { ip: value.public_ip, subnet, vtep_mac });
+            let lease =
+                serde_json::from_slice::<LeaseValue>(kv.value()).ok().and_then(|v| node_lease(kv.key_str().ok()?, v));
+            match lease {
+                Some(l) => leases.push(l),
+                None => tracing::warn!("ignoring a malformed subnet entry {:?}", kv.key_str()),
+            }
         }
         Ok((leases, revision))
     }
 
-    /// Claims a subnet for `node` (its lease saying `backend`) under a fresh
-    /// etcd lease of `ttl`: the one it already holds, else `previous` (from
-    /// its subnet.env), else the first free one. Returns the subnet and the etcd lease to keep alive.
+    /// Claims a subnet (with dual stack, the IPv6 one that goes with it) for
+    /// the node `attrs` describes under a fresh etcd lease of `ttl`: the one
+    /// it already holds, else `previous` (from its subnet.env), else the
+    /// first free one. Returns the subnet and the etcd lease to keep alive.
     pub async fn claim(
         &mut self,
         network: &NetworkConfig,
-        node: IpAddr,
-        backend: Backend,
+        attrs: &Attrs,
         previous: Option<Ipv4Net>,
         ttl: Duration,
     ) -> Result<(Ipv4Net, i64)> {
         let lease = self.client.lease_grant(ttl.as_secs().max(1) as i64, None).await.context("granting a lease")?.id();
-        let value = serde_json::to_string(&backend.value(node))?;
+        let value = serde_json::to_string(&attrs.value())?;
+        let key_of = |subnet: &Ipv4Net| subnet_key(subnet, network.v6_subnet(subnet).as_ref());
         let (leases, _) = self.leases().await?;
-        let held = leases.iter().find(|l| l.ip == node).map(|l| l.subnet);
+        let held = leases.iter().find(|l| l.ip == attrs.ip).map(|l| l.subnet);
         if let Some(subnet) = held.filter(|s| network.contains(s)) {
             // Ours from before a restart: move it to the new lease, unless
             // another node took it meanwhile.
-            let key = format!("{}{}", self.subnets_prefix(), subnet_key(&subnet));
+            let key = format!("{}{}", self.subnets_prefix(), key_of(&subnet));
             let current = self.client.get(key.as_str(), None).await?;
             if let Some(kv) = current.kvs().first() {
                 let txn = Txn::new()
@@ -135,9 +172,11 @@ impl Etcd {
             }
         }
         let taken: Vec<Ipv4Net> = leases.iter().map(|l| l.subnet).collect();
+        let taken6: Vec<Ipv6Net> = leases.iter().filter_map(|l| l.v6.map(|v| v.subnet)).collect();
+        let free = |s: &Ipv4Net| !taken.contains(s) && network.v6_subnet(s).is_none_or(|v6| !taken6.contains(&v6));
         let candidates = previous.filter(|p| network.contains(p)).into_iter().chain(network.subnets());
-        for subnet in candidates.filter(|s| !taken.contains(s)) {
-            let key = format!("{}{}", self.subnets_prefix(), subnet_key(&subnet));
+        for subnet in candidates.filter(free) {
+            let key = format!("{}{}", self.subnets_prefix(), key_of(&subnet));
             let txn = Txn::new()
                 .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key.as_str(), value.as_str(), Some(PutOptions::new().with_lease(lease)))]);

@@ -16,9 +16,9 @@ mod vtep;
 use crate::config::Limits;
 use crate::runner::{Runner, Target};
 use anyhow::{Context, Result};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use network::{BackendConfig, SubnetEnv};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,12 +35,25 @@ pub struct NodeLease {
     pub subnet: Ipv4Net,
     /// Its VTEP's MAC, when its lease is a VXLAN backend's.
     pub vtep_mac: Option<Mac>,
+    /// Dual stack: its IPv6 claim.
+    pub v6: Option<NodeLease6>,
+}
+
+/// A node's IPv6 claim, beside its IPv4 one (flannel's `EnableIPv6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLease6 {
+    pub ip: Ipv6Addr,
+    pub subnet: Ipv6Net,
+    /// Its IPv6 VTEP's MAC.
+    pub vtep_mac: Option<Mac>,
 }
 
 pub struct Options {
     pub etcd_endpoints: Vec<String>,
     pub peers_file: Option<PathBuf>,
     pub node_ip: IpAddr,
+    /// This node's IPv6 underlay address, for a dual-stack network.
+    pub node_ipv6: Option<Ipv6Addr>,
     pub underlay: String,
     pub etcd_prefix: String,
     pub subnet_file: PathBuf,
@@ -54,6 +67,8 @@ pub struct Options {
 /// What the route loop works from.
 struct Cluster {
     network: Ipv4Net,
+    /// The IPv6 cluster network, with dual stack.
+    network6: Option<Ipv6Net>,
     local: NodeLease,
     nodes: watch::Receiver<Vec<NodeLease>>,
 }
@@ -63,41 +78,56 @@ struct Cluster {
 #[derive(Debug, Clone)]
 enum Mode {
     Routes,
-    Overlay(vtep::Spec),
+    /// A VTEP per family (the IPv6 one with dual stack).
+    Overlay {
+        v4: vtep::Spec,
+        v6: Option<vtep::Spec>,
+    },
 }
 
 impl Mode {
-    /// The mode `role` asks for, with the VTEP flannel's `Backend` describes.
-    fn new(role: Role, backend: &BackendConfig, node: IpAddr) -> Mode {
+    /// The mode `role` asks for, with the VTEPs flannel's `Backend`
+    /// describes (one for IPv6 when the node has an IPv6 address `node6`).
+    fn new(role: Role, backend: &BackendConfig, node: IpAddr, node6: Option<Ipv6Addr>) -> Mode {
         let overlay = role == Role::Overlay;
         if let Some(kind) = &backend.kind
             && (kind == "vxlan") != overlay
         {
             tracing::warn!("the network config's Backend is {kind}, but the routing plugin is a {} one", role.world());
         }
+        let (vni, port) = (backend.vni.unwrap_or(1), backend.port.unwrap_or(vtep::DEFAULT_PORT));
         match overlay {
             false => Mode::Routes,
-            true => Mode::Overlay(vtep::Spec::new(
-                node,
-                backend.vni.unwrap_or(1),
-                backend.port.unwrap_or(vtep::DEFAULT_PORT),
-            )),
+            true => Mode::Overlay {
+                v4: vtep::Spec::new(node, vni, port),
+                v6: node6.map(|ip| vtep::Spec::new(ip.into(), vni, port)),
+            },
         }
     }
 
-    /// What this node's lease says of it.
-    fn backend(&self) -> etcd::Backend {
+    /// What this node's lease says of it, per family.
+    fn attrs(&self, node: IpAddr, node6: Option<Ipv6Addr>) -> etcd::Attrs {
+        let vxlan = |spec: &vtep::Spec| etcd::Backend::Vxlan { vni: spec.vni, mac: spec.mac };
         match self {
-            Mode::Routes => etcd::Backend::HostGw,
-            Mode::Overlay(spec) => etcd::Backend::Vxlan { vni: spec.vni, mac: spec.mac },
+            Mode::Routes => etcd::Attrs {
+                ip: node,
+                backend: etcd::Backend::HostGw,
+                v6: node6.map(|ip| (ip, etcd::Backend::HostGw)),
+            },
+            Mode::Overlay { v4, v6 } => etcd::Attrs {
+                ip: node,
+                backend: vxlan(v4),
+                v6: node6.zip(v6.as_ref()).map(|(ip, spec)| (ip, vxlan(spec))),
+            },
         }
     }
 
-    /// The pods' MTU on an underlay of `mtu`.
+    /// The pods' MTU on an underlay of `mtu`: what fits every tunnel.
     fn pod_mtu(&self, mtu: u32) -> u32 {
         match self {
             Mode::Routes => mtu,
-            Mode::Overlay(_) => mtu.saturating_sub(vtep::OVERHEAD_V4),
+            Mode::Overlay { v6: None, .. } => mtu.saturating_sub(vtep::OVERHEAD_V4),
+            Mode::Overlay { v6: Some(_), .. } => mtu.saturating_sub(vtep::OVERHEAD_V6),
         }
     }
 }
@@ -125,14 +155,18 @@ pub async fn start(runner: Arc<Runner>, opts: Options, health: Health) -> Result
     let role = target.role.expect("routing_target sets it");
     let (cluster, mode, backend) = match &opts.peers_file {
         Some(path) => {
-            let mode = Mode::new(role, &BackendConfig::default(), opts.node_ip);
+            let mode = Mode::new(role, &BackendConfig::default(), opts.node_ip, None);
             (from_peers(path.clone(), opts.node_ip, &mode)?, mode, BackendConfig::default())
         }
         None => from_etcd(&opts, role).await?,
     };
     let mtu = mode.pod_mtu(mtu);
-    SubnetEnv { network: cluster.network, subnet: cluster.local.subnet, mtu, ip_masq: opts.ip_masq }
+    let ipv6 = cluster.network6.zip(cluster.local.v6.map(|v6| v6.subnet));
+    SubnetEnv { network: cluster.network, subnet: cluster.local.subnet, mtu, ip_masq: opts.ip_masq, ipv6 }
         .write(&opts.subnet_file)?;
+    if let Some((network, subnet)) = ipv6 {
+        tracing::info!("node {} holds {subnet} of {network}", opts.node_ipv6.map_or("-".into(), |ip| ip.to_string()));
+    }
     tracing::info!("node {} holds {} of {}", cluster.local.ip, cluster.local.subnet, cluster.network);
     let config = plugin_config(&opts.routing_config, &backend)?;
     tokio::spawn(keep::run(runner, target, config, cluster, underlay, mode, health));
@@ -157,7 +191,7 @@ fn routing_target(runner: &Runner, plugin: &str) -> Result<Target> {
 /// to be a wasmcni node, whose VTEP MAC follows from its address.
 fn from_peers(path: PathBuf, node: IpAddr, mode: &Mode) -> Result<Cluster> {
     let vni = match mode {
-        Mode::Overlay(spec) => Some(spec.vni),
+        Mode::Overlay { v4, .. } => Some(v4.vni),
         Mode::Routes => None,
     };
     let read = move |path: &std::path::Path| {
@@ -184,28 +218,38 @@ fn from_peers(path: PathBuf, node: IpAddr, mode: &Mode) -> Result<Cluster> {
             }
         }
     });
-    Ok(Cluster { network: first.network, local, nodes })
+    Ok(Cluster { network: first.network, network6: None, local, nodes })
 }
 
 async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, BackendConfig)> {
     let mut etcd = etcd::Etcd::connect(&opts.etcd_endpoints, &opts.etcd_prefix).await?;
     let config = etcd.network_config().await?;
-    let mode = Mode::new(role, &config.backend, opts.node_ip);
-    let backend = mode.backend();
+    let node6 = match (config.v6(), opts.node_ipv6) {
+        (Some(_), None) => {
+            anyhow::bail!("the network config enables IPv6: give this node's IPv6 address (--node-ipv6)")
+        }
+        (Some(_), Some(ip)) => Some(ip),
+        (None, _) => None,
+    };
+    let mode = Mode::new(role, &config.backend, opts.node_ip, node6);
+    let attrs = mode.attrs(opts.node_ip, node6);
     let previous = SubnetEnv::read(&opts.subnet_file).ok().map(|e| e.subnet);
-    let (subnet, lease) = etcd.claim(&config, opts.node_ip, backend, previous, opts.lease_ttl).await?;
-    let vtep_mac = match backend {
+    let (subnet, lease) = etcd.claim(&config, &attrs, previous, opts.lease_ttl).await?;
+    let mac = |b: etcd::Backend| match b {
         etcd::Backend::Vxlan { mac, .. } => Some(mac),
         etcd::Backend::HostGw => None,
     };
-    let local = NodeLease { ip: opts.node_ip, subnet, vtep_mac };
+    let v6 =
+        attrs.v6.zip(config.v6_subnet(&subnet)).map(|((ip, b), subnet)| NodeLease6 { ip, subnet, vtep_mac: mac(b) });
+    let local = NodeLease { ip: opts.node_ip, subnet, vtep_mac: mac(attrs.backend), v6 };
     let (leases, _) = etcd.leases().await?;
     let (tx, nodes) = watch::channel(leases);
 
     // Keep the claim alive; if it is lost (etcd was away past the TTL),
     // claim again, preferring the same subnet.
     let mut keeper = etcd.clone();
-    let (node, ttl, network, backend_config) = (opts.node_ip, opts.lease_ttl, config.network, config.backend.clone());
+    let (ttl, network, network6, backend_config) =
+        (opts.lease_ttl, config.network, config.v6(), config.backend.clone());
     tokio::spawn(async move {
         let mut lease = lease;
         loop {
@@ -213,7 +257,7 @@ async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, Backend
                 tracing::warn!("keeping the subnet lease: {e:#}");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            match keeper.claim(&config, node, backend, Some(subnet), ttl).await {
+            match keeper.claim(&config, &attrs, Some(subnet), ttl).await {
                 Ok((again, l)) if again == subnet => lease = l,
                 Ok((other, _)) => tracing::error!("lost {subnet} to another node; claimed {other}, restart to use it"),
                 Err(e) => tracing::warn!("claiming the subnet again: {e:#}"),
@@ -234,5 +278,5 @@ async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, Backend
             }
         }
     });
-    Ok((Cluster { network, local, nodes }, mode, backend_config))
+    Ok((Cluster { network, network6, local, nodes }, mode, backend_config))
 }

@@ -27,8 +27,11 @@ pub struct Peers {
 pub fn read(path: &Path) -> Result<Peers> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: File = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let nodes =
-        file.nodes.into_iter().map(|(ip, subnet)| NodeLease { ip, subnet: subnet.trunc(), vtep_mac: None }).collect();
+    let nodes = file
+        .nodes
+        .into_iter()
+        .map(|(ip, subnet)| NodeLease { ip, subnet: subnet.trunc(), vtep_mac: None, v6: None })
+        .collect();
     Ok(Peers { network: file.network, nodes })
 }
 

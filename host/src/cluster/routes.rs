@@ -13,7 +13,7 @@
 
 use crate::cni::result::Route;
 use anyhow::Result;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use wasmcni_kernel::addr::Addresses;
 use wasmcni_kernel::link::Links;
 use wasmcni_kernel::netns::Kernel;
@@ -25,19 +25,33 @@ pub struct Scope {
     pub network: Ipv4Net,
     /// This node's own pod subnet, reached through its bridge: never touched.
     pub local: Ipv4Net,
+    /// Dual stack: the IPv6 cluster network and this node's IPv6 subnet.
+    pub v6: Option<(Ipv6Net, Ipv6Net)>,
 }
 
 impl Scope {
     /// Why `dst` is not (in) another node's subnet, if it is not.
     pub fn refuses(&self, dst: &IpNet) -> Option<String> {
-        let IpNet::V4(d) = dst else { return Some(format!("not in the cluster network {}", self.network)) };
-        if !self.network.contains(d) || d.prefix_len() <= self.network.prefix_len() {
-            return Some(format!("not a node subnet of {}", self.network));
+        let (network, local) = match (dst, self.v6) {
+            (IpNet::V4(_), _) => (IpNet::V4(self.network), IpNet::V4(self.local)),
+            (IpNet::V6(_), Some((network, local))) => (IpNet::V6(network), IpNet::V6(local)),
+            (IpNet::V6(_), None) => return Some(format!("not in the cluster network {}", self.network)),
+        };
+        if !network.contains(dst) || dst.prefix_len() <= network.prefix_len() {
+            return Some(format!("not a node subnet of {network}"));
         }
-        if self.local.contains(d) || d.contains(&self.local) {
-            return Some(format!("overlaps this node's own subnet {}", self.local));
+        if local.contains(dst) || dst.contains(&local) {
+            return Some(format!("overlaps this node's own subnet {local}"));
         }
         None
+    }
+
+    /// Whether `dst` lies in a cluster network (a route there may be ours).
+    pub fn covers(&self, dst: &IpNet) -> bool {
+        match dst {
+            IpNet::V4(d) => self.network.contains(d),
+            IpNet::V6(d) => self.v6.is_some_and(|(network, _)| network.contains(d)),
+        }
     }
 
     fn manages(&self, l: &Listed, oifs: &[u32]) -> bool {
@@ -205,7 +219,7 @@ mod tests {
     use wasmcni_kernel::fake::Net;
 
     fn scope() -> Scope {
-        Scope { network: "10.244.0.0/16".parse().unwrap(), local: "10.244.1.0/24".parse().unwrap() }
+        Scope { network: "10.244.0.0/16".parse().unwrap(), local: "10.244.1.0/24".parse().unwrap(), v6: None }
     }
 
     fn via(dst: &str, gw: &str) -> Route {
@@ -265,6 +279,18 @@ mod tests {
                 ("the route to 10.244.2.0/24", "a second route to it"),
             ]
         );
+    }
+
+    #[test]
+    fn with_dual_stack_ipv6_node_subnets_are_in_scope_and_this_nodes_is_not() {
+        let mut s = scope();
+        let net = |t: &str| t.parse::<IpNet>().unwrap();
+        assert!(s.refuses(&net("fc00:0:0:2::/64")).unwrap().contains("not in the cluster network"));
+        s.v6 = Some(("fc00::/48".parse().unwrap(), "fc00:0:0:1::/64".parse().unwrap()));
+        assert_eq!(s.refuses(&net("fc00:0:0:2::/64")), None);
+        assert_eq!(s.refuses(&net("fc00:0:0:1::/64")).unwrap(), "overlaps this node's own subnet fc00:0:0:1::/64");
+        assert_eq!(s.refuses(&net("fd00::/64")).unwrap(), "not a node subnet of fc00::/48");
+        assert!(s.covers(&net("fc00:0:0:9::/64")) && !s.covers(&net("fd00::/64")));
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ use wasmcni_kernel::route::Routes;
 pub const DEFAULT_PORT: u16 = 8472;
 /// VXLAN over IPv4 costs 50 bytes of every packet (outer IP, UDP, VXLAN, inner Ethernet).
 pub const OVERHEAD_V4: u32 = 50;
+/// Over IPv6, 70 (the outer header is 20 bytes longer).
+pub const OVERHEAD_V6: u32 = 70;
 
 /// The VTEP this node has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +32,11 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// `wasmcni.<VNI>`, with the MAC of `node` on that VNI.
+    /// `wasmcni.<VNI>` (over IPv6, `wasmcni-v6.<VNI>`, as flannel names its
+    /// two), with the MAC of `node` on that VNI.
     pub fn new(node: IpAddr, vni: u32, port: u16) -> Spec {
-        Spec { name: format!("wasmcni.{vni}"), vni, port, mac: vtep_mac(node, vni) }
+        let name = if node.is_ipv6() { format!("wasmcni-v6.{vni}") } else { format!("wasmcni.{vni}") };
+        Spec { name, vni, port, mac: vtep_mac(node, vni) }
     }
 }
 
@@ -119,7 +123,7 @@ impl<K: Links + Addresses + Routes + Overlay> Underlay<K> {
             port: spec.port,
             local,
             underlay: info.index,
-            mtu: info.mtu.saturating_sub(OVERHEAD_V4),
+            mtu: info.mtu.saturating_sub(if local.is_ipv6() { OVERHEAD_V6 } else { OVERHEAD_V4 }),
             mac: spec.mac,
         };
         let vtep = self.host.ensure_vtep(&params).await?;
@@ -183,7 +187,7 @@ mod tests {
     use wasmcni_kernel::fake::Net;
 
     fn scope() -> Scope {
-        Scope { network: "10.244.0.0/16".parse().unwrap(), local: "10.244.1.0/24".parse().unwrap() }
+        Scope { network: "10.244.0.0/16".parse().unwrap(), local: "10.244.1.0/24".parse().unwrap(), v6: None }
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -202,6 +206,7 @@ mod tests {
         assert_ne!(a, vtep_mac(ip("192.168.1.3"), 1));
         assert_ne!(a, vtep_mac(ip("192.168.1.2"), 2));
         assert_eq!(Spec::new(ip("192.168.1.2"), 7, DEFAULT_PORT).name, "wasmcni.7");
+        assert_eq!(Spec::new(ip("fd00:1::2"), 7, DEFAULT_PORT).name, "wasmcni-v6.7");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `"ipam": {"subnetFile": "/run/wasmcni/subnet.env"}`: the node's pod subnet,
-//! as the daemon's cluster mode (or flannel) wrote it, stands in for a literal
-//! `subnet`; pods get a route to the cluster network unless `routes` says
-//! otherwise; and the cluster network becomes the plugin's `clusterNetwork`,
-//! which masquerade leaves alone so pods keep their addresses across nodes;
-//! and `FLANNEL_MTU` (the overlay's) is the pods' MTU unless `mtu` is set.
+//! `"ipam": {"subnetFile": "/run/wasmcni/subnet.env"}`: the node's pod subnet
+//! (with dual stack, its IPv4 and IPv6 ones), as the daemon's cluster mode
+//! (or flannel) wrote it, stands in for a literal `subnet`; pods get a route
+//! to the cluster network unless `routes` says otherwise; and the cluster
+//! network becomes the plugin's `clusterNetwork`, which masquerade leaves
+//! alone so pods keep their addresses across nodes; and `FLANNEL_MTU` (the
+//! overlay's) is the pods' MTU unless `mtu` is set.
 
 use crate::cluster::network::SubnetEnv;
 use crate::cni::error::{CniError, Code};
@@ -21,13 +22,22 @@ pub fn resolve(config: &mut Value) -> Result<bool, CniError> {
     let ipam = config["ipam"].as_object_mut().expect("pointer matched an object");
     ipam.remove("subnetFile");
     if !ipam.contains_key("subnet") && !ipam.contains_key("ranges") {
-        ipam.insert("subnet".into(), json!(env.subnet.to_string()));
+        match env.ipv6 {
+            Some((_, v6)) => ipam.insert("ranges".into(), json!([[{"subnet": env.subnet}], [{"subnet": v6}]])),
+            None => ipam.insert("subnet".into(), json!(env.subnet.to_string())),
+        };
     }
     // As flannel's CNI plugin: pods reach the rest of the cluster through
     // their node.
-    ipam.entry("routes").or_insert_with(|| json!([{"dst": env.network.to_string()}]));
+    let networks: Vec<String> =
+        std::iter::once(env.network.to_string()).chain(env.ipv6.map(|(n, _)| n.to_string())).collect();
+    ipam.entry("routes").or_insert_with(|| networks.iter().map(|n| json!({"dst": n})).collect());
     let root = config.as_object_mut().expect("pointer matched an object");
-    root.entry("clusterNetwork").or_insert_with(|| json!(env.network.to_string()));
+    let cluster = match env.ipv6 {
+        Some(_) => json!(networks),
+        None => json!(env.network.to_string()),
+    };
+    root.entry("clusterNetwork").or_insert(cluster);
     root.entry("mtu").or_insert_with(|| json!(env.mtu));
     Ok(true)
 }
@@ -57,6 +67,15 @@ mod tests {
         let mut missing = json!({"ipam": {"subnetFile": dir.join("nope")}});
         assert_eq!(resolve(&mut missing).unwrap_err().code, 11);
         assert!(!resolve(&mut json!({"ipam": {"subnet": "10.0.0.0/24"}})).unwrap());
+        // Dual stack: a range set per family, a route to each cluster network, both spared by masquerade.
+        let text = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1430\n\
+                    FLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00:0:0:7::1/64\n";
+        std::fs::write(&file, text).unwrap();
+        let mut dual = json!({"ipam": {"subnetFile": file}});
+        resolve(&mut dual).unwrap();
+        assert_eq!(dual["ipam"]["ranges"], json!([[{"subnet": "10.244.7.0/24"}], [{"subnet": "fc00:0:0:7::/64"}]]));
+        assert_eq!(dual["ipam"]["routes"], json!([{"dst": "10.244.0.0/16"}, {"dst": "fc00::/48"}]));
+        assert_eq!(dual["clusterNetwork"], json!(["10.244.0.0/16", "fc00::/48"]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

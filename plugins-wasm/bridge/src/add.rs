@@ -61,10 +61,8 @@ pub fn add(inv: &Invocation, conf: &BridgeConf) -> Result<CniResult, Error> {
         if conf.ip_masq {
             for ip in &result.ips {
                 let net = address(ip)?;
-                let exclude = match conf.cluster_network {
-                    Some(c) if c.contains(&net.addr()) => c.trunc(),
-                    _ => net.trunc(),
-                };
+                let cluster = conf.cluster_network.iter().find(|c| c.contains(&net.addr()));
+                let exclude = cluster.map_or(net.trunc(), |c| c.trunc());
                 nat::masquerade_add(net.addr().into(), exclude.into())?;
             }
         }
@@ -129,6 +127,11 @@ fn configure_gateway(bridge: &Link, conf: &BridgeConf, result: &CniResult, bridg
         let Some(gw) = ip.gateway.map(IpAddr::from) else { continue };
         let net = address(ip)?;
         let want = IpNet::new(gw, net.prefix_len()).map_err(|_| Error::plugin(format!("invalid gateway {gw}")))?;
+        // A tentative gateway answers no neighbour solicitation: the first
+        // pod could not reach it for the second DAD takes.
+        if gw.is_ipv6() && !conf.enabledad {
+            sysctl::set_conf(bridge, AddressFamily::Ipv6, "accept_dad", "0")?;
+        }
         ensure_bridge_addr(bridge, &conf.bridge, want, conf.force_address)?;
         let key = if gw.is_ipv4() { "ipv4/ip_forward" } else { "ipv6/conf/all/forwarding" };
         sysctl::set(Side::Host, key, "1")?;

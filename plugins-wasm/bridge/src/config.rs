@@ -18,11 +18,11 @@ pub struct BridgeConf {
     pub force_address: bool,
     #[serde(default)]
     pub ip_masq: bool,
-    /// The whole pod network across nodes (set from an IPAM `subnetFile`):
-    /// masquerade leaves traffic to it alone, so pods see each other's
-    /// own addresses.
-    #[serde(default)]
-    pub cluster_network: Option<ipnet::IpNet>,
+    /// The whole pod network across nodes (set from an IPAM `subnetFile`;
+    /// one per family with dual stack): masquerade leaves traffic to it
+    /// alone, so pods see each other's own addresses.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub cluster_network: Vec<ipnet::IpNet>,
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default)]
@@ -35,6 +35,20 @@ pub struct BridgeConf {
     pub enabledad: bool,
     #[serde(default)]
     pub ipam: Option<Value>,
+}
+
+/// One network, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(ipnet::IpNet),
+        Many(Vec<ipnet::IpNet>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(n) => vec![n],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 fn default_bridge() -> String {

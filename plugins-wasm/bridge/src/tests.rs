@@ -68,6 +68,12 @@ fn with_a_cluster_network_masquerade_spares_traffic_to_other_nodes_pods() {
     let conf = CONF.replacen('{', r#"{"clusterNetwork": "10.244.0.0/16", "#, 1);
     Bridge::add(invocation("c1", &conf)).unwrap();
     with(|h| assert_eq!(h.masquerade, [(ip("10.244.3.7"), net("10.244.0.0/16"))]));
+    // Dual stack: one network per family; the address's own family's is spared.
+    reset();
+    ipam_gives("10.244.3.8/24", "10.244.3.1");
+    let conf = CONF.replacen('{', r#"{"clusterNetwork": ["fc00::/48", "10.244.0.0/16"], "#, 1);
+    Bridge::add(invocation("c2", &conf)).unwrap();
+    with(|h| assert_eq!(h.masquerade, [(ip("10.244.3.8"), net("10.244.0.0/16"))]));
 }
 
 #[test]
