@@ -210,7 +210,8 @@ fn dual_stack_pods_reach_each_other_over_ipv4_and_ipv6_through_a_vtep_per_family
     let config = json!({"Network": "10.244.0.0/16", "EnableIPv6": true, "IPv6Network": "fc00::/48",
         "Backend": {"Type": "vxlan"}});
     etcd.ctl(&["put", "/wasmcni/network/config", &config.to_string()]).unwrap();
-    let nodes = [Node::new(&segments.a, 1), Node::new(&segments.a, 2), Node::new(&segments.b, 3)];
+    let nodes =
+        [Node::new(&segments.a, 1), Node::new(&segments.a, 2), Node::new(&segments.b, 3), Node::new(&segments.b, 4)];
     let _daemons: Vec<Daemon> = nodes.iter().map(|n| daemon(n, &etcd)).collect();
     let subnets: Vec<String> = nodes.iter().map(Node::subnet).collect();
     let subnets6: Vec<String> = nodes.iter().map(|n| n.subnet6().expect("an IPv6 subnet in subnet.env")).collect();
@@ -228,7 +229,7 @@ fn dual_stack_pods_reach_each_other_over_ipv4_and_ipv6_through_a_vtep_per_family
         assert_eq!(l["BackendV6Data"]["VtepMAC"], v6["address"], "{l}");
         let env = std::fs::read_to_string(node.subnet_file()).unwrap();
         assert!(env.contains("FLANNEL_MTU=1430\n") && env.contains("FLANNEL_IPV6_NETWORK=fc00::/48\n"), "{env}");
-        for j in (0..3).filter(|j| *j != i) {
+        for j in (0..4).filter(|j| *j != i) {
             let first6 = subnets6[j].trim_end_matches("/64");
             wait_for(&format!("node {} to reach node {} both ways", node.n, j + 1), Duration::from_secs(10), || {
                 tunnelled(node, &subnets[j])
@@ -253,7 +254,9 @@ fn dual_stack_pods_reach_each_other_over_ipv4_and_ipv6_through_a_vtep_per_family
     for (i, (pod, from)) in pods.iter().enumerate() {
         for (_, (_, to)) in pods.iter().enumerate().filter(|(j, _)| *j != i) {
             for (a, b) in from.iter().zip(to) {
-                assert!(pod.ping(b), "{a} cannot reach {b}");
+                // A fresh IPv6 path's neighbour discovery (four hops of it)
+                // can cost a retransmission or two: a second to each.
+                wait_for(&format!("{a} to reach {b}"), Duration::from_secs(10), || pod.ping(b));
             }
         }
     }
