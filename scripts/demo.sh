@@ -3,8 +3,9 @@
 # two throwaway "containers" (network namespaces) to a bridge network through
 # it, exactly as a container runtime would: ADD, a ping across the bridge,
 # CHECK, a policy denying an ADD, then daemon mode with a hot swap of the
-# IPAM policy, and DEL. Everything it creates lives in namespaces it made, and
-# is removed on exit. Needs root.
+# IPAM policy, and DEL; last, two nodes on segments joined by a router, their
+# pods reaching each other through the vxlan overlay. Everything it creates
+# lives in namespaces it made, and is removed on exit. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,9 @@ id=$$
 scratch=$(mktemp -d /tmp/wasmcni-demo.XXXXXX)
 node=wcdemo-node-$id
 containers=(wcdemo-a-$id wcdemo-b-$id)
-daemon_pid=
+daemons=()
 cleanup() {
-    [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+    for pid in "${daemons[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     for ns in "$node" "${containers[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$scratch"
 }
@@ -95,7 +96,7 @@ ip -n "$d" link show eth0 2>/dev/null || echo "no eth0 in $d: the denied ADD cre
 bold "daemon mode: warm modules behind $scratch/wasmcni.sock"
 ip netns exec "$node" "$scratch/bin/wasmcni" daemon --socket "$scratch/wasmcni.sock" --module-dir "$scratch/wasm" \
     2>"$scratch/daemon.log" &
-daemon_pid=$!
+daemons+=($!)
 until [[ -S $scratch/wasmcni.sock ]]; do sleep 0.1; done
 export WASMCNI_DAEMON_SOCKET=$scratch/wasmcni.sock
 api() { curl -s --unix-socket "$scratch/wasmcni.sock" "$@"; echo; }
@@ -121,5 +122,45 @@ for c in "$b" "$c"; do
 done
 bold "leases left"
 ls "$scratch/leases/demo"
+
+bold "across nodes: two nodes on 192.168.1.0/24 and 192.168.2.0/24, a router between, the vxlan overlay"
+unset WASMCNI_DAEMON_SOCKET
+router=wcdemo-r-$id
+containers+=("$router")
+ip netns add "$router"
+ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
+echo '{"network": "10.244.0.0/16", "nodes": {"192.168.1.1": "10.244.1.0/24", "192.168.2.1": "10.244.2.0/24"}}' \
+    >"$scratch/peers.json"
+for n in 1 2; do
+    host=wcdemo-n$n-$id pod=wcdemo-p$n-$id
+    containers+=("$host" "$pod")
+    ip netns add "$host"
+    ip netns add "$pod"
+    ip -n "$router" link add "r$n" type veth peer name eth0 netns "$host"
+    ip -n "$router" addr add "192.168.$n.254/24" dev "r$n"
+    ip -n "$router" link set "r$n" up
+    ip -n "$host" addr add "192.168.$n.1/24" dev eth0
+    ip -n "$host" link set eth0 up
+    ip -n "$host" link set lo up
+    ip -n "$host" route add 192.168.0.0/16 via "192.168.$n.254"
+    ip netns exec "$host" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$host" "$scratch/bin/wasmcni" daemon --socket "$scratch/n$n.sock" --module-dir "$scratch/wasm" \
+        --peers-file "$scratch/peers.json" --node-ip "192.168.$n.1" --underlay-iface eth0 \
+        --routing-plugin vxlan --subnet-file "$scratch/n$n.env" 2>"$scratch/n$n.log" &
+    daemons+=($!)
+    until [[ -f $scratch/n$n.env ]]; do sleep 0.1; done
+    pod_config=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c.update(name="overlay", bridge="cni0");
+c["ipam"]={"type": "wasm-host-local", "subnetFile": sys.argv[2], "dataDir": sys.argv[3]}; print(json.dumps(c))' \
+        "$CONFIG" "$scratch/n$n.env" "$scratch/leases-n$n")
+    node=$host cni ADD "$pod" "$pod_config" >/dev/null
+done
+until ip -n "wcdemo-n1-$id" route show 10.244.2.0/24 | grep -q wasmcni.1; do sleep 0.1; done
+bold "node 1: its VTEP, and per peer a neighbour entry, an FDB entry and an onlink route"
+ip -n "wcdemo-n1-$id" -d link show wasmcni.1
+ip -n "wcdemo-n1-$id" neigh show dev wasmcni.1
+bridge -n "wcdemo-n1-$id" fdb show dev wasmcni.1 | grep dst
+ip -n "wcdemo-n1-$id" route show 10.244.2.0/24
+bold "ping node 2's pod (10.244.2.2) from node 1's pod, across the router, in VXLAN"
+ip netns exec "wcdemo-p1-$id" ping -c 2 -W 2 10.244.2.2
 echo
 echo "demo finished; the daemon, namespaces and scratch files are removed on exit"

@@ -22,24 +22,26 @@ fn pod(node: &Node, id: &str) -> (Netns, String) {
 /// Bits per second from `client` to `server` (at `ip`) over `secs` seconds.
 fn iperf(client: &Netns, server: &Netns, ip: &str, secs: u32) -> f64 {
     let mut listener = Command::new("ip")
-        .args(["netns", "exec", &server.name, "iperf3", "-s", "-1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .args(["netns", "exec", &server.name, "iperf3", "-s", "-1", "-B", ip])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("iperf3 (Debian's iperf3 package)");
+    // The client runs once the server listens.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let out = loop {
-        let out = client.exec(&["iperf3", "-c", ip, "-t", &secs.to_string(), "-J"]);
-        // The server may not be listening yet.
-        if out.status.success() || Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let listening = format!("{ip}:5201");
+    while !server.must(&["ss", "-Hltn"]).contains(&listening) {
+        assert!(Instant::now() < deadline, "iperf3 did not listen on {listening}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = client.exec(&["iperf3", "-c", ip, "-t", &secs.to_string(), "-J"]);
     let _ = listener.kill();
-    let _ = listener.wait();
+    let server_out = listener.wait_with_output().expect("the iperf3 server");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    report["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| panic!("iperf3 failed: {report}"))
+    report["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or_else(|| {
+        let said = String::from_utf8_lossy(&server_out.stdout) + String::from_utf8_lossy(&server_out.stderr);
+        panic!("iperf3 to {ip} failed: {report}; the server said: {said}")
+    })
 }
 
 /// Two peered nodes (`a` and `b`), each with a pod; the pods' throughput.

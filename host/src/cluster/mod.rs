@@ -164,10 +164,10 @@ pub async fn start(runner: Arc<Runner>, opts: Options, health: Health) -> Result
     let ipv6 = cluster.network6.zip(cluster.local.v6.map(|v6| v6.subnet));
     SubnetEnv { network: cluster.network, subnet: cluster.local.subnet, mtu, ip_masq: opts.ip_masq, ipv6 }
         .write(&opts.subnet_file)?;
-    if let Some((network, subnet)) = ipv6 {
-        tracing::info!("node {} holds {subnet} of {network}", opts.node_ipv6.map_or("-".into(), |ip| ip.to_string()));
-    }
     tracing::info!("node {} holds {} of {}", cluster.local.ip, cluster.local.subnet, cluster.network);
+    if let (Some((network, subnet)), Some(ip)) = (ipv6, opts.node_ipv6) {
+        tracing::info!("node {ip} holds {subnet} of {network}");
+    }
     let config = plugin_config(&opts.routing_config, &backend)?;
     tokio::spawn(keep::run(runner, target, config, cluster, underlay, mode, health));
     Ok(())
@@ -279,4 +279,34 @@ async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, Backend
         }
     });
     Ok((Cluster { network, network6, local, nodes }, mode, backend_config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_routing_from_the_network_config_reaches_the_plugin_unless_its_config_says_otherwise() {
+        let on = BackendConfig { direct_routing: Some(true), ..BackendConfig::default() };
+        assert_eq!(plugin_config("", &on).unwrap(), r#"{"directRouting":true}"#);
+        assert_eq!(plugin_config(r#"{"directRouting": false}"#, &on).unwrap(), r#"{"directRouting":false}"#);
+        assert_eq!(plugin_config("{}", &BackendConfig::default()).unwrap(), "{}");
+        assert!(plugin_config("not json", &on).is_err());
+    }
+
+    #[test]
+    fn an_overlay_node_says_vxlan_per_family_and_its_pods_fit_the_narrower_tunnel() {
+        let (node, node6): (IpAddr, Ipv6Addr) = ("192.168.1.1".parse().unwrap(), "fd00:1::1".parse().unwrap());
+        let backend = BackendConfig { vni: Some(4), ..BackendConfig::default() };
+        let single = Mode::new(Role::Overlay, &backend, node, None);
+        let dual = Mode::new(Role::Overlay, &backend, node, Some(node6));
+        assert_eq!((single.pod_mtu(1500), dual.pod_mtu(1500), Mode::Routes.pod_mtu(1500)), (1450, 1430, 1500));
+        let attrs = dual.attrs(node, Some(node6));
+        let mac = vtep::vtep_mac(node, 4);
+        assert_eq!(attrs.backend, etcd::Backend::Vxlan { vni: 4, mac });
+        assert_eq!(attrs.v6, Some((node6, etcd::Backend::Vxlan { vni: 4, mac: vtep::vtep_mac(node6.into(), 4) })));
+        let Mode::Overlay { v6: Some(spec), .. } = dual else { panic!("no IPv6 VTEP") };
+        assert_eq!(spec.name, "wasmcni-v6.4");
+        assert_eq!(Mode::new(Role::Routing, &backend, node, None).attrs(node, None).backend, etcd::Backend::HostGw);
+    }
 }
