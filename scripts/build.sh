@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-plugins=(bridge host-local loopback host-gw custom-route vxlan)
+plugins=(bridge host-local loopback host-gw custom-route vxlan k8s-networkpolicy)
 test_plugins=(hostile legacy-ipam legacy-plugin overreach v0-2-plugin v0-2-policy v1-0-policy)
 example_plugins=(lowest-free namespace-allowlist pool-by-namespace)
 cargo build --profile dist --locked -p wasmcni

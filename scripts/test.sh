@@ -16,7 +16,7 @@ python3 -m unittest discover -s examples/ipam-python/tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 unit=(-p wasmcni -p wasmcni-cni -p wasmcni-scope -p wasmcni-kernel -p wasmcni-engine -p wasmcni-caps -p wasmcni-sdk
-    -p wasmcni-plugin-host-local -p wasmcni-plugin-host-gw -p wasmcni-plugin-vxlan -p wasmcni-plugin-custom-route -p wasmcni-plugin-bridge
+    -p wasmcni-plugin-host-local -p wasmcni-plugin-host-gw -p wasmcni-plugin-vxlan -p wasmcni-plugin-k8s-networkpolicy -p wasmcni-plugin-custom-route -p wasmcni-plugin-bridge
     -p wasmcni-plugin-lowest-free -p wasmcni-plugin-namespace-allowlist -p wasmcni-plugin-pool-by-namespace)
 # Unit tests need no root, and run as nobody to keep it so (cargo's runner
 # for this host's target); only the kernel crate's tests against the real

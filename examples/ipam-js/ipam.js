@@ -13,8 +13,8 @@
 // - result<T, E> from an import: the ok value is returned, an err is thrown as
 //   an Error whose `.payload` is E; from an export: return T for ok, throw
 //   for err (the thrown value's `.payload` if it has one, else the value itself).
-import { emit } from 'wasmcni:plugin/log@1.1.0';
-import { reserve, leases, releaseOwner } from 'wasmcni:plugin/ipam-store@1.1.0';
+import { emit } from 'wasmcni:plugin/log@1.2.0';
+import { reserve, leases, releaseOwner } from 'wasmcni:plugin/ipam-store@1.2.0';
 
 const INVALID_CONFIG = 7;
 const PLUGIN_NOT_AVAILABLE = 50;

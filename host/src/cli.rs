@@ -54,6 +54,21 @@ enum Cmd {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Print the network policy rules a netpol module computes for the pods
+    /// of a directory of manifests (NetworkPolicy, Namespace, Pod; YAML or JSON).
+    Netpol {
+        /// The module: a name in --module-dir, or a path.
+        #[arg(long, default_value = "k8s-networkpolicy")]
+        module: String,
+        #[arg(long, env = "WASMCNI_MODULE_DIR", default_value = crate::config::DEFAULT_MODULE_DIR)]
+        module_dir: PathBuf,
+        /// The directory of manifests.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// The pods this node serves (`namespace/name`, comma-separated; all by default).
+        #[arg(long, value_delimiter = ',')]
+        local: Vec<String>,
+    },
     /// Serve CNI calls from warm modules over an HTTP API on a unix socket.
     Daemon {
         #[arg(long, default_value = "/run/wasmcni/wasmcni.sock")]
@@ -167,6 +182,9 @@ fn run(cli: Cli) -> Result<()> {
             let root = crate::scaffold::create(&name, kind, dir, sdk)?;
             println!("created {}: see its README.md", root.display());
             Ok(())
+        }
+        Cmd::Netpol { module, module_dir, manifests, local } => {
+            crate::netpol::print(cache, module_dir, &module, manifests, &local)
         }
         Cmd::Daemon { socket, tcp, token_file, module_dir, watch_interval_ms, max_calls, state_dir, cluster } => {
             let opts = crate::daemon::Options {

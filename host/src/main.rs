@@ -11,6 +11,7 @@ mod config;
 mod daemon;
 mod delegation;
 mod logging;
+mod netpol;
 mod runner;
 mod scaffold;
 

@@ -25,7 +25,7 @@ pub use wasmcni_cni::Mac;
 
 /// The version of the WIT package this SDK binds (wit/wasmcni.wit); the
 /// module metadata `__embed_metadata!` writes carries the same.
-pub const WIT_VERSION: &str = "1.1.0";
+pub const WIT_VERSION: &str = "1.2.0";
 
 /// Generated bindings for every import of the package and the handler
 /// export. A module imports only what it calls, and the host infers (and
@@ -49,8 +49,8 @@ pub mod policy_bindings {
         world: "policy",
         path: "../wit",
         with: {
-            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.2.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_admission",
@@ -80,8 +80,8 @@ pub mod routing_bindings {
         world: "routing",
         path: "../wit",
         with: {
-            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.2.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_node_routes",
@@ -103,8 +103,8 @@ pub mod overlay_bindings {
         world: "overlay-routing",
         path: "../wit",
         with: {
-            "wasmcni:plugin/types@1.1.0": crate::bindings::wasmcni::plugin::types,
-            "wasmcni:plugin/log@1.1.0": crate::bindings::wasmcni::plugin::log,
+            "wasmcni:plugin/types@1.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.2.0": crate::bindings::wasmcni::plugin::log,
         },
         pub_export_macro: true,
         export_macro_name: "export_node_overlay",
@@ -119,6 +119,31 @@ pub mod overlay {
     pub use crate::host::log;
     pub use crate::overlay_bindings::exports::wasmcni::plugin::node_overlay::{
         Forward, Guest as Overlay, Neighbor, OverlayEntries, OverlayLease, OverlayRoute, Underlay, Via, Vtep,
+    };
+}
+
+/// The network-policy export of the `netpol` world (1.2), over the same types.
+#[doc(hidden)]
+pub mod netpol_bindings {
+    wit_bindgen::generate!({
+        world: "netpol",
+        path: "../wit",
+        with: {
+            "wasmcni:plugin/types@1.2.0": crate::bindings::wasmcni::plugin::types,
+            "wasmcni:plugin/log@1.2.0": crate::bindings::wasmcni::plugin::log,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_network_policy",
+        default_bindings_module: "wasmcni_sdk::netpol_bindings",
+    });
+}
+
+/// The `netpol` world: per-pod rules from NetworkPolicy objects; only the log.
+pub mod netpol {
+    pub use crate::bindings::wasmcni::plugin::types;
+    pub use crate::host::log;
+    pub use crate::netpol_bindings::exports::wasmcni::plugin::network_policy::{
+        Allow, Guest as NetworkPolicy, Label, Namespace, Pod, PodRules, Ports, Protocol,
     };
 }
 
@@ -176,6 +201,15 @@ macro_rules! export_overlay {
     };
 }
 
+/// Exports a type implementing [`netpol::NetworkPolicy`] as a `netpol` module.
+#[macro_export]
+macro_rules! export_netpol {
+    ($t:ident) => {
+        $crate::netpol_bindings::export_network_policy!($t);
+        $crate::__embed_metadata!("netpol");
+    };
+}
+
 /// What a module says about itself, in its `wasmcni-metadata` custom
 /// section: name, version, world and WIT version. `wasmcni inspect` shows
 /// it; the host refuses a module whose imports do not match its declared
@@ -209,7 +243,7 @@ macro_rules! __embed_metadata {
                 env!("CARGO_PKG_VERSION"),
                 "\",\"world\":\"",
                 $world,
-                "\",\"wit\":\"1.1.0\"}"
+                "\",\"wit\":\"1.2.0\"}"
             );
             #[unsafe(link_section = "wasmcni-metadata")]
             #[used]

@@ -77,7 +77,7 @@ fn inspect_reports_world_and_imports() {
     };
     let hl = run("host-local.wasm");
     assert_eq!(hl["world"], "ipam");
-    assert_eq!(hl["wit_version"], "1.1.0");
+    assert_eq!(hl["wit_version"], "1.2.0");
     let imports = hl["imports"].to_string();
     assert!(imports.contains("ipam-store") && !imports.contains("links"), "{imports}");
     let bridge = run("bridge.wasm");
@@ -85,10 +85,10 @@ fn inspect_reports_world_and_imports() {
     // The SDK embeds what the module says about itself.
     assert_eq!(bridge["metadata"]["name"], "wasmcni-plugin-bridge");
     assert_eq!(bridge["metadata"]["world"], "cni-plugin");
-    assert_eq!(bridge["metadata"]["wit"], "1.1.0");
+    assert_eq!(bridge["metadata"]["wit"], "1.2.0");
     // Granted what it imports: links, addresses, routes, sysctls and NAT, never the lease store.
     let imports = bridge["imports"].to_string();
-    for granted in ["links@1.1.0", "addresses@1.1.0", "routes@1.1.0", "sysctl@1.1.0", "nat@1.1.0", "delegate@1.1.0"] {
+    for granted in ["links@1.2.0", "addresses@1.2.0", "routes@1.2.0", "sysctl@1.2.0", "nat@1.2.0", "delegate@1.2.0"] {
         assert!(imports.contains(granted), "{granted} missing from {imports}");
     }
     assert!(!imports.contains("ipam-store"), "{imports}");

@@ -92,7 +92,7 @@ fn the_shim_forwards_add_check_del_and_results_match_one_shot() {
     let bridge = plugins.as_array().unwrap().iter().find(|p| p["name"] == "bridge").unwrap().clone();
     assert_eq!(bridge["calls"], 25, "{bridge}");
     assert_eq!(bridge["world"], "cni-plugin");
-    assert_eq!(bridge["witVersion"], "1.1.0");
+    assert_eq!(bridge["witVersion"], "1.2.0");
     assert_eq!(d.metric("wasmcni_requests_total{command=\"ADD\",plugin=\"bridge\",outcome=\"success\"}"), 12.0);
     let leases = d.get(&format!("/v1/networks/{}/leases", lab.network)).unwrap();
     assert_eq!(leases["leases"][0]["containerID"], "local");

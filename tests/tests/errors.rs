@@ -153,7 +153,7 @@ fn an_ipam_section_naming_a_network_plugin_is_refused_by_world() {
     let out = lab.invoke(&call("ADD", &conf, &c.path()));
     assert_eq!(out.code(), 7);
     let msg = out.json()["msg"].as_str().unwrap().to_owned();
-    assert!(msg.contains("@1.1.0, which the ipam world does not grant"), "{msg}");
+    assert!(msg.contains("@1.2.0, which the ipam world does not grant"), "{msg}");
     assert!(!c.has_link("eth0"), "the refused ADD left its veth");
 }
 

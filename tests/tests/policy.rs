@@ -109,7 +109,7 @@ fn a_policy_that_imports_what_its_world_does_not_grant_is_refused_at_load() {
     assert_eq!(out.code(), 7, "{}", out.stdout);
     let msg = out.json()["msg"].as_str().unwrap().to_owned();
     assert!(
-        msg.contains("module overreach imports wasmcni:plugin/links@1.1.0, which the policy world does not grant"),
+        msg.contains("module overreach imports wasmcni:plugin/links@1.2.0, which the policy world does not grant"),
         "{msg}"
     );
     assert!(!c.has_link("eth0") && !lab.host.has_link(&lab.bridge) && lab.leases().is_empty());

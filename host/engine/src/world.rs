@@ -8,12 +8,12 @@ use wasmtime::component::Component;
 
 pub const PACKAGE: &str = "wasmcni:plugin";
 /// The WIT package version of this host (wit/wasmcni.wit).
-pub const WIT_VERSION: (u32, u32) = (1, 1);
+pub const WIT_VERSION: (u32, u32) = (1, 2);
 /// Every (major, minor) this host has bindings for: the current one and the
 /// versions it keeps serving (wit/compat/). A 1.x minor above the host's is
-/// not served: its additions are not here. A 1.0 module binds to the 1.1
-/// bindings (the component model matches semver-compatible names).
-const SERVED: &[(u32, u32)] = &[(0, 1), (0, 2), (1, 0), WIT_VERSION];
+/// not served: its additions are not here. A 1.0 or 1.1 module binds to the
+/// 1.2 bindings (the component model matches semver-compatible names).
+const SERVED: &[(u32, u32)] = &[(0, 1), (0, 2), (1, 0), (1, 1), WIT_VERSION];
 
 /// The interfaces of a network plugin's kernel access, in 1.x and in 0.x.
 const KERNEL_V1: &[&str] = &["links", "addresses", "routes", "sysctl", "nat"];
@@ -33,6 +33,8 @@ pub enum Role {
     /// An overlay routing plugin (`overlay-routing` world, 1.1), run by the
     /// daemon's cluster mode with a VTEP.
     Overlay,
+    /// A network policy module (`netpol` world, 1.2).
+    Netpol,
 }
 
 impl Role {
@@ -43,6 +45,7 @@ impl Role {
             Role::Policy => "policy",
             Role::Routing => "routing",
             Role::Overlay => "overlay-routing",
+            Role::Netpol => "netpol",
         }
     }
 
@@ -53,7 +56,7 @@ impl Role {
             || match self {
                 Role::Plugin => iface == "delegate" || kernel.contains(&iface),
                 Role::Ipam => iface == "ipam-store",
-                Role::Policy | Role::Routing | Role::Overlay => false,
+                Role::Policy | Role::Routing | Role::Overlay | Role::Netpol => false,
             }
     }
 
@@ -64,6 +67,7 @@ impl Role {
             Role::Policy => "admission",
             Role::Routing => "node-routes",
             Role::Overlay => "node-overlay",
+            Role::Netpol => "network-policy",
         }
     }
 }
@@ -102,6 +106,8 @@ impl ModuleInfo {
             Role::Routing
         } else if exports_for(&self.exports, Role::Overlay) {
             Role::Overlay
+        } else if exports_for(&self.exports, Role::Netpol) {
+            Role::Netpol
         } else if self.world == Some(Role::Ipam) {
             Role::Ipam
         } else {
@@ -146,7 +152,7 @@ pub fn describe(engine: &Engine, component: &Component) -> ModuleInfo {
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
     let ours: Vec<(&str, &str)> = imports.iter().filter_map(|n| our_interface(n)).collect();
     let world = if let Some(role) =
-        [Role::Policy, Role::Routing, Role::Overlay].into_iter().find(|r| exports_for(&exports, *r))
+        [Role::Policy, Role::Routing, Role::Overlay, Role::Netpol].into_iter().find(|r| exports_for(&exports, *r))
     {
         ours.iter().all(|(i, v)| role.grants(i, major(v))).then_some(role)
     } else if ours.iter().any(|(i, _)| *i == "ipam-store") && !ours.iter().any(|(i, _)| plugin_only(i)) {
@@ -241,8 +247,8 @@ mod tests {
         check(&m, Role::Plugin, "m").unwrap();
         m.metadata = Some(serde_json::json!({"world": "ipam", "wit": "0.2.0"}));
         assert!(check(&m, Role::Plugin, "m").unwrap_err().to_string().contains("declares the ipam world"));
-        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.2.0"}));
-        assert!(check(&m, Role::Plugin, "m").unwrap_err().to_string().contains("built for wasmcni:plugin@1.2.0"));
+        m.metadata = Some(serde_json::json!({"world": "cni-plugin", "wit": "1.3.0"}));
+        assert!(check(&m, Role::Plugin, "m").unwrap_err().to_string().contains("built for wasmcni:plugin@1.3.0"));
     }
 
     #[test]
@@ -262,15 +268,15 @@ mod tests {
     #[test]
     fn versions_follow_the_semver_promise() {
         assert!(compatible("0.1.0") && compatible("0.1.9") && compatible("0.2.0"));
-        assert!(compatible("1.0.0") && compatible("1.0.7") && compatible("1.1.0"));
-        assert!(!compatible("0.0.3") && !compatible("0.3.0") && !compatible("1.2.0") && !compatible("2.0.0"));
+        assert!(compatible("1.0.0") && compatible("1.0.7") && compatible("1.1.0") && compatible("1.2.0"));
+        assert!(!compatible("0.0.3") && !compatible("0.3.0") && !compatible("1.3.0") && !compatible("2.0.0"));
         assert!(!compatible(""));
         let mut old = info(&["wasmcni:plugin/ipam-store@0.1.0"]);
         old.exports = vec!["wasmcni:plugin/handler@0.1.0".into()];
         check(&old, Role::Ipam, "m").unwrap();
         old.exports = vec!["wasmcni:plugin/handler@0.3.0".into()];
         let err = check(&old, Role::Ipam, "m").unwrap_err();
-        assert!(err.to_string().contains("this host serves 0.1.x, 0.2.x, 1.0.x, 1.1.x"), "{err}");
+        assert!(err.to_string().contains("this host serves 0.1.x, 0.2.x, 1.0.x, 1.1.x, 1.2.x"), "{err}");
     }
 
     #[test]
@@ -314,6 +320,22 @@ mod tests {
         assert!(err.to_string().contains("does not export wasmcni:plugin/node-routes"), "{err}");
         let err = check(&overlay(&["wasmcni:plugin/routes@1.1.0"]), Role::Overlay, "o").unwrap_err();
         assert!(err.to_string().contains("which the overlay-routing world does not grant"), "{err}");
+    }
+
+    #[test]
+    fn a_netpol_module_is_its_own_world_and_imports_nothing_privileged() {
+        let netpol = |imports: &[&str]| ModuleInfo {
+            world: None,
+            wit_version: Some("1.2.0".into()),
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: vec!["wasmcni:plugin/network-policy@1.2.0".into()],
+            metadata: None,
+        };
+        let ok = netpol(&["wasmcni:plugin/types@1.2.0", "wasmcni:plugin/log@1.2.0"]);
+        assert_eq!(ok.declared_role(), Role::Netpol);
+        check(&ok, Role::Netpol, "n").unwrap();
+        let err = check(&netpol(&["wasmcni:plugin/nat@1.2.0"]), Role::Netpol, "n").unwrap_err();
+        assert!(err.to_string().contains("which the netpol world does not grant"), "{err}");
     }
 
     #[test]

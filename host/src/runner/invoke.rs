@@ -1,6 +1,6 @@
 //! Calls into a module's export, in the records of its package version: a
 //! handler's command, a policy's admission, a routing plugin's node routes,
-//! an overlay plugin's entries.
+//! an overlay plugin's entries, a network policy module's rules.
 
 use super::faults::guarded;
 use super::{Runner, Target};
@@ -13,7 +13,7 @@ use crate::cni::result::{CniResult, Route};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Instant;
-use wasmcni_caps::v1::{convert, overlay};
+use wasmcni_caps::v1::{convert, netpol, overlay};
 use wasmcni_caps::{Entry, Module, State, v0, v1};
 use wasmcni_cni::Mac;
 use wasmcni_engine::Role;
@@ -128,6 +128,37 @@ impl Runner {
             let guest = ix.load(&mut *store, &instance)?;
             Ok(match guest.call_entries(&mut *store, &config, lease(local), &peers, &link, &vtep).await? {
                 Ok(e) => overlay::entries(e).map_err(invalid),
+                Err(e) => Err(e.into()),
+            })
+        })
+        .await?
+    }
+
+    /// Asks the network policy module `target` for the rules of the `local`
+    /// pods under `policies` (NetworkPolicy objects as JSON).
+    pub async fn network_policy(
+        &self,
+        target: &Target,
+        policies: &[String],
+        namespaces: &[netpol::Namespace],
+        local: &[netpol::Pod],
+        remote: &[netpol::Pod],
+    ) -> Result<Vec<netpol::PodRules>, CniError> {
+        let deadline = Instant::now() + target.limits.timeout;
+        let (module, mut store) = self.capless(target, Role::Netpol, deadline)?;
+        let name = module.name.clone();
+        let invalid = |e: CniError| CniError::new(Code::PluginFailure, format!("plugin {name} returned {}", e.msg));
+        guarded(&module.name, &mut store, target.limits, deadline, async |store| {
+            let instance = module.pre.instantiate_async(&mut *store).await?;
+            let Entry::NetworkPolicy(ix) = &module.entry else {
+                return Ok(Err(CniError::config(format!("module {name} is not a network policy module"))));
+            };
+            let namespaces: Vec<_> = namespaces.iter().map(netpol::namespace).collect();
+            let (local, remote): (Vec<_>, Vec<_>) =
+                (local.iter().map(netpol::pod).collect(), remote.iter().map(netpol::pod).collect());
+            let guest = ix.load(&mut *store, &instance)?;
+            Ok(match guest.call_rules(&mut *store, policies, &namespaces, &local, &remote).await? {
+                Ok(r) => netpol::rules(r).map_err(invalid),
                 Err(e) => Err(e.into()),
             })
         })

@@ -217,7 +217,7 @@ impl Runner {
                 ));
                 state.delegate = Some(Box::new(DelegateCap::new(call.clone(), self.clone(), deadline)));
             }
-            Role::Policy | Role::Routing | Role::Overlay => {}
+            Role::Policy | Role::Routing | Role::Overlay | Role::Netpol => {}
             Role::Ipam => {
                 let ipam = call.conf.ipam.as_ref();
                 let data_dir = ipam.and_then(|i| i.get("dataDir")).and_then(|d| d.as_str()).unwrap_or(DEFAULT_DATA_DIR);
@@ -254,6 +254,12 @@ impl Runner {
             Role::Routing | Role::Overlay => {
                 return Err(CniError::config(format!(
                     "module {} is a routing plugin: the daemon runs it (--routing-plugin)",
+                    module.name
+                )));
+            }
+            Role::Netpol => {
+                return Err(CniError::config(format!(
+                    "module {} is a network policy module: it computes rules, it does not attach containers",
                     module.name
                 )));
             }

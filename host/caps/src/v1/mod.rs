@@ -1,6 +1,7 @@
 //! The host traits of wasmcni:plugin@1.x, one module per kernel interface
-//! (`links`, `addresses`, `routes`, `sysctl`, `nat`), `overlay` for the
-//! node-overlay export and this one for the rest (types, log, ipam-store,
+//! (`links`, `addresses`, `routes`, `sysctl`, `nat`), `overlay` and
+//! `netpol` for the node-overlay and network-policy exports, and this one
+//! for the rest (types, log, ipam-store,
 //! delegate). The WIT's typed addresses,
 //! prefixes and MACs convert to the model's (`convert`) and go to the same
 //! capability functions as the 0.x adapter's.
@@ -9,6 +10,7 @@ mod addresses;
 pub mod convert;
 mod links;
 mod nat;
+pub mod netpol;
 pub mod overlay;
 mod routes;
 mod sysctl;
