@@ -1,11 +1,12 @@
 //! `wasmcni new` makes crates that test and build, and whose modules the
 //! host runs: the IPAM one as a bridge's IPAM, the network one chained
-//! after the bridge, the policy one before the bridge's ADD.
+//! after the bridge, the policy one before the bridge's ADD, the netpol one
+//! by `wasmcni netpol`.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use wasmcni_e2e::{Invoke, Lab, result_ips, unique, wasmcni_bin, workspace};
+use wasmcni_e2e::{Invoke, Lab, cache_dir, result_ips, unique, wasmcni_bin, workspace};
 
 fn run(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(args[0])
@@ -38,6 +39,32 @@ fn scaffolded_plugins_test_build_and_run_in_the_host() {
     let ipam = scaffold(&root, "my-ipam", "ipam");
     let tuning = scaffold(&root, "my-tuning", "cni");
     let policy = scaffold(&root, "my-policy", "policy");
+    let netpol = scaffold(&root, "my-netpol", "netpol");
+    let manifests = root.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let pods = r#"{"kind": "PodList", "items": [
+        {"metadata": {"name": "a", "namespace": "x", "labels": {"isolated": "true"}}, "status": {"podIP": "10.9.0.1"}},
+        {"metadata": {"name": "b", "namespace": "y"}, "status": {"podIP": "10.9.0.2"}}]}"#;
+    std::fs::write(manifests.join("pods.json"), pods).unwrap();
+    let cache = cache_dir();
+    let rules = run(
+        &root,
+        &[
+            wasmcni_bin().to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "netpol",
+            "--module",
+            netpol.to_str().unwrap(),
+            "--manifests",
+            manifests.to_str().unwrap(),
+            "--local",
+            "x/a",
+        ],
+    );
+    let rules: serde_json::Value = serde_json::from_str(&rules).unwrap();
+    assert_eq!(rules[0]["ingressIsolated"], true, "{rules}");
+    assert_eq!(rules[0]["ingress"][0]["peers"], json!(["10.9.0.1/32"]), "{rules}");
     let inspect = run(&root, &[wasmcni_bin().to_str().unwrap(), "inspect", tuning.to_str().unwrap()]);
     assert!(inspect.contains("\"world\": \"cni-plugin\""), "{inspect}");
 

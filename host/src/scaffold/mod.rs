@@ -12,12 +12,15 @@ pub enum Kind {
     Cni,
     /// A policy run before a plugin's ADD (the `policy` world).
     Policy,
+    /// Network policy rules from NetworkPolicy objects (the `netpol` world).
+    Netpol,
 }
 
 const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
 const IPAM_LIB: &str = include_str!("template/ipam.rs.in");
 const CNI_LIB: &str = include_str!("template/cni.rs.in");
 const POLICY_LIB: &str = include_str!("template/policy.rs.in");
+const NETPOL_LIB: &str = include_str!("template/netpol.rs.in");
 const README: &str = include_str!("template/README.md.in");
 
 fn valid_name(name: &str) -> bool {
@@ -55,6 +58,11 @@ pub fn create(name: &str, kind: Kind, dir: Option<PathBuf>, sdk: Option<PathBuf>
             "policy",
             POLICY_LIB,
             "is listed in a plugin's `policies`, which run before its ADD: `\"policies\": [{\"plugin\": \"{{name}}\", \"deny\": [\"sandbox\"]}]`",
+        ),
+        Kind::Netpol => (
+            "netpol",
+            NETPOL_LIB,
+            "computes the rules `wasmcni netpol --module {{name}} --manifests DIR` prints for a directory of manifests",
         ),
     };
     let fill = |t: &str| {
