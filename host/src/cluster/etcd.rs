@@ -48,6 +48,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The VTEP MAC this backend's lease names.
+    pub fn vtep_mac(self) -> Option<Mac> {
+        match self {
+            Backend::HostGw => None,
+            Backend::Vxlan { mac, .. } => Some(mac),
+        }
+    }
+
     fn data(self) -> Option<BackendData> {
         match self {
             Backend::HostGw => None,

@@ -126,8 +126,9 @@ impl Mode {
     fn pod_mtu(&self, mtu: u32) -> u32 {
         match self {
             Mode::Routes => mtu,
-            Mode::Overlay { v6: None, .. } => mtu.saturating_sub(vtep::OVERHEAD_V4),
-            Mode::Overlay { v6: Some(_), .. } => mtu.saturating_sub(vtep::OVERHEAD_V6),
+            Mode::Overlay { v4, v6 } => {
+                mtu.saturating_sub(v6.as_ref().map_or(v4.overhead, |v6| v6.overhead.max(v4.overhead)))
+            }
         }
     }
 }
@@ -173,16 +174,13 @@ pub async fn start(runner: Arc<Runner>, opts: Options, health: Health) -> Result
     Ok(())
 }
 
-/// The routing plugin, as a routing or an overlay plugin: whichever its world is.
+/// The routing plugin, as an overlay plugin if that is its world, else as
+/// a routing one (a module of another world is refused as that, with the reason).
 fn routing_target(runner: &Runner, plugin: &str) -> Result<Target> {
     let path = runner.module_dir().locate(plugin)?;
     let mut target = Target { path, sha256: None, limits: Limits::default(), role: None };
-    let role = match runner.role_of(&target)? {
-        Role::Overlay => Role::Overlay,
-        // A module of another world is refused as a routing one, with the reason.
-        _ => Role::Routing,
-    };
-    target.role = Some(role);
+    let overlay = matches!(runner.role_of(&target), Ok(Role::Overlay));
+    target.role = Some(if overlay { Role::Overlay } else { Role::Routing });
     runner.role_of(&target)?;
     Ok(target)
 }
@@ -235,13 +233,12 @@ async fn from_etcd(opts: &Options, role: Role) -> Result<(Cluster, Mode, Backend
     let attrs = mode.attrs(opts.node_ip, node6);
     let previous = SubnetEnv::read(&opts.subnet_file).ok().map(|e| e.subnet);
     let (subnet, lease) = etcd.claim(&config, &attrs, previous, opts.lease_ttl).await?;
-    let mac = |b: etcd::Backend| match b {
-        etcd::Backend::Vxlan { mac, .. } => Some(mac),
-        etcd::Backend::HostGw => None,
-    };
-    let v6 =
-        attrs.v6.zip(config.v6_subnet(&subnet)).map(|((ip, b), subnet)| NodeLease6 { ip, subnet, vtep_mac: mac(b) });
-    let local = NodeLease { ip: opts.node_ip, subnet, vtep_mac: mac(attrs.backend), v6 };
+    let v6 = attrs.v6.zip(config.v6_subnet(&subnet)).map(|((ip, b), subnet)| NodeLease6 {
+        ip,
+        subnet,
+        vtep_mac: b.vtep_mac(),
+    });
+    let local = NodeLease { ip: opts.node_ip, subnet, vtep_mac: attrs.backend.vtep_mac(), v6 };
     let (leases, _) = etcd.leases().await?;
     let (tx, nodes) = watch::channel(leases);
 

@@ -4,7 +4,7 @@
 //! flannel-compatible `subnet.env` a node's config reads its subnet from.
 
 use anyhow::{Context, Result, bail};
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -99,27 +99,26 @@ impl NetworkConfig {
 /// The etcd key of a node's subnets, flannel style: `10.244.1.0-24`, or
 /// with dual stack `10.244.1.0-24&fc00:0:0:1::-64`.
 pub fn subnet_key(subnet: &Ipv4Net, v6: Option<&Ipv6Net>) -> String {
-    let v4 = format!("{}-{}", subnet.network(), subnet.prefix_len());
+    let part = |net: IpNet| format!("{}-{}", net.network(), net.prefix_len());
+    let v4 = part((*subnet).into());
     match v6 {
-        Some(v6) => format!("{v4}&{}-{}", v6.network(), v6.prefix_len()),
+        Some(v6) => format!("{v4}&{}", part((*v6).into())),
         None => v4,
     }
 }
 
 pub fn parse_subnet_key(key: &str) -> Option<(Ipv4Net, Option<Ipv6Net>)> {
-    let name = key.rsplit('/').next()?;
-    let (v4, v6) = match name.split_once('&') {
-        Some((v4, v6)) => (v4, Some(v6)),
-        None => (name, None),
+    let part = |s: &str| {
+        let (ip, len) = s.rsplit_once('-')?;
+        IpNet::new(ip.parse().ok()?, len.parse().ok()?).ok()
     };
-    let (ip, len) = v4.split_once('-')?;
-    let v4 = Ipv4Net::new(ip.parse().ok()?, len.parse().ok()?).ok()?;
-    let v6 = match v6 {
-        Some(v6) => {
-            let (ip, len) = v6.rsplit_once('-')?;
-            Some(Ipv6Net::new(ip.parse().ok()?, len.parse().ok()?).ok()?)
-        }
+    let name = key.rsplit('/').next()?;
+    let (v4, v6) = name.split_once('&').map_or((name, None), |(v4, v6)| (v4, Some(v6)));
+    let IpNet::V4(v4) = part(v4)? else { return None };
+    let v6 = match v6.map(part) {
         None => None,
+        Some(Some(IpNet::V6(v6))) => Some(v6),
+        Some(_) => return None,
     };
     Some((v4, v6))
 }

@@ -30,12 +30,19 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The cluster network and this node's subnet of `dst`'s family, if
+    /// the cluster has that family.
+    fn family(&self, dst: &IpNet) -> Option<(IpNet, IpNet)> {
+        match dst {
+            IpNet::V4(_) => Some((IpNet::V4(self.network), IpNet::V4(self.local))),
+            IpNet::V6(_) => self.v6.map(|(network, local)| (IpNet::V6(network), IpNet::V6(local))),
+        }
+    }
+
     /// Why `dst` is not (in) another node's subnet, if it is not.
     pub fn refuses(&self, dst: &IpNet) -> Option<String> {
-        let (network, local) = match (dst, self.v6) {
-            (IpNet::V4(_), _) => (IpNet::V4(self.network), IpNet::V4(self.local)),
-            (IpNet::V6(_), Some((network, local))) => (IpNet::V6(network), IpNet::V6(local)),
-            (IpNet::V6(_), None) => return Some(format!("not in the cluster network {}", self.network)),
+        let Some((network, local)) = self.family(dst) else {
+            return Some(format!("not in the cluster network {}", self.network));
         };
         if !network.contains(dst) || dst.prefix_len() <= network.prefix_len() {
             return Some(format!("not a node subnet of {network}"));
@@ -48,10 +55,7 @@ impl Scope {
 
     /// Whether `dst` lies in a cluster network (a route there may be ours).
     pub fn covers(&self, dst: &IpNet) -> bool {
-        match dst {
-            IpNet::V4(d) => self.network.contains(d),
-            IpNet::V6(d) => self.v6.is_some_and(|(network, _)| network.contains(d)),
-        }
+        self.family(dst).is_some_and(|(network, _)| network.contains(dst))
     }
 
     fn manages(&self, l: &Listed, oifs: &[u32]) -> bool {

@@ -18,9 +18,9 @@ use wasmcni_kernel::route::Routes;
 /// The kernel's and flannel's VXLAN port.
 pub const DEFAULT_PORT: u16 = 8472;
 /// VXLAN over IPv4 costs 50 bytes of every packet (outer IP, UDP, VXLAN, inner Ethernet).
-pub const OVERHEAD_V4: u32 = 50;
+const OVERHEAD_V4: u32 = 50;
 /// Over IPv6, 70 (the outer header is 20 bytes longer).
-pub const OVERHEAD_V6: u32 = 70;
+const OVERHEAD_V6: u32 = 70;
 
 /// The VTEP this node has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +29,19 @@ pub struct Spec {
     pub vni: u32,
     pub port: u16,
     pub mac: Mac,
+    /// What its encapsulation costs each packet: its MTU is the underlay's less this.
+    pub overhead: u32,
 }
 
 impl Spec {
     /// `wasmcni.<VNI>` (over IPv6, `wasmcni-v6.<VNI>`, as flannel names its
     /// two), with the MAC of `node` on that VNI.
     pub fn new(node: IpAddr, vni: u32, port: u16) -> Spec {
-        let name = if node.is_ipv6() { format!("wasmcni-v6.{vni}") } else { format!("wasmcni.{vni}") };
-        Spec { name, vni, port, mac: vtep_mac(node, vni) }
+        let (name, overhead) = match node {
+            IpAddr::V4(_) => (format!("wasmcni.{vni}"), OVERHEAD_V4),
+            IpAddr::V6(_) => (format!("wasmcni-v6.{vni}"), OVERHEAD_V6),
+        };
+        Spec { name, vni, port, mac: vtep_mac(node, vni), overhead }
     }
 }
 
@@ -123,7 +128,7 @@ impl<K: Links + Addresses + Routes + Overlay> Underlay<K> {
             port: spec.port,
             local,
             underlay: info.index,
-            mtu: info.mtu.saturating_sub(if local.is_ipv6() { OVERHEAD_V6 } else { OVERHEAD_V4 }),
+            mtu: info.mtu.saturating_sub(spec.overhead),
             mac: spec.mac,
         };
         let vtep = self.host.ensure_vtep(&params).await?;

@@ -10,7 +10,7 @@ use crate::runner::{Host, Runner, Target};
 use anyhow::{Context, Result};
 use source::{Objects, Source};
 use std::path::PathBuf;
-use wasmcni_caps::v1::netpol::PodRules;
+use wasmcni_caps::v1::netpol::{Pod, PodRules};
 use wasmcni_engine::Role;
 use wasmcni_engine::cache::Cache;
 
@@ -19,11 +19,8 @@ use wasmcni_engine::cache::Cache;
 pub async fn rules(runner: &Runner, module: &str, objects: &Objects, local: &[String]) -> Result<Vec<PodRules>> {
     let path = runner.module_dir().locate(module)?;
     let target = Target { path, sha256: None, limits: Limits::default(), role: Some(Role::Netpol) };
-    let named = |p: &&wasmcni_caps::v1::netpol::Pod| {
-        local.is_empty() || local.iter().any(|l| *l == format!("{}/{}", p.namespace, p.name))
-    };
-    let (mine, others): (Vec<_>, Vec<_>) = objects.pods.iter().partition(named);
-    let (mine, others): (Vec<_>, Vec<_>) = (mine.into_iter().cloned().collect(), others.into_iter().cloned().collect());
+    let named = |p: &Pod| local.is_empty() || local.iter().any(|l| *l == format!("{}/{}", p.namespace, p.name));
+    let (mine, others): (Vec<Pod>, Vec<Pod>) = objects.pods.iter().cloned().partition(named);
     Ok(runner.network_policy(&target, &objects.policies, &objects.namespaces, &mine, &others).await?)
 }
 
