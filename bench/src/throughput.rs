@@ -9,15 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wasmcni_e2e::cluster::{Node, Segments, Switch};
 use wasmcni_e2e::daemon::Daemon;
-use wasmcni_e2e::{Netns, addr_of, result_ips};
-
-/// One pod on `node`: its netns and address.
-fn pod(node: &Node, id: &str) -> (Netns, String) {
-    let pod = node.lab.container();
-    let r = node.lab.cni("ADD", &node.conf(), id, &pod.path()).expect_ok().json();
-    let ip = addr_of(&result_ips(&r)[0]).to_owned();
-    (pod, ip)
-}
+use wasmcni_e2e::{Netns, wait_for};
 
 /// Bits per second from `client` to `server` (at `ip`) over `secs` seconds.
 fn iperf(client: &Netns, server: &Netns, ip: &str, secs: u32) -> f64 {
@@ -46,19 +38,14 @@ fn iperf(client: &Netns, server: &Netns, ip: &str, secs: u32) -> f64 {
 
 /// Two peered nodes (`a` and `b`), each with a pod; the pods' throughput.
 fn between(a: &Node, b: &Node, plugin: &str, secs: u32) -> f64 {
-    let peers = a.lab.data_dir.join("peers.json");
-    std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
-    let table = json!({"network": "10.244.0.0/16", "nodes": {a.ip(): "10.244.1.0/24", b.ip(): "10.244.2.0/24"}});
-    std::fs::write(&peers, table.to_string()).unwrap();
+    let peers = a.peers_file(json!({a.ip(): "10.244.1.0/24", b.ip(): "10.244.2.0/24"}));
     let peers = peers.to_str().unwrap();
     let start = |n: &Node| -> Daemon { n.daemon(&["--peers-file", peers, "--routing-plugin", plugin]) };
     let _daemons = (start(a), start(b));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while a.route("10.244.2.0/24").is_none() || b.route("10.244.1.0/24").is_none() {
-        assert!(Instant::now() < deadline, "{plugin}: the nodes did not route to each other");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let ((pa, _), (pb, ipb)) = (pod(a, "tpa"), pod(b, "tpb"));
+    wait_for(&format!("{plugin}: the nodes to route to each other"), Duration::from_secs(10), || {
+        a.route("10.244.2.0/24").is_some() && b.route("10.244.1.0/24").is_some()
+    });
+    let ((pa, _), (pb, ipb)) = (a.pod("tpa"), b.pod("tpb"));
     iperf(&pa, &pb, &ipb, secs)
 }
 
@@ -67,12 +54,9 @@ pub fn run(secs: u32) {
     {
         let switch = Switch::new();
         let node = Node::new(&switch, 1);
-        let subnet = json!({"network": "10.244.0.0/16", "nodes": {node.ip(): "10.244.1.0/24"}});
-        let peers = node.lab.data_dir.join("peers.json");
-        std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
-        std::fs::write(&peers, subnet.to_string()).unwrap();
+        let peers = node.peers_file(json!({node.ip(): "10.244.1.0/24"}));
         let _daemon = node.daemon(&["--peers-file", peers.to_str().unwrap()]);
-        let ((a, _), (b, ip)) = (pod(&node, "tsa"), pod(&node, "tsb"));
+        let ((a, _), (b, ip)) = (node.pod("tsa"), node.pod("tsb"));
         rows.push(("same node (bridge)", iperf(&a, &b, &ip, secs)));
     }
     for plugin in ["host-gw", "vxlan"] {

@@ -4,7 +4,7 @@
 //! when dropped.
 
 use crate::daemon::Daemon;
-use crate::{Lab, Netns};
+use crate::{Lab, Netns, addr_of, result_ips};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -219,6 +219,24 @@ impl Node {
         let text = std::fs::read_to_string(self.subnet_file()).expect("subnet.env");
         let line = text.lines().find_map(|l| l.strip_prefix("FLANNEL_IPV6_SUBNET="))?;
         Some(line.replace("::1/", "::/"))
+    }
+
+    /// A pod on this node, attached through `conf()` as `id`: its netns and address.
+    pub fn pod(&self, id: &str) -> (Netns, String) {
+        let pod = self.lab.container();
+        let r = self.lab.cni("ADD", &self.conf(), id, &pod.path()).expect_ok().json();
+        let ip = addr_of(&result_ips(&r)[0]).to_owned();
+        (pod, ip)
+    }
+
+    /// Writes a static peers file (`--peers-file`) for the cluster network
+    /// 10.244.0.0/16 with `nodes` (address → subnet) into this node's data
+    /// dir, and returns its path; called again, it rewrites the file.
+    pub fn peers_file(&self, nodes: Value) -> PathBuf {
+        let path = self.lab.data_dir.join("peers.json");
+        std::fs::create_dir_all(&self.lab.data_dir).unwrap();
+        std::fs::write(&path, json!({"network": "10.244.0.0/16", "nodes": nodes}).to_string()).unwrap();
+        path
     }
 
     /// The pod network config: the bridge with host-local on subnet.env.

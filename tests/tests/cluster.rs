@@ -129,11 +129,7 @@ fn daemons_racing_for_subnets_never_collide_and_a_restart_after_expiry_gets_the_
 fn a_static_peers_file_gives_the_same_routes_without_etcd() {
     let switch = Switch::new();
     let nodes: Vec<Node> = (1..=2).map(|n| Node::new(&switch, n)).collect();
-    let peers = nodes[0].lab.data_dir.join("peers.json");
-    std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
-    let table = json!({"network": "10.244.0.0/16", "nodes": {
-        nodes[0].ip(): "10.244.11.0/24", nodes[1].ip(): "10.244.12.0/24"}});
-    std::fs::write(&peers, table.to_string()).unwrap();
+    let peers = nodes[0].peers_file(json!({nodes[0].ip(): "10.244.11.0/24", nodes[1].ip(): "10.244.12.0/24"}));
     let peers_arg = peers.to_str().unwrap();
     let _daemons: Vec<_> = nodes.iter().map(|n| n.daemon(&["--peers-file", peers_arg])).collect();
     assert_eq!(nodes[0].subnet(), "10.244.11.0/24");
@@ -149,9 +145,8 @@ fn a_static_peers_file_gives_the_same_routes_without_etcd() {
 
     // host-gw refuses a node that is not on the underlay's network; the
     // routes it had stay as they were.
-    let off_link = json!({"network": "10.244.0.0/16", "nodes": {
-        nodes[0].ip(): "10.244.11.0/24", nodes[1].ip(): "10.244.12.0/24", "172.16.0.9": "10.244.13.0/24"}});
-    std::fs::write(&peers, off_link.to_string()).unwrap();
+    nodes[0].peers_file(json!({
+        nodes[0].ip(): "10.244.11.0/24", nodes[1].ip(): "10.244.12.0/24", "172.16.0.9": "10.244.13.0/24"}));
     let log = nodes[0].lab.data_dir.join("daemon/daemon.log");
     wait_for("host-gw to refuse the off-link node", Duration::from_secs(10), || {
         std::fs::read_to_string(&log)
@@ -173,14 +168,12 @@ fn routes_converge_on_the_leases_whatever_happens_to_the_kernel() {
     let nodes: Vec<Node> = (1..=2).map(|n| Node::new(&switch, n)).collect();
     let (node, peer) = (&nodes[0], nodes[1].ip());
     node.lab.host.must(&["ip", "link", "set", "eth0", "mtu", "1400"]);
-    let peers = node.lab.data_dir.join("peers.json");
-    std::fs::create_dir_all(peers.parent().unwrap()).unwrap();
     let write_peers = |extra: serde_json::Value| {
         let mut table = json!({node.ip(): "10.244.11.0/24", &peer: "10.244.12.0/24"});
         table.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        std::fs::write(&peers, json!({"network": "10.244.0.0/16", "nodes": table}).to_string()).unwrap();
+        node.peers_file(table)
     };
-    write_peers(json!({}));
+    let peers = write_peers(json!({}));
     // Left from before a restart: a route to a node whose lease has since expired.
     node.lab.host.must(&["ip", "route", "add", "10.244.99.0/24", "via", &peer, "dev", "eth0"]);
     let daemon = node.daemon(&["--peers-file", peers.to_str().unwrap()]);

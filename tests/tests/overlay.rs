@@ -66,13 +66,6 @@ fn lease(etcd: &Etcd, subnet: &str) -> Option<Value> {
     serde_json::from_str(text.trim()).ok()
 }
 
-fn pod(node: &Node, id: &str) -> (Netns, String) {
-    let pod = node.lab.container();
-    let r = node.lab.cni("ADD", &node.conf(), id, &pod.path()).expect_ok().json();
-    let ip = addr_of(&result_ips(&r)[0]).to_owned();
-    (pod, ip)
-}
-
 /// Pings `to` from `from` with DF set and `size` bytes of payload.
 fn ping_df(from: &Netns, to: &str, size: u32) -> bool {
     from.exec(&["ping", "-c", "1", "-W", "2", "-M", "do", "-s", &size.to_string(), to]).status.success()
@@ -123,7 +116,7 @@ fn pods_on_four_nodes_across_two_routed_segments_reach_each_other_through_the_ov
     }
 
     // A pod per node, with the overlay MTU from subnet.env; every pair talks.
-    let pods: Vec<(Netns, String)> = nodes.iter().map(|n| pod(n, &format!("vx{}", n.n))).collect();
+    let pods: Vec<(Netns, String)> = nodes.iter().map(|n| n.pod(&format!("vx{}", n.n))).collect();
     for (pod, _) in &pods {
         assert_eq!(pod.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1450);
     }
@@ -190,7 +183,7 @@ fn with_direct_routing_peers_on_the_same_segment_get_plain_routes_and_the_rest_t
     assert_eq!(neighbors(&nodes[0]), [(subnets[2].trim_end_matches("/24").to_owned(), across.clone())]);
     assert_eq!(fdb(&nodes[0]), [(across, nodes[2].ip())]);
 
-    let pods: Vec<(Netns, String)> = nodes.iter().map(|n| pod(n, &format!("dr{}", n.n))).collect();
+    let pods: Vec<(Netns, String)> = nodes.iter().map(|n| n.pod(&format!("dr{}", n.n))).collect();
     assert!(pods[0].0.ping(&pods[1].1), "no direct pod traffic on segment A");
     assert!(pods[0].0.ping(&pods[2].1) && pods[2].0.ping(&pods[1].1), "no overlay pod traffic across segments");
     for (node, (pod, _)) in nodes.iter().zip(&pods) {
