@@ -4,8 +4,9 @@ use crate::env::validate_network_name;
 use crate::error::{CniError, Code};
 use crate::result::CniResult;
 use crate::version::Version;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Per-plugin limits: `"limits": {"timeoutMs": 10000, "memoryMiB": 64}`.
@@ -74,6 +75,31 @@ struct Raw {
     #[serde(default)]
     host_links: Vec<String>,
     rules_file: Option<String>,
+    network_policy: Option<NetworkPolicy>,
+}
+
+/// `networkPolicy`: the `netpol` module that computes the node's rules, and
+/// where its inputs (NetworkPolicy, Namespace and Pod objects) come from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicy {
+    #[serde(default = "default_netpol_module")]
+    pub module: String,
+    /// A directory of manifests.
+    pub manifests: Option<PathBuf>,
+    /// Objects under an etcd prefix, one manifest per key.
+    pub etcd: Option<EtcdObjects>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdObjects {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+}
+
+fn default_netpol_module() -> String {
+    "k8s-networkpolicy".into()
 }
 
 /// One plugin's config, as the runtime sent it.
@@ -98,6 +124,8 @@ pub struct NetConf {
     /// `policies`: the entries of the policy modules to run before ADD, each
     /// with at least a `plugin`.
     pub policies: Vec<Value>,
+    /// `networkPolicy`: enforced for this attachment's pod when set.
+    pub network_policy: Option<NetworkPolicy>,
     /// GC's `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
     pub valid_attachments: Vec<(String, String)>,
     /// The config as received (with files it names resolved), handed to
@@ -140,6 +168,12 @@ impl NetConf {
         let limits = Limits::from_value(value.get("limits"), Limits::default())?;
         let ipam_limits = Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
         let prev_result = raw.prev_result.as_ref().map(CniResult::from_any).transpose()?;
+        if let Some(p) = &raw.network_policy
+            && p.manifests.is_none()
+            && p.etcd.is_none()
+        {
+            return Err(CniError::config("networkPolicy needs \"manifests\" (a directory), \"etcd\", or both"));
+        }
         Ok(NetConf {
             cni_version: raw.cni_version,
             version,
@@ -158,6 +192,7 @@ impl NetConf {
                 .collect(),
             rules_file: raw.rules_file,
             policies: policies(value)?,
+            network_policy: raw.network_policy,
             valid_attachments: valid_attachments(value)?,
             raw: as_given,
         })
@@ -236,5 +271,16 @@ mod tests {
         assert_eq!(c.unwrap().host_links, ["cni0", "eth1", "bond0"]);
         let bad = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","hostLinks":"eth1"}"#);
         assert_eq!(bad.unwrap_err().code, 7);
+    }
+
+    #[test]
+    fn network_policy_names_a_module_and_a_source() {
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","networkPolicy":{"manifests":"/etc/netpol"}}"#);
+        let p = c.unwrap().network_policy.unwrap();
+        assert_eq!((p.module.as_str(), p.manifests.unwrap()), ("k8s-networkpolicy", PathBuf::from("/etc/netpol")));
+        for bad in [r#"{}"#, r#"{"manifests":"/m","extra":1}"#, r#"{"etcd":{"endpoints":"x","prefix":"/p"}}"#] {
+            let c = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"x","networkPolicy":{bad}}}"#);
+            assert_eq!(parse(&c).unwrap_err().code, 7, "{bad}");
+        }
     }
 }

@@ -65,6 +65,9 @@ pub enum Error {
     Busy { network: String, waited: Duration },
     #[error(transparent)]
     Masquerade(#[from] masquerade::Error),
+    /// The kernel refused the network policy transaction at message `op`.
+    #[error("network policy: nftables {op}: {source}")]
+    Nftables { op: &'static str, source: io::Error },
 }
 
 /// What an [`Error::Exists`] found already there.
@@ -96,6 +99,7 @@ impl Error {
             | Error::NetnsHandle(source) => source.raw_os_error(),
             Error::EnterNetns(errno) => Some(*errno as i32),
             Error::Masquerade(e) => e.errno(),
+            Error::Nftables { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -117,7 +121,8 @@ impl From<Error> for CniError {
             | Error::NoSuchLink(_)
             | Error::Exists { .. }
             | Error::Sysctl { .. }
-            | Error::EnterNetns(_) => CniError::new(Code::Kernel, e.to_string()),
+            | Error::EnterNetns(_)
+            | Error::Nftables { .. } => CniError::new(Code::Kernel, e.to_string()),
             Error::NotABridge { .. } | Error::NotAVtep { .. } | Error::InvalidRoute { .. } => {
                 CniError::config(e.to_string())
             }

@@ -22,6 +22,8 @@ pub mod ipam_store;
 pub mod link;
 pub mod masquerade;
 pub mod netns;
+pub mod netpol;
+mod nft;
 pub mod overlay;
 pub mod route;
 pub mod sysctl;

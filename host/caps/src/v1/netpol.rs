@@ -4,11 +4,11 @@
 
 use super::convert::net;
 use crate::bindings::exports::wasmcni::plugin::network_policy as w;
-use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use wasmcni_cni::error::CniError;
+pub use wasmcni_kernel::netpol::{Allow, Ports, Protocol};
 
 /// A namespace as the module sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,29 +24,6 @@ pub struct Pod {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub ips: Vec<IpAddr>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-/// Ports of one protocol: all, or an inclusive range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Ports {
-    pub protocol: Protocol,
-    pub range: Option<(u16, u16)>,
-}
-
-/// Traffic one direction allows: with `peers` (every address when none) on
-/// `ports` (every port when empty).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Allow {
-    pub peers: Option<Vec<IpNet>>,
-    pub ports: Vec<Ports>,
 }
 
 /// What a local pod may receive and send.
@@ -119,7 +96,7 @@ mod tests {
 
     #[test]
     fn rules_come_back_typed_and_a_bad_prefix_is_refused() {
-        let peer: IpNet = "10.244.2.0/24".parse().unwrap();
+        let peer: ipnet::IpNet = "10.244.2.0/24".parse().unwrap();
         let wire = |p: types::IpPrefix| {
             vec![w::PodRules {
                 namespace: "x".into(),

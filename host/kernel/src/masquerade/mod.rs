@@ -87,14 +87,15 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 mod nft;
-use nft::{Netlink, Op, chain_msg, element_msg, rule_msg, set_msg, table_msg};
+use crate::nft::{Failure, Lazy, Op};
+use nft::{chain_msg, element_msg, rule_msg, set_msg, table_msg};
+
+pub use crate::nft::MAX_NAME;
+use crate::nft::bounded;
 
 pub const TABLE: &str = "wasmcni";
-/// Longest chain or set name we create (the kernel allows 255 bytes; shorter keeps listings readable).
-pub const MAX_NAME: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -183,15 +184,6 @@ pub(crate) fn validate_network(n: &str) -> Result<(), Error> {
         return Err(invalid("network name", n));
     }
     Ok(())
-}
-
-/// A chain or set name: `name` itself when short enough, otherwise a prefix and a hash.
-fn bounded(name: String) -> String {
-    if name.len() <= MAX_NAME {
-        return name;
-    }
-    let hash = hex(&Sha256::digest(name.as_bytes())[..8]);
-    format!("{}/{hash}", &name[..MAX_NAME - 17]) // names are ASCII: any byte index is a char boundary
 }
 
 pub fn chain_name(network: &str) -> String {
@@ -340,12 +332,12 @@ pub trait Nat: Send + Sync {
 
 pub struct Masquerade {
     state_dir: PathBuf,
-    nl: Mutex<Option<Netlink>>,
+    nl: Lazy,
 }
 
 impl Masquerade {
     pub fn new(state_dir: PathBuf) -> Masquerade {
-        Masquerade { state_dir, nl: Mutex::new(None) }
+        Masquerade { state_dir, nl: Lazy::default() }
     }
 
     fn network_dir(&self, network: &str) -> PathBuf {
@@ -491,23 +483,10 @@ impl Masquerade {
     /// Sends `msgs` (what each does, its flags, itself), as one atomic transaction if `batch`.
     /// An empty list is a no-op.
     fn call(&self, msgs: Vec<Op>, batch: bool) -> Result<(), Error> {
-        if msgs.is_empty() {
-            return Ok(());
-        }
-        let mut guard = self.nl.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if guard.is_none() {
-            *guard = Some(Netlink::open().map_err(|source| Error::Socket { op: "open", source })?);
-        }
-        let ops: Vec<_> = msgs.iter().map(|(op, ..)| *op).collect();
-        let result = guard.as_mut().expect("opened").call(msgs, batch);
-        match result {
-            Ok(None) => Ok(()),
-            Ok(Some((i, errno))) => Err(Error::Kernel { op: ops[i], source: io::Error::from_raw_os_error(errno) }),
-            Err(source) => {
-                *guard = None; // a socket in an unknown state is not reused
-                Err(Error::Socket { op: ops[0], source })
-            }
-        }
+        self.nl.call(msgs, batch).map_err(|f| match f {
+            Failure::Refused { op, errno } => Error::Kernel { op, source: io::Error::from_raw_os_error(errno) },
+            Failure::Socket { op, source } => Error::Socket { op, source },
+        })
     }
 }
 
