@@ -11,7 +11,7 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 
 plugins=(bridge host-local loopback host-gw custom-route vxlan k8s-networkpolicy)
 test_plugins=(hostile legacy-ipam legacy-plugin overreach v0-2-plugin v0-2-policy v1-0-policy)
-example_plugins=(lowest-free namespace-allowlist pool-by-namespace)
+example_plugins=(lowest-free namespace-allowlist pool-by-namespace namespace-isolation)
 cargo build --profile dist --locked -p wasmcni
 cargo build --profile plugin --locked --target wasm32-wasip2 $(printf -- '-p wasmcni-plugin-%s ' "${plugins[@]}" "${test_plugins[@]}" "${example_plugins[@]}")
 

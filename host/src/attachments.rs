@@ -6,7 +6,8 @@
 //! DEL: the daemon re-applies a changed `rulesFile` to the attachments whose
 //! config names one, running that plugin alone, DEL with the rules it last
 //! applied, then ADD with the new ones, in the container's netns, in the
-//! attachment's turn (never interleaved with the runtime's own calls).
+//! attachment's turn (never interleaved with the runtime's own calls);
+//! network policy reads them for the pods this node serves.
 //! Containers not attached through wasmcni have no record and are never
 //! touched.
 //!
@@ -156,6 +157,21 @@ fn records(state_dir: &Path) -> Vec<PathBuf> {
 
 fn read(path: &Path) -> Option<Attachment> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// What a record tells network policy about an attachment.
+pub struct Recorded {
+    /// CNI_ARGS as the runtime passed them (the pod's namespace and name).
+    pub args: String,
+    /// The plugin's config (its `networkPolicy`).
+    pub config: Value,
+    pub result: Option<CniResult>,
+}
+
+/// Every attachment recorded in `state_dir`.
+pub fn recorded(state_dir: &Path) -> Vec<Recorded> {
+    let all = records(state_dir).into_iter().filter_map(|p| read(&p));
+    all.map(|a| Recorded { args: a.args, config: a.config, result: a.result }).collect()
 }
 
 /// Rules that failed to apply, by record: not tried again (nor reported

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod probe;
 
 use serde_json::{Value, json};
 use std::io::Write;

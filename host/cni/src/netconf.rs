@@ -169,10 +169,9 @@ impl NetConf {
         let ipam_limits = Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
         let prev_result = raw.prev_result.as_ref().map(CniResult::from_any).transpose()?;
         if let Some(p) = &raw.network_policy
-            && p.manifests.is_none()
-            && p.etcd.is_none()
+            && p.manifests.is_some() == p.etcd.is_some()
         {
-            return Err(CniError::config("networkPolicy needs \"manifests\" (a directory), \"etcd\", or both"));
+            return Err(CniError::config("networkPolicy needs one source: \"manifests\" (a directory) or \"etcd\""));
         }
         Ok(NetConf {
             cni_version: raw.cni_version,
@@ -278,7 +277,12 @@ mod tests {
         let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","networkPolicy":{"manifests":"/etc/netpol"}}"#);
         let p = c.unwrap().network_policy.unwrap();
         assert_eq!((p.module.as_str(), p.manifests.unwrap()), ("k8s-networkpolicy", PathBuf::from("/etc/netpol")));
-        for bad in [r#"{}"#, r#"{"manifests":"/m","extra":1}"#, r#"{"etcd":{"endpoints":"x","prefix":"/p"}}"#] {
+        for bad in [
+            r#"{}"#,
+            r#"{"manifests":"/m","extra":1}"#,
+            r#"{"etcd":{"endpoints":"x","prefix":"/p"}}"#,
+            r#"{"manifests":"/m","etcd":{"endpoints":["http://127.0.0.1:2379"],"prefix":"/p"}}"#,
+        ] {
             let c = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"x","networkPolicy":{bad}}}"#);
             assert_eq!(parse(&c).unwrap_err().code, 7, "{bad}");
         }

@@ -5,14 +5,15 @@
 //! flock'ed for the whole call. [`Leases`] is what a call does with an open
 //! store; `fake::Leases` keeps them in memory.
 
+use crate::flock::Refused;
 use crate::{Error, Result};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -122,34 +123,13 @@ impl IpamStore {
     /// until `deadline` for any other wasmcni or reference host-local holding it.
     /// A store still locked at `deadline` is [`Error::Busy`].
     pub fn open(data_dir: &Path, network: &str, deadline: Instant) -> Result<IpamStore> {
-        let started = Instant::now();
         let dir = data_dir.join(network);
         std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
         let lock_path = dir.join("lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
-            .open(&lock_path)
-            .map_err(|e| io(lock_path.display(), e))?;
-        let mut pause = Duration::from_millis(1);
-        let lock = loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => break lock,
-                Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() + pause < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                    file = f;
-                }
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    return Err(Error::Busy { network: network.to_owned(), waited: started.elapsed() });
-                }
-                Err((_, e)) => return Err(io(lock_path.display(), std::io::Error::from(e))),
-            }
-        };
+        let lock = crate::flock::exclusive(&lock_path, deadline).map_err(|r| match r {
+            Refused::Busy(waited) => Error::Busy { network: network.to_owned(), waited },
+            Refused::Io(e) => io(lock_path.display(), e),
+        })?;
         Ok(IpamStore { dir, _lock: lock })
     }
 }
@@ -215,6 +195,7 @@ impl Leases for IpamStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn tmp() -> PathBuf {
         let d = std::env::temp_dir().join(format!(

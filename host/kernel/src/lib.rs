@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod flock;
 pub mod ipam_store;
 pub mod link;
 pub mod masquerade;

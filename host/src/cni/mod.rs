@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 use version::Version;
 use wasmcni_engine::cache::Cache;
 
@@ -138,15 +139,45 @@ impl Request {
             Command::Add => admission::admit(runner, self.call).await?,
             _ => self.call,
         };
+        let deadline = Instant::now() + self.target.limits.timeout;
         let result = runner.run(&self.target, call.clone(), self.command, self.valid, None).await?;
+        let state_dir = runner.state_dir();
         match self.command {
-            Command::Add => crate::attachments::record(runner.state_dir(), &call, result.as_ref()),
-            Command::Del => crate::attachments::forget(runner.state_dir(), &call),
-            Command::Gc => crate::attachments::collect(runner.state_dir(), &call, &call.conf.valid_attachments),
+            Command::Add => crate::attachments::record(state_dir, &call, result.as_ref()),
+            Command::Del => crate::attachments::forget(state_dir, &call),
+            Command::Gc => crate::attachments::collect(state_dir, &call, &call.conf.valid_attachments),
             _ => {}
+        }
+        if call.conf.network_policy.is_some() && matches!(self.command, Command::Add | Command::Del | Command::Gc) {
+            police(self.command, &self.target, runner, &call, deadline).await?;
         }
         Ok(result.map(|r| r.to_version(&call.conf.cni_version, call.conf.version)))
     }
+}
+
+/// Brings the node's network policy up to date with a call that changed
+/// its pods. A pod whose policy cannot be put in place is not left
+/// attached: its ADD is undone and fails. DEL and GC never fail for it (a
+/// runtime does not retry them); the next pass removes what this one could not.
+async fn police(
+    command: Command,
+    target: &Target,
+    runner: &Arc<Runner>,
+    call: &Arc<Call>,
+    deadline: Instant,
+) -> Result<(), CniError> {
+    let Err(e) = crate::netpol::enforce::enforce(runner, target.limits, deadline, None).await else {
+        return Ok(());
+    };
+    if command != Command::Add {
+        tracing::warn!("network policy not updated after {}: {}", command.as_str(), e.msg);
+        return Ok(());
+    }
+    if let Err(undo) = runner.run(target, call.clone(), Command::Del, None, None).await {
+        tracing::warn!("undoing the ADD its policy failed: {}", undo.msg);
+    }
+    crate::attachments::forget(runner.state_dir(), call);
+    Err(CniError::from_parts(e.code, format!("network policy: {}", e.msg), e.details))
 }
 
 /// Handles one call in this process; `Ok(None)` means success with nothing to print.

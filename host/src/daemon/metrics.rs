@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by command, plugin and outcome; latency per
 //! command; leases in use per network; traps and timeouts per plugin; module
-//! swaps accepted and rejected; in cluster mode, the peers and routes the
+//! swaps accepted and rejected; network policy updates; in cluster mode, the peers and routes the
 //! last route pass left out.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -48,6 +48,8 @@ pub struct Metrics {
     pub traps: Family<PluginLabels, Counter>,
     pub timeouts: Family<PluginLabels, Counter>,
     pub swaps: Family<SwapLabels, Counter>,
+    /// Network policy passes that changed the node's filter, applied or failed.
+    pub netpol_updates: Family<SwapLabels, Counter>,
     pub cluster: crate::cluster::Health,
 }
 
@@ -71,6 +73,12 @@ impl Metrics {
         registry.register("plugin_traps", "Plugin calls that trapped (including out of memory)", traps.clone());
         registry.register("plugin_timeouts", "Plugin calls stopped at their deadline", timeouts.clone());
         registry.register("module_swaps", "Module replacements, accepted or rejected", swaps.clone());
+        let netpol_updates = Family::<SwapLabels, Counter>::default();
+        registry.register(
+            "netpol_updates",
+            "Network policy updates of the node's filter, applied or failed",
+            netpol_updates.clone(),
+        );
         let cluster = crate::cluster::Health::default();
         registry.register(
             "cluster_skipped_peers",
@@ -82,12 +90,17 @@ impl Metrics {
             "Routes from the routing plugin refused in the last route pass",
             cluster.refused_routes.clone(),
         );
-        Metrics { registry, requests, latency, leases, traps, timeouts, swaps, cluster }
+        Metrics { registry, requests, latency, leases, traps, timeouts, swaps, netpol_updates, cluster }
     }
 
     pub fn swap(&self, accepted: bool) {
         let result = if accepted { "accepted" } else { "rejected" };
         self.swaps.get_or_create(&SwapLabels { result: result.into() }).inc();
+    }
+
+    pub fn netpol_update(&self, applied: bool) {
+        let result = if applied { "applied" } else { "failed" };
+        self.netpol_updates.get_or_create(&SwapLabels { result: result.into() }).inc();
     }
 
     pub fn render(&self) -> String {

@@ -1,7 +1,9 @@
 //! Modules from the module directory: loaded at start, reloaded when a file
 //! is replaced, and staged from uploads. A module that does not compile or
 //! fits no world is rejected and the one before keeps serving. The same tick
-//! applies changed rules files to the attachments that read them.
+//! applies changed rules files to the attachments that read them, and the
+//! node's network policy when its inputs (manifests, etcd objects, pods,
+//! the module) changed.
 
 use super::api::AppState;
 use crate::cni::error::CniError;
@@ -9,7 +11,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use crate::config::Limits;
+use crate::netpol::enforce::{Inputs, enforce};
 use wasmcni_caps::Module;
 use wasmcni_engine::cache;
 use wasmtime::component::Component;
@@ -86,9 +90,41 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBu
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rejected = crate::attachments::Rejected::new();
+    let mut policed = Policed::default();
     loop {
         tick.tick().await;
         scan(&state, &mut seen).await;
         crate::attachments::refresh(&state.runner, &state.attachments, &mut rejected).await;
+        policed.pass(&state).await;
+    }
+}
+
+/// What the watcher's network policy passes remember.
+#[derive(Default)]
+struct Policed {
+    inputs: Inputs,
+    /// The last failure, reported once until it changes.
+    failing: Option<String>,
+}
+
+impl Policed {
+    async fn pass(&mut self, state: &AppState) {
+        let limits = Limits::default();
+        let deadline = Instant::now() + limits.timeout;
+        match enforce(&state.runner, limits, deadline, Some(&mut self.inputs)).await {
+            Ok(applied) => {
+                if applied {
+                    state.metrics.netpol_update(true);
+                }
+                self.failing = None;
+            }
+            Err(e) => {
+                if self.failing.as_ref() != Some(&e.msg) {
+                    tracing::error!("network policy not updated: {}", e.msg);
+                    state.metrics.netpol_update(false);
+                }
+                self.failing = Some(e.msg);
+            }
+        }
     }
 }

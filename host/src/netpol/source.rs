@@ -1,14 +1,16 @@
 //! Where network policy inputs come from: NetworkPolicy, Namespace and Pod
 //! objects in Kubernetes' own form. One trait, so that a directory of
-//! manifests (what `kubectl get -o yaml` prints) and, later, an etcd prefix
-//! or the Kubernetes API serve the same compiler.
+//! manifests (what `kubectl get -o yaml` prints), an etcd prefix and, later,
+//! the Kubernetes API serve the same compiler.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use wasmcni_caps::v1::netpol::{Namespace, Pod};
+use wasmcni_cni::netconf::NetworkPolicy;
 
 /// Everything the rules are computed from, at one moment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,7 +22,33 @@ pub struct Objects {
 }
 
 pub trait Source {
-    fn snapshot(&self) -> Result<Objects>;
+    /// The objects as they are now.
+    fn snapshot(&self) -> impl Future<Output = Result<Objects>> + Send;
+}
+
+/// The source a `networkPolicy` config names.
+pub enum Configured {
+    Manifests(ManifestDir),
+    Etcd(EtcdPrefix),
+}
+
+impl Configured {
+    pub fn of(config: &NetworkPolicy) -> Result<Configured> {
+        Ok(match (&config.manifests, &config.etcd) {
+            (Some(dir), None) => Configured::Manifests(ManifestDir(dir.clone())),
+            (None, Some(e)) => Configured::Etcd(EtcdPrefix { endpoints: e.endpoints.clone(), prefix: e.prefix.clone() }),
+            _ => anyhow::bail!("networkPolicy needs one source: manifests or etcd"),
+        })
+    }
+}
+
+impl Source for Configured {
+    async fn snapshot(&self) -> Result<Objects> {
+        match self {
+            Configured::Manifests(m) => m.snapshot().await,
+            Configured::Etcd(e) => e.snapshot().await,
+        }
+    }
 }
 
 /// A directory of manifests: `*.yaml`, `*.yml` and `*.json` files, each one
@@ -29,7 +57,7 @@ pub trait Source {
 pub struct ManifestDir(pub PathBuf);
 
 impl Source for ManifestDir {
-    fn snapshot(&self) -> Result<Objects> {
+    async fn snapshot(&self) -> Result<Objects> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.0)
             .with_context(|| format!("reading {}", self.0.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -48,11 +76,46 @@ impl Source for ManifestDir {
 
 fn documents(file: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    parse(&text).with_context(|| format!("parsing {}", file.display()))
+}
+
+/// YAML documents (JSON is YAML too).
+fn parse(text: &str) -> Result<Vec<Value>> {
     // YAML 1.2's booleans only: a namespace `y` or a label value `on` stays a string.
     let options = serde_saphyr::options! { strict_booleans: true };
-    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, options)
-        .with_context(|| format!("parsing {}", file.display()))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// The objects under an etcd prefix: each key's value one or more
+/// manifests, as in a file of [`ManifestDir`].
+pub struct EtcdPrefix {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+}
+
+impl Source for EtcdPrefix {
+    async fn snapshot(&self) -> Result<Objects> {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        let mut client = etcd_client::Client::connect(&self.endpoints, Some(options))
+            .await
+            .with_context(|| format!("connecting to etcd at {}", self.endpoints.join(",")))?;
+        let got = client
+            .get(self.prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .with_context(|| format!("reading {} from etcd", self.prefix))?;
+        let mut objects = Objects::default();
+        for kv in got.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let text = std::str::from_utf8(kv.value()).with_context(|| format!("etcd key {key} is not text"))?;
+            for doc in parse(text).with_context(|| format!("parsing etcd key {key}"))? {
+                add(&mut objects, doc).with_context(|| format!("in etcd key {key}"))?;
+            }
+        }
+        Ok(objects)
+    }
 }
 
 fn add(objects: &mut Objects, doc: Value) -> Result<()> {
@@ -96,8 +159,8 @@ fn add(objects: &mut Objects, doc: Value) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn manifests_give_policies_namespaces_and_pods_with_their_labels_and_addresses() {
+    #[tokio::test]
+    async fn manifests_give_policies_namespaces_and_pods_with_their_labels_and_addresses() {
         let dir = std::env::temp_dir().join(format!("wcni-manifests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let yaml = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: y\n  labels:\n    ns: y\n    tier: on\n---\n\
@@ -109,7 +172,7 @@ mod tests {
         let list = r#"{"kind": "PodList", "items": [{"metadata": {"name": "b", "labels": {"pod": "b"}}}]}"#;
         std::fs::write(dir.join("b.json"), list).unwrap();
         std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
-        let o = ManifestDir(dir.clone()).snapshot().unwrap();
+        let o = ManifestDir(dir.clone()).snapshot().await.unwrap();
         // Not YAML 1.1's booleans.
         let labels = [("ns".into(), "y".into()), ("tier".into(), "on".into())].into();
         assert_eq!(o.namespaces, [Namespace { name: "y".into(), labels }]);
@@ -118,7 +181,7 @@ mod tests {
         let policy: Value = serde_json::from_str(&o.policies[0]).unwrap();
         assert_eq!(policy["metadata"]["name"], "deny");
         std::fs::write(dir.join("c.yaml"), "kind: Pod\nmetadata: {}\n").unwrap();
-        assert!(ManifestDir(dir.clone()).snapshot().unwrap_err().to_string().contains("c.yaml"));
+        assert!(ManifestDir(dir.clone()).snapshot().await.unwrap_err().to_string().contains("c.yaml"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -143,8 +143,9 @@ impl Runner {
         namespaces: &[netpol::Namespace],
         local: &[netpol::Pod],
         remote: &[netpol::Pod],
+        within: Option<Instant>,
     ) -> Result<Vec<netpol::PodRules>, CniError> {
-        let deadline = Instant::now() + target.limits.timeout;
+        let deadline = super::deadline_within(target.limits.timeout, within);
         let (module, mut store) = self.capless(target, Role::Netpol, deadline)?;
         let name = module.name.clone();
         let invalid = |e: CniError| CniError::new(Code::PluginFailure, format!("plugin {name} returned {}", e.msg));

@@ -28,6 +28,7 @@ use wasmcni_kernel as kernel;
 use wasmcni_kernel::masquerade::Masquerade;
 use wasmcni_kernel::netns::Kernel;
 use wasmcni_kernel::netns::Netns;
+use wasmcni_kernel::netpol::{Filter, Nftables};
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
@@ -68,6 +69,8 @@ pub struct Runner {
     ipam_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// One for the process: its nftables socket is reused by every call.
     masquerade: Arc<Masquerade>,
+    /// The node's network policy, in the netns the runner serves.
+    netpol: Nftables,
     /// Where per-attachment state lives.
     state_dir: PathBuf,
     /// Where precompiled modules live.
@@ -113,6 +116,7 @@ impl Runner {
             preloading: Mutex::new(preloading),
             ipam_locks: Mutex::new(HashMap::new()),
             masquerade: Arc::new(Masquerade::new(state_dir.clone())),
+            netpol: Nftables::default(),
             state_dir,
             cache,
             module_dir,
@@ -138,6 +142,11 @@ impl Runner {
         let module = Module::new(engine, linker, path, loaded.component, loaded.sha256, loaded.metadata, Entry::find)
             .map_err(engine_error)?;
         Ok(Arc::new(module))
+    }
+
+    /// Where the node's network policy is enforced.
+    pub fn netpol(&self) -> &dyn Filter {
+        &self.netpol
     }
 
     /// Where per-attachment state lives (masquerade records, attachment records).
@@ -355,7 +364,7 @@ pub const CALL_THREAD: &str = "wasmcni-call";
 
 /// Runs blocking work off the daemon's async workers (in a one-shot call,
 /// with its single-threaded runtime, it simply runs).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),

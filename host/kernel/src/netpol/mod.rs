@@ -21,11 +21,15 @@
 //! pods (kubelet's probes) goes out through the output hook and is never
 //! refused, as the NetworkPolicy API requires. Pods on one bridge reach
 //! the forward hook only with `net.bridge.bridge-nf-call-iptables` (and
-//! `-ip6tables`) set in the node's namespace, as Kubernetes requires too.
+//! `-ip6tables`) set in the node's namespace, as Kubernetes requires too:
+//! applying an isolating policy sets them, and fails where the kernel has
+//! no br_netfilter (a policy that silently does not hold is worse).
 
 mod compile;
 
+use crate::netns::Kernel;
 use crate::nft::{Failure, Lazy};
+use crate::sysctl::Sysctl;
 use ipnet::IpNet;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -90,6 +94,9 @@ pub struct Nftables(Lazy);
 
 impl Filter for Nftables {
     fn apply(&self, pods: &[PodFilter]) -> crate::Result<()> {
+        if pods.iter().any(|p| p.ingress.is_some() || p.egress.is_some()) {
+            filter_bridged()?;
+        }
         self.0.call(compile::ruleset(pods), true).map_err(|f| match f {
             Failure::Refused { op, errno } => {
                 crate::Error::Nftables { op, source: std::io::Error::from_raw_os_error(errno) }
@@ -97,6 +104,17 @@ impl Filter for Nftables {
             Failure::Socket { op, source } => crate::Error::Io { what: format!("nfnetlink socket ({op})"), source },
         })
     }
+}
+
+/// Makes bridged traffic pass the forward hook (in this thread's netns).
+fn filter_bridged() -> crate::Result<()> {
+    let node = Kernel::host();
+    for key in ["bridge/bridge-nf-call-iptables", "bridge/bridge-nf-call-ip6tables"] {
+        if node.sysctl(key)? != "1" {
+            node.set_sysctl(key, "1")?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
