@@ -57,7 +57,9 @@ impl Cluster {
             .iter()
             .map(|ns| {
                 let team = if *ns == "z" { "\n    team: blue" } else { "" };
-                format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    ns: {ns}{team}\n---\n")
+                format!(
+                    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    ns: {ns}{team}\n---\n"
+                )
             })
             .collect();
         std::fs::write(manifests.join("namespaces.yaml"), namespaces).unwrap();
@@ -109,7 +111,8 @@ impl Cluster {
         for ns in NAMESPACES {
             for name in NAMES {
                 let value = relabelled.iter().find(|r| r.0 == ns && r.1 == name).map_or(name, |r| r.2);
-                let pod = format!("kind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pod: {value}\n");
+                let pod =
+                    format!("kind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pod: {value}\n");
                 yaml.push_str(&format!("apiVersion: v1\n{pod}---\n"));
             }
         }
@@ -194,7 +197,8 @@ impl Cluster {
                         if got[i] != expected[i] {
                             let (f, t) = (format!("{}/{}", from.ns, from.name), format!("{}/{}", to.ns, to.name));
                             let family = if v6 { "IPv6" } else { "IPv4" };
-                            lines.push(format!("  {f} -> {t} {p:?} {family}: expected {}, got {}", expected[i], got[i]));
+                            lines
+                                .push(format!("  {f} -> {t} {p:?} {family}: expected {}, got {}", expected[i], got[i]));
                         }
                         i += 1;
                     }
@@ -245,11 +249,10 @@ fn policies_hold_for_every_pair_of_pods_on_every_port_as_the_manifests_change() 
         !to.is("x/a") || (from.ns != "x" && from.name == "b")
     });
 
-    let not_a_or_b = json!({"podSelector": {"matchExpressions": [{"key": "pod", "operator": "NotIn", "values": ["a", "b"]}]}});
+    let not_a_or_b =
+        json!({"podSelector": {"matchExpressions": [{"key": "pod", "operator": "NotIn", "values": ["a", "b"]}]}});
     c.policies(&[("x", json!({"podSelector": x_a, "ingress": [{"from": [from_y, not_a_or_b]}]}))]);
-    c.expect("podSelector OR namespaceSelector", &|from, to, _, _| {
-        !to.is("x/a") || from.ns == "y" || from.is("x/c")
-    });
+    c.expect("podSelector OR namespaceSelector", &|from, to, _, _| !to.is("x/a") || from.ns == "y" || from.is("x/c"));
 
     let z_c = host(c.pod("z/c").ips[0]);
     let block = json!({"ipBlock": {"cidr": "10.66.0.0/24", "except": [z_c]}});
@@ -333,7 +336,15 @@ fn a_pod_is_added_under_its_policy_and_bad_inputs_fail_its_add_cleanly() {
     let add = |ns: &str, name: &str, netns: &Netns| {
         let args = format!("K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name}");
         let id = format!("{ns}-{name}");
-        lab.invoke(&Invoke { plugin: "wasm-bridge", command: "ADD", container_id: &id, netns: &netns.path(), ifname: "eth0", args: &args, config: &conf })
+        lab.invoke(&Invoke {
+            plugin: "wasm-bridge",
+            command: "ADD",
+            container_id: &id,
+            netns: &netns.path(),
+            ifname: "eth0",
+            args: &args,
+            config: &conf,
+        })
     };
     let (y_b, x_a) = (lab.container(), lab.container());
     let out = add("y", "b", &y_b);
@@ -359,7 +370,15 @@ fn a_pod_is_added_under_its_policy_and_bad_inputs_fail_its_add_cleanly() {
     let id = "x-a".to_owned();
     let del = |netns: &str| {
         let args = "K8S_POD_NAMESPACE=x;K8S_POD_NAME=a";
-        lab.invoke(&Invoke { plugin: "wasm-bridge", command: "DEL", container_id: &id, netns, ifname: "eth0", args, config: &conf })
+        lab.invoke(&Invoke {
+            plugin: "wasm-bridge",
+            command: "DEL",
+            container_id: &id,
+            netns,
+            ifname: "eth0",
+            args,
+            config: &conf,
+        })
     };
     assert!(del(&x_a.path()).ok);
     let tables = lab.host.must(&["nft", "list", "tables"]);

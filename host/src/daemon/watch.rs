@@ -7,13 +7,13 @@
 
 use super::api::AppState;
 use crate::cni::error::CniError;
+use crate::config::Limits;
+use crate::netpol::enforce::{Inputs, enforce};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::config::Limits;
-use crate::netpol::enforce::{Inputs, enforce};
 use wasmcni_caps::Module;
 use wasmcni_engine::cache;
 use wasmtime::component::Component;

@@ -133,7 +133,8 @@ pub fn split(objects: &Objects, served: &[Served]) -> (Vec<Pod>, Vec<Pod>) {
 /// The module's rules as filters on the local pods' addresses; rules for a
 /// pod that is not local are ignored.
 pub fn filters(rules: Vec<PodRules>, local: &[Pod]) -> Vec<PodFilter> {
-    let addrs = |r: &PodRules| local.iter().find(|p| p.namespace == r.namespace && p.name == r.name).map(|p| p.ips.clone());
+    let addrs =
+        |r: &PodRules| local.iter().find(|p| p.namespace == r.namespace && p.name == r.name).map(|p| p.ips.clone());
     rules
         .into_iter()
         .filter_map(|r| {

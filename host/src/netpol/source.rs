@@ -36,7 +36,9 @@ impl Configured {
     pub fn of(config: &NetworkPolicy) -> Result<Configured> {
         Ok(match (&config.manifests, &config.etcd) {
             (Some(dir), None) => Configured::Manifests(ManifestDir(dir.clone())),
-            (None, Some(e)) => Configured::Etcd(EtcdPrefix { endpoints: e.endpoints.clone(), prefix: e.prefix.clone() }),
+            (None, Some(e)) => {
+                Configured::Etcd(EtcdPrefix { endpoints: e.endpoints.clone(), prefix: e.prefix.clone() })
+            }
             _ => anyhow::bail!("networkPolicy needs one source: manifests or etcd"),
         })
     }

@@ -1,7 +1,7 @@
 //! The pods' filters as one nftables transaction: the table dropped and
 //! built again, so what is in the kernel afterwards is exactly `pods`.
 
-use super::{Allow, PodFilter, Ports, TABLE};
+use super::{Allow, PodFilter, Ports, Protocol, TABLE};
 use crate::nft::{ACCEPT, Expr, Header, Op, addr_bytes, bounded, cmp, immediate, load, mask, meta, other, verdict};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
@@ -201,10 +201,16 @@ fn neighbour_discovery() -> Vec<Expr> {
     exprs
 }
 
-/// `reject with icmpx admin-prohibited`.
-fn reject() -> Expr {
-    // NFTA_REJECT_TYPE = 1 (NFT_REJECT_ICMPX_UNREACH = 2), NFTA_REJECT_ICMP_CODE = 2 (ADMIN_PROHIBITED = 3).
-    other("reject", vec![(1, 2u32.to_be_bytes().to_vec()), (2, vec![3])])
+/// The end of a pod's chain: `meta l4proto tcp reject with tcp reset`, then
+/// `reject with icmpx admin-prohibited`. A refused connection fails at once
+/// (a TCP client in SYN_SENT does not act on an ICMPv6 error, it waits out
+/// its retries).
+fn reject() -> [Vec<Expr>; 2] {
+    // NFTA_REJECT_TYPE = 1: NFT_REJECT_TCP_RST = 1, NFT_REJECT_ICMPX_UNREACH = 2;
+    // NFTA_REJECT_ICMP_CODE = 2: ADMIN_PROHIBITED = 3.
+    let reset = other("reject", vec![(1, 1u32.to_be_bytes().to_vec())]);
+    let tcp = vec![meta(MetaKey::L4Proto), cmp(Operator::Equal, vec![Protocol::Tcp.number()]), reset];
+    [tcp, vec![other("reject", vec![(1, 2u32.to_be_bytes().to_vec()), (2, vec![3])])]]
 }
 
 /// How an allow-list's peers are matched: any address, a set of single
@@ -273,7 +279,9 @@ fn pod_chain(batch: &mut Batch, chain: &str, direction: Direction, allows: &[All
     for rule in rules {
         batch.rule(chain, rule);
     }
-    batch.rule(chain, vec![reject()]);
+    for rule in reject() {
+        batch.rule(chain, rule);
+    }
 }
 
 /// The whole table for `pods`. An address listed by two pods goes to the first.
@@ -322,7 +330,6 @@ pub(super) fn ruleset(pods: &[PodFilter]) -> Vec<Op> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Protocol;
     use super::*;
 
     fn pod(name: &str, addr: &str, ingress: Option<Vec<Allow>>) -> PodFilter {
@@ -366,22 +373,22 @@ mod tests {
                 })
                 .count()
         };
-        // (v4 set, v6 set, one prefix) × two ports, then the reject.
-        assert_eq!(rules_of("in-x.a"), 3 * 2 + 1);
-        assert_eq!(rules_of("in-x.b"), 1, "isolated with nothing allowed: the reject alone");
+        // (v4 set, v6 set, one prefix) × two ports, then the two rejects.
+        assert_eq!(rules_of("in-x.a"), 3 * 2 + 2);
+        assert_eq!(rules_of("in-x.b"), 2, "isolated with nothing allowed: the rejects alone");
         assert_eq!(rules_of(BASE), 2 + 4);
         // x.b's address is x.a's: one jump for it, to x.a's chain.
         let jumps: usize = batch
             .iter()
             .filter_map(|(_, _, m)| match m {
-                NfTablesMessage::NewSetElement(SetElementMessage { attributes }) => attributes.iter().find_map(|a| {
-                    match a {
+                NfTablesMessage::NewSetElement(SetElementMessage { attributes }) => {
+                    attributes.iter().find_map(|a| match a {
                         SetElementList::Elements(e) => {
                             Some(e.iter().filter(|e| format!("{e:?}").contains("Jump")).count())
                         }
                         _ => None,
-                    }
-                }),
+                    })
+                }
                 _ => None,
             })
             .sum();

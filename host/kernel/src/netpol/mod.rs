@@ -12,8 +12,8 @@
 //! - per isolated pod and direction, a chain `in-<ns>.<name>` /
 //!   `out-<ns>.<name>`: one rule per (peer, port) an allow-list admits, each
 //!   ending in `return` (on to the other direction's check), and a final
-//!   `reject with icmpx admin-prohibited`, so a refused connection fails at
-//!   once instead of timing out;
+//!   reject (a TCP reset, else `icmpx admin-prohibited`), so a refused
+//!   connection fails at once instead of timing out;
 //! - per allow-list whose peers include single addresses, a set
 //!   `<chain>-<k>-4` / `-6` of them; other prefixes are a rule each.
 //!

@@ -37,7 +37,11 @@ fn records_name_the_pods_each_policy_config_governs() {
     let got = served(records);
     assert_eq!(got.len(), 2);
     let main = &got[&serde_json::from_value::<NetworkPolicy>(json!({"manifests": "/etc/netpol"})).unwrap()];
-    let a = Served { namespace: "x".into(), name: "a".into(), ips: vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()] };
+    let a = Served {
+        namespace: "x".into(),
+        name: "a".into(),
+        ips: vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+    };
     assert_eq!(main, &[a]);
 }
 
@@ -48,7 +52,11 @@ fn local_pods_take_labels_from_the_source_and_addresses_from_the_node() {
         namespaces: vec![],
         pods: vec![pod("x", "a", &[("app", "web")], &["10.9.9.9"]), pod("y", "b", &[("app", "db")], &["10.0.1.2"])],
     };
-    let here = |ns: &str, name: &str, ip: &str| Served { namespace: ns.into(), name: name.into(), ips: vec![ip.parse().unwrap()] };
+    let here = |ns: &str, name: &str, ip: &str| Served {
+        namespace: ns.into(),
+        name: name.into(),
+        ips: vec![ip.parse().unwrap()],
+    };
     let (local, remote) = split(&objects, &[here("x", "a", "10.0.0.2"), here("x", "new", "10.0.0.3")]);
     assert_eq!(local, [pod("x", "a", &[("app", "web")], &["10.0.0.2"]), pod("x", "new", &[], &["10.0.0.3"])]);
     assert_eq!(remote, [pod("y", "b", &[("app", "db")], &["10.0.1.2"])]);
@@ -67,6 +75,7 @@ fn rules_become_filters_on_local_addresses_with_only_isolated_directions() {
         egress: vec![],
     };
     let got = filters(vec![rules("x"), rules("elsewhere")], &local);
-    let want = PodFilter { name: "x.a".into(), addrs: local[0].ips.clone(), ingress: Some(vec![allow.clone()]), egress: None };
+    let want =
+        PodFilter { name: "x.a".into(), addrs: local[0].ips.clone(), ingress: Some(vec![allow.clone()]), egress: None };
     assert_eq!(got, [want]);
 }
