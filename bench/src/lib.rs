@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod exec;
+pub mod lines;
 
 use std::time::Duration;
 use wasmcni_e2e::Netns;

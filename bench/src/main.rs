@@ -4,8 +4,9 @@
 //! forwarding to warm modules), and the kernel floor (the same netlink work
 //! as iproute2 batches). Calls alternate between implementations so all see
 //! the same machine. Then a churn of ADD+DEL cycles with 4 in parallel, the
-//! daemon's memory, the IPAM policy in Rust, Python and JavaScript, and how
-//! fast cluster mode's routes follow node leases. Run as root: `scripts/bench.sh`.
+//! daemon's memory, the IPAM policy in Rust, Python and JavaScript, how
+//! fast cluster mode's routes follow node leases, and network policy's
+//! costs (an ADD's share, file change to kernel, 500 pods and 100 policies). Run as root: `scripts/bench.sh`.
 //!
 //! The process joins a throwaway "node" netns and execs the plugins
 //! directly, so no wrapper (ip netns exec) is timed.
@@ -13,6 +14,7 @@
 mod convergence;
 mod floor;
 mod languages;
+mod netpol;
 mod throughput;
 
 use clap::Parser;
@@ -42,6 +44,19 @@ struct Args {
     /// Node leases added and removed in the cluster convergence run.
     #[arg(long, default_value_t = 20)]
     joins: usize,
+    /// Pods on the node in the network policy run's large case.
+    #[arg(long, default_value_t = 500)]
+    netpol_pods: usize,
+    /// NetworkPolicy objects in the network policy run's large case.
+    #[arg(long, default_value_t = 100)]
+    netpol_policies: usize,
+    /// ADDs per config in the network policy run, and policy file changes timed.
+    #[arg(long, default_value_t = 20)]
+    netpol_rounds: usize,
+    /// The sections to run: latency (with churn and memory), languages,
+    /// convergence, netpol, throughput.
+    #[arg(long, value_delimiter = ',', default_value = "latency,languages,convergence,netpol,throughput")]
+    only: Vec<String>,
     /// Seconds per iperf3 run in the pod-to-pod throughput run.
     #[arg(long, default_value_t = 3)]
     throughput_secs: u32,
@@ -119,13 +134,34 @@ fn main() {
     exec::install(&scratch);
     wasmcni_bench::enter(&node);
 
+    let runs = |section: &str| args.only.iter().any(|s| s == section);
+    if runs("latency") {
+        latency(&args, &scratch);
+    }
+    if runs("languages") {
+        languages::run(&scratch, args.language_rounds);
+    }
+    if runs("convergence") {
+        convergence::run(args.joins);
+    }
+    if runs("netpol") {
+        netpol::run(args.netpol_pods, args.netpol_policies, args.netpol_rounds, args.netpol_rounds);
+    }
+    if runs("throughput") {
+        throughput::run(args.throughput_secs);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Latency per call against the reference, then the churn and the daemon's memory.
+fn latency(args: &Args, scratch: &std::path::Path) {
     let conf = |bridge: &str, ipam: &str, subnet: &str| {
         json!({
             "cniVersion": "1.0.0", "name": unique("bn"), "type": "bridge", "bridge": bridge, "isGateway": true,
             "ipam": {"type": ipam, "subnet": subnet, "dataDir": scratch.join("leases").display().to_string()}
         })
     };
-    let daemon = daemon::BenchDaemon::start(&scratch);
+    let daemon = daemon::BenchDaemon::start(scratch);
     let shim_env = vec![("WASMCNI_DAEMON_SOCKET".to_string(), daemon.socket.display().to_string())];
     let wasm_bridge = bin_dir().join("wasm-bridge").display().to_string();
     let plugins = [
@@ -219,8 +255,4 @@ fn main() {
         daemon.rss_mib()
     );
     drop(daemon);
-    languages::run(&scratch, args.language_rounds);
-    convergence::run(args.joins);
-    throughput::run(args.throughput_secs);
-    let _ = std::fs::remove_dir_all(&scratch);
 }

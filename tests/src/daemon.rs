@@ -14,8 +14,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts a daemon serving copies of the first-party modules; `extra`
-    /// are more arguments (e.g. `--tcp`).
+    /// Starts a daemon serving copies of the first-party modules, watching
+    /// them every 200 ms unless `extra` (more arguments, e.g. `--tcp`) says
+    /// otherwise.
     pub fn start(lab: &Lab, extra: &[&str]) -> Daemon {
         Daemon::start_with_nofile(lab, extra, None)
     }
@@ -46,7 +47,7 @@ impl Daemon {
             .arg(&socket)
             .arg("--module-dir")
             .arg(&modules)
-            .args(["--watch-interval-ms", "200"])
+            .args(if extra.contains(&"--watch-interval-ms") { &[][..] } else { &["--watch-interval-ms", "200"] })
             .args(extra)
             .env("WASMCNI_CACHE_DIR", cache_dir())
             .env("WASMCNI_STATE_DIR", lab.state_dir())
