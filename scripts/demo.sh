@@ -3,7 +3,7 @@
 # two throwaway "containers" (network namespaces) to a bridge network through
 # it, exactly as a container runtime would: ADD, a ping across the bridge,
 # CHECK, a policy denying an ADD, then daemon mode with a hot swap of the
-# IPAM policy, and DEL; last, two nodes on segments joined by a router, their
+# IPAM policy, network policy between pods, and DEL; last, two nodes on segments joined by a router, their
 # pods reaching each other through the vxlan overlay. Everything it creates
 # lives in namespaces it made, and is removed on exit. Needs root.
 set -euo pipefail
@@ -115,6 +115,58 @@ bold "leases, as the daemon reports them"
 api http://wasmcni/v1/networks/demo/leases | python3 -m json.tool
 bold "metrics (excerpt)"
 api http://wasmcni/metrics | grep -E '^wasmcni_(requests_total|module_swaps_total|leases)'
+
+bold "network policy: namespace web takes connections only from pods labelled role=frontend (k8s-networkpolicy)"
+mkdir -p "$scratch/netpol"
+cat >"$scratch/netpol/cluster.yaml" <<'YAML'
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontends-only, namespace: web}
+spec:
+  podSelector: {}
+  ingress:
+  - from:
+    - namespaceSelector: {}
+      podSelector: {matchLabels: {role: frontend}}
+    ports: [{port: 8080}]
+---
+{kind: Pod, metadata: {name: server, namespace: web, labels: {app: server}}}
+---
+{kind: Pod, metadata: {name: frontend, namespace: shop, labels: {role: frontend}}}
+---
+{kind: Pod, metadata: {name: other, namespace: shop, labels: {role: batch}}}
+YAML
+sed -n '1,11p' "$scratch/netpol/cluster.yaml"
+netpol_config=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c.update(name="policed", bridge="wcdemo1");
+c["ipam"]["ranges"]=[[{"subnet": "10.89.0.0/24"}]]; c["networkPolicy"]={"manifests": sys.argv[2]}; print(json.dumps(c))' \
+    "$CONFIG" "$scratch/netpol")
+declare -A pod_ip
+for p in web/server shop/frontend shop/other; do
+    ns=wcdemo-${p#*/}-$id
+    containers+=("$ns")
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    out=$(CNI_ARGS="K8S_POD_NAMESPACE=${p%/*};K8S_POD_NAME=${p#*/}" cni ADD "$ns" "$netpol_config")
+    pod_ip[$p]=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
+    echo "ADD $p: ${pod_ip[$p]}, its policy in place before ADD returned"
+done
+server=wcdemo-server-$id
+ip netns exec "$server" python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1 &
+daemons+=($!)
+until ip netns exec "$server" ss -ltn | grep -q :8080; do sleep 0.1; done
+for p in shop/frontend shop/other; do
+    if ip netns exec "wcdemo-${p#*/}-$id" curl -s -o /dev/null -m 2 "http://${pod_ip[web/server]}:8080/"; then
+        echo "$p -> web/server:8080: connected"
+    else
+        echo "$p -> web/server:8080: refused"
+    fi
+done
+bold "the node's table: one chain per isolated pod, a verdict map from its address"
+ip netns exec "$node" nft list table inet wasmcni-netpol | sed -n '/chain in-web.server/,/}/p'
+for p in web/server shop/frontend shop/other; do
+    CNI_ARGS="K8S_POD_NAMESPACE=${p%/*};K8S_POD_NAME=${p#*/}" cni DEL "wcdemo-${p#*/}-$id" "$netpol_config"
+done
+ip netns exec "$node" nft list tables | grep -q wasmcni-netpol || echo "DEL removed the pods' rules: no table left"
 
 for c in "$b" "$c"; do
     bold "DEL $c"

@@ -367,21 +367,35 @@ fn a_pod_is_added_under_its_policy_and_bad_inputs_fail_its_add_cleanly() {
     assert_eq!(lab.leases(), leases, "its lease was released");
     assert!(etcd.ctl(&["del", "/netpol/policy/broken"]).is_some());
 
-    let id = "x-a".to_owned();
     let del = |netns: &str| {
         let args = "K8S_POD_NAMESPACE=x;K8S_POD_NAME=a";
         lab.invoke(&Invoke {
             plugin: "wasm-bridge",
             command: "DEL",
-            container_id: &id,
+            container_id: "x-a",
             netns,
             ifname: "eth0",
             args,
             config: &conf,
         })
     };
+    let no_table = |after: &str| {
+        let tables = lab.host.must(&["nft", "list", "tables"]);
+        assert!(!tables.contains("wasmcni-netpol"), "{after} of the last isolated pod removes the table: {tables}");
+    };
     assert!(del(&x_a.path()).ok);
-    let tables = lab.host.must(&["nft", "list", "tables"]);
-    assert!(!tables.contains("wasmcni-netpol"), "DEL of the last isolated pod removes the table: {tables}");
+    no_table("DEL");
     assert!(del("").ok, "DEL again, without a netns");
+
+    // Back, then GC with x/a no longer listed: its record goes, and with it its rules.
+    assert!(add("x", "a", &x_a).ok);
+    assert_eq!(probe::reach(&y_b.path(), vec![(ip, Port::Tcp(80))]), [false], "x/a is isolated again");
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "y-b", "ifname": "eth0"}]);
+    let i =
+        Invoke { plugin: "wasm-bridge", command: "GC", container_id: "", netns: "", ifname: "", args: "", config: &gc };
+    let out = lab.invoke(&i);
+    assert!(out.ok, "GC: {}{}", out.stdout, out.stderr);
+    no_table("GC");
+    assert!(del(&x_a.path()).ok);
 }

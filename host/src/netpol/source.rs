@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 use wasmcni_caps::v1::netpol::{Namespace, Pod};
 use wasmcni_cni::netconf::NetworkPolicy;
@@ -96,14 +97,27 @@ pub struct EtcdPrefix {
     pub prefix: String,
 }
 
+/// One client per endpoint list for the process: the daemon reads the
+/// prefix on every pass, and its channel reconnects by itself.
+static CLIENTS: Mutex<BTreeMap<Vec<String>, etcd_client::Client>> = Mutex::new(BTreeMap::new());
+
+async fn client(endpoints: &[String]) -> Result<etcd_client::Client> {
+    if let Some(c) = CLIENTS.lock().expect("not poisoned").get(endpoints) {
+        return Ok(c.clone());
+    }
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    let client = etcd_client::Client::connect(endpoints, Some(options))
+        .await
+        .with_context(|| format!("connecting to etcd at {}", endpoints.join(",")))?;
+    CLIENTS.lock().expect("not poisoned").insert(endpoints.to_vec(), client.clone());
+    Ok(client)
+}
+
 impl Source for EtcdPrefix {
     async fn snapshot(&self) -> Result<Objects> {
-        let options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
-        let mut client = etcd_client::Client::connect(&self.endpoints, Some(options))
-            .await
-            .with_context(|| format!("connecting to etcd at {}", self.endpoints.join(",")))?;
+        let mut client = client(&self.endpoints).await?;
         let got = client
             .get(self.prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix()))
             .await

@@ -110,8 +110,11 @@ fn a_policy_admits_what_it_lists_refuses_the_rest_and_is_replaced_whole() {
     assert!(t.connects(80), "a may reach b:80");
     assert!(!t.connects(81), "but not b:81");
     let table = t.table().expect("the table is there");
-    // base + in-y.b; the peer set and the four verdict maps; 6 base rules, 2 + 1 pod rules.
-    assert_eq!((count(&table, "chain"), count(&table, "set") + count(&table, "map"), count(&table, "rule")), (2, 5, 9));
+    // base + in-y.b; the peer set and the four verdict maps; 6 base rules, 2 + 2 pod rules.
+    assert_eq!(
+        (count(&table, "chain"), count(&table, "set") + count(&table, "map"), count(&table, "rule")),
+        (2, 5, 10)
+    );
 
     // A port range, from anywhere.
     let range = Allow { peers: None, ports: vec![Ports { protocol: Protocol::Tcp, range: Some((81, 90)) }] };
