@@ -1,5 +1,5 @@
 //! A child's output as stamped lines: how the benchmark sees when the kernel
-//! changed (`ip monitor`, `nft monitor`) or etcd did (`etcdctl watch`).
+//! changed (`ip monitor`) or etcd did (`etcdctl watch`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -28,11 +28,6 @@ impl Lines {
             }
         });
         Lines { rx, child }
-    }
-
-    /// Drops the lines that arrived so far.
-    pub fn drain(&self) {
-        while self.rx.try_recv().is_ok() {}
     }
 
     /// When the first line matching `want` arrived (earlier lines are dropped).

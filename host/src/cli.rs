@@ -50,7 +50,8 @@ enum Cmd {
         /// Where to create it (default: ./<name>).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The wasmcni-sdk directory (default: the one of this binary's checkout).
+        /// The wasmcni-sdk directory (default: this binary's checkout's, else the
+        /// SDK it carries, unpacked under $XDG_CACHE_HOME/wasmcni).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -109,3 +109,49 @@ fn scaffolded_plugins_test_build_and_run_in_the_host() {
     assert_eq!(c.must(&["sysctl", "-n", "net.ipv4.conf.eth0.proxy_arp"]).trim(), "1");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// With no checkout: an installed binary carries the SDK, unpacks it into
+/// the user's cache and scaffolds against it; the plugin tests, builds and
+/// serves an ADD.
+#[test]
+fn an_installed_binary_scaffolds_a_plugin_that_tests_builds_and_runs() {
+    let root = std::env::temp_dir().join(unique("wcni-installed-"));
+    let (bin, cache, work) = (root.join("bin"), root.join("cache"), root.join("work"));
+    for d in [&bin, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(wasmcni_bin(), bin.join("wasmcni")).unwrap();
+    let out = Command::new(bin.join("wasmcni"))
+        .args(["new", "p", "--kind", "ipam"])
+        .current_dir(&work)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = std::fs::read_to_string(work.join("p/Cargo.toml")).unwrap();
+    assert!(manifest.contains(cache.join("wasmcni").to_str().unwrap()), "the unpacked SDK is used: {manifest}");
+    assert!(!manifest.contains(workspace().to_str().unwrap()), "not the checkout's: {manifest}");
+    let dir = work.join("p");
+    let tests = run(&dir, &["cargo", "test"]);
+    assert!(tests.contains("test result: ok.") && !tests.contains(" 0 passed"), "{tests}");
+    run(&dir, &["cargo", "build", "--release", "--target", "wasm32-wasip2"]);
+    let module = workspace().join("target/scaffold/wasm32-wasip2/release/p.wasm");
+
+    let lab = Lab::new();
+    let c = lab.container();
+    let mut bridge = lab.bridge_conf("1.0.0", json!({"subnet": "10.59.0.0/24"}));
+    bridge["ipam"]["type"] = "wasmcni".into();
+    bridge["ipam"]["plugin"] = module.display().to_string().into();
+    let path = c.path();
+    let i = Invoke {
+        plugin: "wasm-bridge",
+        command: "ADD",
+        container_id: "p",
+        netns: &path,
+        ifname: "eth0",
+        args: "",
+        config: &bridge,
+    };
+    assert_eq!(result_ips(&lab.invoke(&i).expect_ok().json()), vec!["10.59.0.2/24".to_string()]);
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -121,14 +121,17 @@ pub fn prepare(
 }
 
 impl Request {
-    /// The Wasm modules this call will run: the plugin, and its IPAM when
-    /// that is a Wasm module.
+    /// The Wasm modules this call will run: the plugin, its IPAM when that
+    /// is a Wasm module, and its network policy module.
     pub fn modules(&self, dir: &ModuleDir) -> Vec<(PathBuf, Option<String>)> {
         let mut modules = vec![(self.target.path.clone(), self.target.sha256.clone())];
         if let Some(ModuleSource::Wasm { path, sha256 }) =
             self.call.conf.ipam.as_ref().and_then(|i| dir.resolve_ipam(i).ok())
         {
             modules.push((path, sha256));
+        }
+        if let Some(path) = self.call.conf.network_policy.as_ref().and_then(|p| dir.locate(&p.module).ok()) {
+            modules.push((path, None));
         }
         modules
     }

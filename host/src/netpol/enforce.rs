@@ -59,6 +59,7 @@ pub async fn enforce(
             ),
             Refused::Io(e) => CniError::io(format!("network policy lock: {e}")),
         })?;
+    let started = Instant::now();
     let mut inputs = Inputs::new();
     for (config, pods) in served(attachments::recorded(runner.state_dir())) {
         let source = Configured::of(&config).map_err(|e| CniError::config(format!("{e:#}")))?;
@@ -73,6 +74,7 @@ pub async fn enforce(
     if last.as_ref().is_some_and(|l| **l == inputs) {
         return Ok(false);
     }
+    let read = started.elapsed();
     let mut filters = Vec::new();
     for (config, objects, pods, _) in &inputs {
         let path = runner.module_dir().locate(&config.module)?;
@@ -82,8 +84,16 @@ pub async fn enforce(
         let rules = runner.network_policy(&target, policies, namespaces, &local, &remote, Some(deadline)).await?;
         filters.extend(self::filters(rules, &local));
     }
+    let computed = started.elapsed();
     crate::runner::blocking(|| runner.netpol().apply(&filters)).map_err(CniError::from)?;
-    tracing::info!(pods = filters.len(), "network policy applied");
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
+    tracing::info!(
+        pods = filters.len(),
+        inputs_ms = ms(read),
+        module_ms = ms(computed - read),
+        kernel_ms = ms(started.elapsed() - computed),
+        "network policy applied"
+    );
     if let Some(last) = last {
         *last = inputs;
     }

@@ -1,5 +1,9 @@
 //! `wasmcni new`: a plugin crate that builds to wasm32-wasip2 and whose
 //! generated tests pass, with a README on building, testing and deploying.
+//! The SDK it depends on is the one given, the checkout's, or the one this
+//! binary carries (`sdk`).
+
+pub mod sdk;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -41,7 +45,13 @@ pub fn create(name: &str, kind: Kind, dir: Option<PathBuf>, sdk: Option<PathBuf>
     if !valid_name(name) {
         bail!("{name:?} is not a valid plugin name: lowercase letters, digits and '-', starting with a letter");
     }
-    let sdk = sdk.or_else(default_sdk).context("cannot find wasmcni-sdk: pass --sdk <path to the sdk directory>")?;
+    let sdk = match sdk.or_else(default_sdk) {
+        Some(dir) => dir,
+        None => {
+            let cache = sdk::default_cache().context("no HOME or XDG_CACHE_HOME to unpack the SDK in: pass --sdk")?;
+            sdk::unpack(&cache)?
+        }
+    };
     let sdk = sdk.canonicalize().with_context(|| format!("reading {}", sdk.display()))?;
     let root = dir.unwrap_or_else(|| PathBuf::from(name));
     if root.exists() {

@@ -23,6 +23,13 @@ struct World<'a> {
     pods: Vec<(&'a Pod, BTreeMap<String, String>)>,
 }
 
+/// One policy's allows per direction; `None` for a direction it does not isolate.
+#[derive(Clone)]
+struct Compiled {
+    ingress: Option<Vec<Allow>>,
+    egress: Option<Vec<Allow>>,
+}
+
 fn map(labels: &[Label]) -> BTreeMap<String, String> {
     labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect()
 }
@@ -55,6 +62,21 @@ impl World<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// What `policy` allows in each direction it isolates.
+    fn compile(&self, policy: &NetworkPolicy) -> Result<Compiled, Error> {
+        let (ingress, egress) = policy.spec.types();
+        let mut c = Compiled { ingress: None, egress: None };
+        if ingress {
+            let rules = policy.spec.ingress.iter().flatten().map(|r| self.allow(policy, &r.from, &r.ports));
+            c.ingress = Some(rules.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect());
+        }
+        if egress {
+            let rules = policy.spec.egress.iter().flatten().map(|r| self.allow(policy, &r.to, &r.ports));
+            c.egress = Some(rules.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect());
+        }
+        Ok(c)
     }
 
     /// One rule as an allow: none when it can match nothing (no peer
@@ -149,6 +171,9 @@ fn compute(
         namespaces: namespaces.iter().map(|n| (n.name.as_str(), map(&n.labels))).collect(),
         pods: local.iter().chain(remote).map(|p| (p, map(&p.labels))).collect(),
     };
+    // A policy's allows depend on the policy, not on the pod it selects:
+    // each is computed once, when a pod first needs it.
+    let mut compiled: Vec<Option<Compiled>> = vec![None; policies.len()];
     let mut out = Vec::new();
     for pod in local {
         let labels = map(&pod.labels);
@@ -160,24 +185,23 @@ fn compute(
             ingress: Vec::new(),
             egress: Vec::new(),
         };
-        for policy in &policies {
+        for (policy, compiled) in policies.iter().zip(&mut compiled) {
             let selects = policy.metadata.namespace == pod.namespace
                 && policy.spec.pod_selector.matches(&labels).map_err(|e| invalid(&policy.metadata.name, e))?;
             if !selects {
                 continue;
             }
-            let (ingress, egress) = policy.spec.types();
-            if ingress {
+            let c = match compiled {
+                Some(c) => c,
+                None => compiled.insert(world.compile(policy)?),
+            };
+            if let Some(ingress) = &c.ingress {
                 rules.ingress_isolated = true;
-                for r in policy.spec.ingress.iter().flatten() {
-                    rules.ingress.extend(world.allow(policy, &r.from, &r.ports)?);
-                }
+                rules.ingress.extend(ingress.iter().cloned());
             }
-            if egress {
+            if let Some(egress) = &c.egress {
                 rules.egress_isolated = true;
-                for r in policy.spec.egress.iter().flatten() {
-                    rules.egress.extend(world.allow(policy, &r.to, &r.ports)?);
-                }
+                rules.egress.extend(egress.iter().cloned());
             }
         }
         out.push(rules);
