@@ -47,6 +47,13 @@ pub async fn enforce(
     deadline: Instant,
     last: Option<&mut Inputs>,
 ) -> Result<bool, CniError> {
+    // A watcher on a node with no policed pod, now or at its last pass, has
+    // nothing to do and need not queue for the lock (an ADD that polices
+    // one applies its own pass).
+    let idle = || served(attachments::recorded(runner.state_dir())).is_empty();
+    if last.as_ref().is_some_and(|l| l.is_empty()) && idle() {
+        return Ok(false);
+    }
     let lock_path = runner.state_dir().join("netpol.lock");
     std::fs::create_dir_all(runner.state_dir()).map_err(|e| CniError::io(format!("creating the state dir: {e}")))?;
     let _turn = tokio::task::spawn_blocking(move || flock::exclusive(&lock_path, deadline))
