@@ -113,6 +113,7 @@ impl Node {
         let daemon = Daemon::start(&self.lab, &["--watch-interval-ms", interval_ms]);
         let (from, to) = (self.pods[1].path(), &self.pods[0]);
         let ip: IpAddr = addr_of(&to.addrs("eth0")[0]).parse().unwrap();
+        let period: u64 = interval_ms.parse().unwrap();
         // The daemon's first pass.
         std::thread::sleep(Duration::from_secs(2));
         let mut took = Vec::new();
@@ -125,7 +126,6 @@ impl Node {
             }
             took.push(start.elapsed());
             // Each change lands alone, at a different point of the daemon's period.
-            let period: u64 = interval_ms.parse().unwrap();
             std::thread::sleep(Duration::from_millis(300 + (k as u64 * 397) % period));
         }
         self.policies(count, 80);

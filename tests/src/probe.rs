@@ -35,20 +35,13 @@ pub fn serve(path: &str, ports: &[Port]) {
     let (tcp, udp) = in_netns(path, move || {
         // `[::]` takes IPv4 too (net.ipv6.bindv6only is 0 in a fresh netns).
         let any = |port| SocketAddr::from(([0u16; 8], port));
-        let tcp: Vec<TcpListener> = ports
-            .iter()
-            .filter_map(|p| match p {
-                Port::Tcp(n) => Some(TcpListener::bind(any(*n)).expect("bind tcp")),
-                Port::Udp(_) => None,
-            })
-            .collect();
-        let udp: Vec<UdpSocket> = ports
-            .iter()
-            .filter_map(|p| match p {
-                Port::Udp(n) => Some(UdpSocket::bind(any(*n)).expect("bind udp")),
-                Port::Tcp(_) => None,
-            })
-            .collect();
+        let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+        for port in ports {
+            match port {
+                Port::Tcp(n) => tcp.push(TcpListener::bind(any(n)).expect("bind tcp")),
+                Port::Udp(n) => udp.push(UdpSocket::bind(any(n)).expect("bind udp")),
+            }
+        }
         (tcp, udp)
     });
     for l in tcp {

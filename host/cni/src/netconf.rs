@@ -4,7 +4,7 @@ use crate::env::validate_network_name;
 use crate::error::{CniError, Code};
 use crate::result::CniResult;
 use crate::version::Version;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,18 +80,46 @@ struct Raw {
 
 /// `networkPolicy`: the `netpol` module that computes the node's rules, and
 /// where its inputs (NetworkPolicy, Namespace and Pod objects) come from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Read from a config and from an attachment's record alike, so the rule
+/// of one source lives in the type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "RawNetworkPolicy")]
 pub struct NetworkPolicy {
-    #[serde(default = "default_netpol_module")]
     pub module: String,
-    /// A directory of manifests.
-    pub manifests: Option<PathBuf>,
-    /// Objects under an etcd prefix, one manifest per key.
-    pub etcd: Option<EtcdObjects>,
+    pub source: PolicySource,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+/// Where the objects come from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PolicySource {
+    /// A directory of manifests.
+    Manifests(PathBuf),
+    /// Objects under an etcd prefix, one or more manifests per key.
+    Etcd(EtcdObjects),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawNetworkPolicy {
+    #[serde(default = "default_netpol_module")]
+    module: String,
+    manifests: Option<PathBuf>,
+    etcd: Option<EtcdObjects>,
+}
+
+impl TryFrom<RawNetworkPolicy> for NetworkPolicy {
+    type Error = &'static str;
+    fn try_from(raw: RawNetworkPolicy) -> Result<Self, Self::Error> {
+        let source = match (raw.manifests, raw.etcd) {
+            (Some(dir), None) => PolicySource::Manifests(dir),
+            (None, Some(etcd)) => PolicySource::Etcd(etcd),
+            _ => return Err("networkPolicy needs one source: \"manifests\" (a directory) or \"etcd\""),
+        };
+        Ok(NetworkPolicy { module: raw.module, source })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdObjects {
     pub endpoints: Vec<String>,
@@ -168,11 +196,6 @@ impl NetConf {
         let limits = Limits::from_value(value.get("limits"), Limits::default())?;
         let ipam_limits = Limits::from_value(raw.ipam.as_ref().and_then(|i| i.get("limits")), limits)?;
         let prev_result = raw.prev_result.as_ref().map(CniResult::from_any).transpose()?;
-        if let Some(p) = &raw.network_policy
-            && p.manifests.is_some() == p.etcd.is_some()
-        {
-            return Err(CniError::config("networkPolicy needs one source: \"manifests\" (a directory) or \"etcd\""));
-        }
         Ok(NetConf {
             cni_version: raw.cni_version,
             version,
@@ -276,7 +299,7 @@ mod tests {
     fn network_policy_names_a_module_and_a_source() {
         let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"x","networkPolicy":{"manifests":"/etc/netpol"}}"#);
         let p = c.unwrap().network_policy.unwrap();
-        assert_eq!((p.module.as_str(), p.manifests.unwrap()), ("k8s-networkpolicy", PathBuf::from("/etc/netpol")));
+        assert_eq!((p.module.as_str(), p.source), ("k8s-networkpolicy", PolicySource::Manifests("/etc/netpol".into())));
         for bad in [
             r#"{}"#,
             r#"{"manifests":"/m","extra":1}"#,

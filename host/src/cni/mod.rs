@@ -169,7 +169,7 @@ async fn police(
     call: &Arc<Call>,
     deadline: Instant,
 ) -> Result<(), CniError> {
-    let Err(e) = crate::netpol::enforce::enforce(runner, target.limits, deadline, None).await else {
+    let Err(e) = crate::netpol::enforce::enforce(runner, target.limits, deadline).await else {
         return Ok(());
     };
     if command != Command::Add {

@@ -8,7 +8,7 @@
 use super::api::AppState;
 use crate::cni::error::CniError;
 use crate::config::Limits;
-use crate::netpol::enforce::{Inputs, enforce};
+use crate::netpol::enforce::enforce;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -99,10 +99,10 @@ pub async fn run(state: Arc<AppState>, every: Duration, mut seen: HashMap<PathBu
     }
 }
 
-/// What the watcher's network policy passes remember.
+/// What the watcher's network policy passes remember (the inputs last
+/// applied are the runner's).
 #[derive(Default)]
 struct Policed {
-    inputs: Inputs,
     /// The last failure, reported once until it changes.
     failing: Option<String>,
 }
@@ -111,7 +111,7 @@ impl Policed {
     async fn pass(&mut self, state: &AppState) {
         let limits = Limits::default();
         let deadline = Instant::now() + limits.timeout;
-        match enforce(&state.runner, limits, deadline, Some(&mut self.inputs)).await {
+        match enforce(&state.runner, limits, deadline).await {
             Ok(applied) => {
                 if applied {
                     state.metrics.netpol_update(true);

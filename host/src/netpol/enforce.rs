@@ -17,6 +17,7 @@ use crate::config::Limits;
 use crate::runner::{Runner, Target};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmcni_caps::v1::netpol::{Pod, PodRules};
@@ -33,25 +34,31 @@ pub struct Served {
     pub ips: Vec<IpAddr>,
 }
 
-/// What one pass computes from: per `networkPolicy` config, its objects,
-/// the pods it governs here and the module's digest. Equal inputs give
-/// equal rules, so the daemon skips a pass whose inputs did not change.
-pub type Inputs = Vec<(NetworkPolicy, Objects, Vec<Served>, Option<String>)>;
+/// What one pass computes from, per `networkPolicy` config: its objects,
+/// the pods it governs here, and the module (its file and, once loaded,
+/// its digest). Equal inputs give equal rules, so the daemon skips a pass
+/// whose inputs did not change.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Input {
+    config: NetworkPolicy,
+    objects: Objects,
+    pods: Vec<Served>,
+    module: PathBuf,
+    digest: Option<String>,
+}
 
-/// Computes and applies the node's policy; `last`, when given, holds the
-/// inputs of the pass before, and a pass with the same ones applies nothing.
-/// Returns whether it applied.
-pub async fn enforce(
-    runner: &Arc<Runner>,
-    limits: Limits,
-    deadline: Instant,
-    last: Option<&mut Inputs>,
-) -> Result<bool, CniError> {
-    // A watcher on a node with no policed pod, now or at its last pass, has
-    // nothing to do and need not queue for the lock (an ADD that polices
-    // one applies its own pass).
-    let idle = || served(attachments::recorded(runner.state_dir())).is_empty();
-    if last.as_ref().is_some_and(|l| l.is_empty()) && idle() {
+pub type Inputs = Vec<Input>;
+
+/// Computes and applies the node's policy, unless the inputs are those of
+/// the last pass this runner applied (`Runner::netpol_applied`): a daemon's
+/// ADD and its watcher's next tick never both rebuild the table. Returns
+/// whether it applied.
+pub async fn enforce(runner: &Arc<Runner>, limits: Limits, deadline: Instant) -> Result<bool, CniError> {
+    let unchanged = |inputs: &Inputs| runner.netpol_applied().lock().expect("not poisoned").as_ref() == Some(inputs);
+    // With no policed pod, now or at the last pass, there is nothing to do
+    // and no need to queue for the lock (an ADD that polices one applies
+    // its own pass).
+    if unchanged(&Inputs::new()) && served(attachments::recorded(runner.state_dir())).is_empty() {
         return Ok(false);
     }
     let lock_path = runner.state_dir().join("netpol.lock");
@@ -69,23 +76,21 @@ pub async fn enforce(
     let started = Instant::now();
     let mut inputs = Inputs::new();
     for (config, pods) in served(attachments::recorded(runner.state_dir())) {
-        let source = Configured::of(&config).map_err(|e| CniError::config(format!("{e:#}")))?;
-        let objects = tokio::time::timeout_at(deadline.into(), source.snapshot())
+        let objects = tokio::time::timeout_at(deadline.into(), Configured::of(&config).snapshot())
             .await
             .map_err(|_| CniError::new(Code::TryAgainLater, "network policy inputs: no answer before the deadline"))?
             .map_err(|e| CniError::new(Code::TryAgainLater, format!("network policy inputs: {e:#}")))?;
-        let path = runner.module_dir().locate(&config.module)?;
-        let digest = runner.served(&path).map(|m| m.sha256.clone());
-        inputs.push((config, objects, pods, digest));
+        let module = runner.module_dir().locate(&config.module)?;
+        let digest = runner.served(&module).map(|m| m.sha256.clone());
+        inputs.push(Input { config, objects, pods, module, digest });
     }
-    if last.as_ref().is_some_and(|l| **l == inputs) {
+    if unchanged(&inputs) {
         return Ok(false);
     }
     let read = started.elapsed();
     let mut filters = Vec::new();
-    for (config, objects, pods, _) in &inputs {
-        let path = runner.module_dir().locate(&config.module)?;
-        let target = Target { path, sha256: None, limits, role: Some(Role::Netpol) };
+    for Input { objects, pods, module, .. } in &inputs {
+        let target = Target { path: module.clone(), sha256: None, limits, role: Some(Role::Netpol) };
         let (local, remote) = split(objects, pods);
         let (policies, namespaces) = (&objects.policies, &objects.namespaces);
         let rules = runner.network_policy(&target, policies, namespaces, &local, &remote, Some(deadline)).await?;
@@ -101,9 +106,7 @@ pub async fn enforce(
         kernel_ms = ms(started.elapsed() - computed),
         "network policy applied"
     );
-    if let Some(last) = last {
-        *last = inputs;
-    }
+    *runner.netpol_applied().lock().expect("not poisoned") = Some(inputs);
     Ok(true)
 }
 

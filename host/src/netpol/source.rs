@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use wasmcni_caps::v1::netpol::{Namespace, Pod};
-use wasmcni_cni::netconf::NetworkPolicy;
+use wasmcni_cni::netconf::{NetworkPolicy, PolicySource};
 
 /// Everything the rules are computed from, at one moment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,14 +34,13 @@ pub enum Configured {
 }
 
 impl Configured {
-    pub fn of(config: &NetworkPolicy) -> Result<Configured> {
-        Ok(match (&config.manifests, &config.etcd) {
-            (Some(dir), None) => Configured::Manifests(ManifestDir(dir.clone())),
-            (None, Some(e)) => {
+    pub fn of(config: &NetworkPolicy) -> Configured {
+        match &config.source {
+            PolicySource::Manifests(dir) => Configured::Manifests(ManifestDir(dir.clone())),
+            PolicySource::Etcd(e) => {
                 Configured::Etcd(EtcdPrefix { endpoints: e.endpoints.clone(), prefix: e.prefix.clone() })
             }
-            _ => anyhow::bail!("networkPolicy needs one source: manifests or etcd"),
-        })
+        }
     }
 }
 

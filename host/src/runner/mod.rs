@@ -15,6 +15,7 @@ use crate::cni::error::CniError;
 use crate::cni::result::CniResult;
 use crate::config::{Limits, ModuleDir};
 use crate::delegation::DelegateCap;
+use crate::netpol::enforce::Inputs;
 use faults::guarded;
 use invoke::{Invocation, call_export};
 use std::collections::HashMap;
@@ -71,6 +72,9 @@ pub struct Runner {
     masquerade: Arc<Masquerade>,
     /// The node's network policy, in the netns the runner serves.
     netpol: Nftables,
+    /// The inputs of the last policy this runner applied; `None` when it
+    /// cannot know what is in the kernel (a one-shot call: always apply).
+    netpol_applied: Mutex<Option<Inputs>>,
     /// Where per-attachment state lives.
     state_dir: PathBuf,
     /// Where precompiled modules live.
@@ -117,6 +121,8 @@ impl Runner {
             ipam_locks: Mutex::new(HashMap::new()),
             masquerade: Arc::new(Masquerade::new(state_dir.clone())),
             netpol: Nftables::default(),
+            // A daemon starts as before policy: it leaves the kernel alone until a pod is policed.
+            netpol_applied: Mutex::new((host == Host::Daemon).then(Inputs::new)),
             state_dir,
             cache,
             module_dir,
@@ -147,6 +153,11 @@ impl Runner {
     /// Where the node's network policy is enforced.
     pub fn netpol(&self) -> &dyn Filter {
         &self.netpol
+    }
+
+    /// The inputs of the last network policy pass applied (see `netpol::enforce`).
+    pub fn netpol_applied(&self) -> &Mutex<Option<Inputs>> {
+        &self.netpol_applied
     }
 
     /// Where per-attachment state lives (masquerade records, attachment records).
