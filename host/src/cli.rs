@@ -55,6 +55,23 @@ enum Cmd {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Check a module against the CNI contract in throwaway network
+    /// namespaces (root needed) and print a pass/fail table; exits non-zero
+    /// on any failure.
+    Test {
+        module: PathBuf,
+        /// A JSON object merged into the module's own config (for an IPAM
+        /// module, its `ipam` section; for a policy, its `policies` entry).
+        #[arg(long, value_parser = json_object)]
+        config: Option<serde_json::Map<String, serde_json::Value>>,
+        /// Test a network plugin chained after the first-party bridge, with
+        /// the bridge's result as its prevResult.
+        #[arg(long)]
+        chained: bool,
+        /// Where the first-party modules the run uses (bridge, host-local) are.
+        #[arg(long, env = "WASMCNI_MODULE_DIR", default_value = crate::config::DEFAULT_MODULE_DIR)]
+        module_dir: PathBuf,
+    },
     /// Print the network policy rules a netpol module computes for the pods
     /// of a directory of manifests (NetworkPolicy, Namespace, Pod; YAML or JSON).
     Netpol {
@@ -184,6 +201,14 @@ fn run(cli: Cli) -> Result<()> {
             println!("created {}: see its README.md", root.display());
             Ok(())
         }
+        Cmd::Test { module, config, chained, module_dir } => {
+            let config = config.unwrap_or_default();
+            let opts = crate::conformance::Options { module, config, chained, module_dir, cache_dir: cli.cache_dir };
+            if !crate::conformance::run(opts)? {
+                bail!("the module failed conformance checks");
+            }
+            Ok(())
+        }
         Cmd::Netpol { module, module_dir, manifests, local } => {
             crate::netpol::print(cache, module_dir, &module, manifests, &local)
         }
@@ -246,6 +271,10 @@ fn inspect(cache: &Cache, module: &Path) -> Result<()> {
     out["path"] = module.display().to_string().into();
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+fn json_object(s: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    serde_json::from_str(s).map_err(|e| format!("not a JSON object: {e}"))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

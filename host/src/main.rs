@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cni;
 mod config;
+mod conformance;
 mod daemon;
 mod delegation;
 mod logging;

@@ -40,6 +40,11 @@ fn misbehave(inv: &Invocation) -> Result<CniResult, Error> {
             }
             Err(Error::plugin("the host let me touch a link I do not own"))
         }
+        // A veth that DEL (below) never removes: what a conformance run must catch.
+        "leak" => {
+            links::create_veth(&VethSpec { container_ifname: inv.ifname.clone(), mtu: None, container_mac: None })?;
+            Ok(CniResult { interfaces: vec![], ips: vec![], routes: vec![], dns: None })
+        }
         other => Err(Error::config(format!("unknown mode {other:?}"))),
     }
 }
