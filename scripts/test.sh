@@ -12,7 +12,8 @@ cargo fmt --all -- --check
 cargo clippy --release --locked --all-targets -- -D warnings
 scripts/build.sh
 scripts/build-languages.sh
-python3 -m unittest discover -s examples/ipam-python/tests
+sdk/python/test.sh
+sdk/js/test.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 unit=(-p wasmcni -p wasmcni-cni -p wasmcni-scope -p wasmcni-kernel -p wasmcni-engine -p wasmcni-caps -p wasmcni-sdk

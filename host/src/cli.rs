@@ -42,11 +42,13 @@ enum Cmd {
     },
     /// Show a module's world, WIT version, imports and exports.
     Inspect { module: PathBuf },
-    /// Create a plugin crate: it builds to wasm32-wasip2 and its tests pass.
+    /// Create a plugin project: its tests pass and it builds to a component.
     New {
         name: String,
         #[arg(long, value_enum)]
         kind: crate::scaffold::Kind,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
         /// Where to create it (default: ./<name>).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -196,8 +198,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Precompile { path } => precompile(&cache, &path),
         Cmd::Inspect { module } => inspect(&cache, &module),
         Cmd::Install { bin_dir, module_dir, from } => install(&cache, &bin_dir, &module_dir, from),
-        Cmd::New { name, kind, dir, sdk } => {
-            let root = crate::scaffold::create(&name, kind, dir, sdk)?;
+        Cmd::New { name, kind, lang, dir, sdk } => {
+            let root = crate::scaffold::create(&name, kind, lang, dir, sdk)?;
             println!("created {}: see its README.md", root.display());
             Ok(())
         }

@@ -6,7 +6,7 @@
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use wasmcni_e2e::{Invoke, Lab, cache_dir, result_ips, unique, wasmcni_bin, workspace};
+use wasmcni_e2e::{Invoke, Lab, cache_dir, module_dir, result_ips, unique, wasmcni_bin, workspace};
 
 fn run(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(args[0])
@@ -110,48 +110,71 @@ fn scaffolded_plugins_test_build_and_run_in_the_host() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
-/// With no checkout: an installed binary carries the SDK, unpacks it into
-/// the user's cache and scaffolds against it; the plugin tests, builds and
-/// serves an ADD.
+/// With no checkout, from a scratch directory with only the installed
+/// binary: it carries the SDKs, unpacks them into the user's cache and
+/// scaffolds against them, in each language; the plugin's tests pass, its
+/// module builds, passes `wasmcni test` and serves an ADD as a bridge's IPAM.
 #[test]
-fn an_installed_binary_scaffolds_a_plugin_that_tests_builds_and_runs() {
+fn an_installed_binary_scaffolds_plugins_in_each_language_that_pass_conformance_and_run() {
     let root = std::env::temp_dir().join(unique("wcni-installed-"));
     let (bin, cache, work) = (root.join("bin"), root.join("cache"), root.join("work"));
     for d in [&bin, &work] {
         std::fs::create_dir_all(d).unwrap();
     }
     std::fs::copy(wasmcni_bin(), bin.join("wasmcni")).unwrap();
-    let out = Command::new(bin.join("wasmcni"))
-        .args(["new", "p", "--kind", "ipam"])
-        .current_dir(&work)
-        .env("XDG_CACHE_HOME", &cache)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let manifest = std::fs::read_to_string(work.join("p/Cargo.toml")).unwrap();
-    assert!(manifest.contains(cache.join("wasmcni").to_str().unwrap()), "the unpacked SDK is used: {manifest}");
-    assert!(!manifest.contains(workspace().to_str().unwrap()), "not the checkout's: {manifest}");
-    let dir = work.join("p");
-    let tests = run(&dir, &["cargo", "test"]);
-    assert!(tests.contains("test result: ok.") && !tests.contains(" 0 passed"), "{tests}");
-    run(&dir, &["cargo", "build", "--release", "--target", "wasm32-wasip2"]);
-    let module = workspace().join("target/scaffold/wasm32-wasip2/release/p.wasm");
-
-    let lab = Lab::new();
-    let c = lab.container();
-    let mut bridge = lab.bridge_conf("1.0.0", json!({"subnet": "10.59.0.0/24"}));
-    bridge["ipam"]["type"] = "wasmcni".into();
-    bridge["ipam"]["plugin"] = module.display().to_string().into();
-    let path = c.path();
-    let i = Invoke {
-        plugin: "wasm-bridge",
-        command: "ADD",
-        container_id: "p",
-        netns: &path,
-        ifname: "eth0",
-        args: "",
-        config: &bridge,
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let wasmcni = |dir: &Path, args: &[&str]| {
+        let out = Command::new("wasmcni")
+            .args(args)
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env("XDG_CACHE_HOME", &cache)
+            .env("WASMCNI_CACHE_DIR", cache_dir())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "wasmcni {args:?}:\n{text}");
+        text
     };
-    assert_eq!(result_ips(&lab.invoke(&i).expect_ok().json()), vec!["10.59.0.2/24".to_string()]);
+    for (i, lang) in ["rust", "python", "js"].into_iter().enumerate() {
+        let name = format!("p-{lang}");
+        wasmcni(&work, &["new", &name, "--kind", "ipam", "--lang", lang]);
+        let dir = work.join(&name);
+        let module = if lang == "rust" {
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            assert!(manifest.contains(cache.join("wasmcni").to_str().unwrap()), "the unpacked SDK is used: {manifest}");
+            assert!(!manifest.contains(workspace().to_str().unwrap()), "not the checkout's: {manifest}");
+            let tests = run(&dir, &["cargo", "test"]);
+            assert!(tests.contains("test result: ok.") && !tests.contains(" 0 passed"), "{tests}");
+            run(&dir, &["cargo", "build", "--release", "--target", "wasm32-wasip2"]);
+            workspace().join("target/scaffold/wasm32-wasip2/release/p_rust.wasm")
+        } else {
+            // build.sh installs the tools, runs the tests and builds the module.
+            let built = run(&dir, &["./build.sh"]);
+            assert!(built.contains("passed") || built.contains("# pass"), "{lang}: no tests ran:\n{built}");
+            dir.join(format!("{name}.wasm"))
+        };
+        let conformance =
+            wasmcni(&work, &["test", module.to_str().unwrap(), "--module-dir", module_dir().to_str().unwrap()]);
+        assert!(conformance.contains(" 0 failed"), "{conformance}");
+
+        let lab = Lab::new();
+        let c = lab.container();
+        let mut bridge = lab.bridge_conf("1.0.0", json!({"subnet": format!("10.59.{i}.0/24")}));
+        bridge["ipam"]["type"] = "wasmcni".into();
+        bridge["ipam"]["plugin"] = module.display().to_string().into();
+        let netns = c.path();
+        let add = Invoke {
+            plugin: "wasm-bridge",
+            command: "ADD",
+            container_id: "p",
+            netns: &netns,
+            ifname: "eth0",
+            args: "",
+            config: &bridge,
+        };
+        assert_eq!(result_ips(&lab.invoke(&add).expect_ok().json()), vec![format!("10.59.{i}.2/24")], "{lang}");
+        lab.invoke(&Invoke { command: "DEL", ..add }).expect_ok();
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -45,7 +45,9 @@ impl Netns {
         if out.trim().is_empty() { Ok(Vec::new()) } else { Ok(serde_json::from_str(&out)?) }
     }
 
-    /// Its links, addresses and routes as comparable lines.
+    /// Its links, addresses and routes as comparable lines, without the
+    /// IPv6 link-local addresses and multicast routes the kernel adds to an
+    /// up link by itself, whenever its autoconfiguration gets to it.
     pub fn state(&self) -> Result<BTreeSet<String>> {
         let mut lines = BTreeSet::new();
         for link in self.ip_json(&["-d", "link", "show"])? {
@@ -53,15 +55,13 @@ impl Netns {
             lines.insert(format!("link {} ({kind})", text(&link["ifname"])));
         }
         for link in self.ip_json(&["addr", "show"])? {
-            for a in link["addr_info"].as_array().into_iter().flatten() {
+            for a in link["addr_info"].as_array().into_iter().flatten().filter(|a| !kernel_made(&a["local"])) {
                 lines.insert(format!("address {}/{} on {}", text(&a["local"]), a["prefixlen"], text(&link["ifname"])));
             }
         }
-        for r in self
-            .ip_json(&["route", "show", "table", "all"])?
-            .into_iter()
-            .chain(self.ip_json(&["-6", "route", "show", "table", "all"])?)
-        {
+        let v4 = self.ip_json(&["route", "show", "table", "all"])?;
+        let v6 = self.ip_json(&["-6", "route", "show", "table", "all"])?;
+        for r in v4.into_iter().chain(v6).filter(|r| !kernel_made(&r["dst"])) {
             let via = r.get("gateway").map(|g| format!(" via {}", text(g))).unwrap_or_default();
             let table = r.get("table").map(|t| format!(" table {}", text(t))).unwrap_or_default();
             lines.insert(format!("route {}{via} dev {}{table}", text(&r["dst"]), text(&r["dev"])));
@@ -80,6 +80,11 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
     }
+}
+
+/// An IPv6 link-local address or prefix, or the multicast prefix.
+fn kernel_made(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.starts_with("fe80:") || s == "ff00::/8")
 }
 
 fn text(v: &Value) -> String {

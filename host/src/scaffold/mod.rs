@@ -1,11 +1,12 @@
-//! `wasmcni new`: a plugin crate that builds to wasm32-wasip2 and whose
-//! generated tests pass, with a README on building, testing and deploying.
-//! The SDK it depends on is the one given, the checkout's, or the one this
-//! binary carries (`sdk`).
+//! `wasmcni new`: a plugin project in Rust, Python or JavaScript that
+//! builds to a component and whose generated tests pass, with a README on
+//! building, testing and deploying. The SDK it depends on is the one given,
+//! the checkout's, or the one this binary carries (`sdk`).
 
 pub mod sdk;
 
 use anyhow::{Context, Result, bail};
+use include_dir::{Dir, include_dir};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +20,41 @@ pub enum Kind {
     /// Network policy rules from NetworkPolicy objects (the `netpol` world).
     Netpol,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A crate on wasmcni-sdk, built with cargo for wasm32-wasip2.
+    Rust,
+    /// A package on wasmcni-sdk (sdk/python), built with componentize-py.
+    Python,
+    /// A package on @wasmcni/sdk (sdk/js), bundled and built with componentize-js.
+    Js,
+}
+
+/// The Python and JavaScript templates: `<file>.in`, and `<file>-<kind>.<ext>.in`
+/// for the files that differ by kind.
+static PYTHON: Dir = include_dir!("$CARGO_MANIFEST_DIR/src/scaffold/template/python");
+static JS: Dir = include_dir!("$CARGO_MANIFEST_DIR/src/scaffold/template/js");
+
+/// Where each template goes in a new project; `{kind}` is the kind's name.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    ("pyproject.toml.in", "pyproject.toml"),
+    ("build.sh.in", "build.sh"),
+    ("README.md.in", "README.md"),
+    ("gitignore.in", ".gitignore"),
+    ("plugin-{kind}.py.in", "plugin.py"),
+    ("app-{kind}.py.in", "app.py"),
+    ("test-{kind}.py.in", "tests/test_plugin.py"),
+];
+const JS_FILES: &[(&str, &str)] = &[
+    ("package.json.in", "package.json"),
+    ("build.sh.in", "build.sh"),
+    ("README.md.in", "README.md"),
+    ("gitignore.in", ".gitignore"),
+    ("plugin-{kind}.js.in", "plugin.js"),
+    ("entry-{kind}.js.in", "component.js"),
+    ("test-{kind}.js.in", "test/plugin.test.js"),
+];
 
 const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
 const IPAM_LIB: &str = include_str!("template/ipam.rs.in");
@@ -41,54 +77,121 @@ fn default_sdk() -> Option<PathBuf> {
     sdk.join("Cargo.toml").is_file().then_some(sdk)
 }
 
-pub fn create(name: &str, kind: Kind, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<PathBuf> {
-    if !valid_name(name) {
-        bail!("{name:?} is not a valid plugin name: lowercase letters, digits and '-', starting with a letter");
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ipam => "ipam",
+            Kind::Cni => "cni",
+            Kind::Policy => "policy",
+            Kind::Netpol => "netpol",
+        }
     }
-    let sdk = match sdk.or_else(default_sdk) {
+
+    fn world(self) -> &'static str {
+        match self {
+            Kind::Cni => "cni-plugin",
+            other => other.name(),
+        }
+    }
+
+    /// How a network config names a module of this kind, for the README.
+    fn usage(self) -> &'static str {
+        match self {
+            Kind::Ipam => "goes in a plugin's `ipam` section: `\"ipam\": {\"type\": \"wasm-{{name}}\", ...}`",
+            Kind::Cni => "goes after the main plugin in a conflist: `{\"type\": \"wasm-{{name}}\"}`",
+            Kind::Policy => {
+                "is listed in a plugin's `policies`, which run before its ADD: `\"policies\": [{\"plugin\": \"{{name}}\", \"deny\": [\"sandbox\"]}]`"
+            }
+            Kind::Netpol => {
+                "computes the rules `wasmcni netpol --module {{name}} --manifests DIR` prints for a directory of manifests"
+            }
+        }
+    }
+}
+
+/// The SDK crate to build on: the one given, the checkout's, or the one
+/// this binary carries.
+fn sdk_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    let sdk = match given.or_else(default_sdk) {
         Some(dir) => dir,
         None => {
             let cache = sdk::default_cache().context("no HOME or XDG_CACHE_HOME to unpack the SDK in: pass --sdk")?;
             sdk::unpack(&cache)?
         }
     };
-    let sdk = sdk.canonicalize().with_context(|| format!("reading {}", sdk.display()))?;
+    sdk.canonicalize().with_context(|| format!("reading {}", sdk.display()))
+}
+
+pub fn create(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<PathBuf> {
+    if !valid_name(name) {
+        bail!("{name:?} is not a valid plugin name: lowercase letters, digits and '-', starting with a letter");
+    }
+    if kind == Kind::Cni && lang != Lang::Rust {
+        bail!(
+            "--kind cni is written in Rust: the kernel interfaces of the cni-plugin world have no Python or JavaScript SDK"
+        );
+    }
+    let sdk = sdk_dir(sdk)?;
     let root = dir.unwrap_or_else(|| PathBuf::from(name));
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let (world, lib, usage) = match kind {
-        Kind::Ipam => {
-            ("ipam", IPAM_LIB, "goes in a plugin's `ipam` section: `\"ipam\": {\"type\": \"wasm-{{name}}\", ...}`")
-        }
-        Kind::Cni => {
-            ("cni-plugin", CNI_LIB, "goes after the main plugin in a conflist: `{\"type\": \"wasm-{{name}}\"}`")
-        }
-        Kind::Policy => (
-            "policy",
-            POLICY_LIB,
-            "is listed in a plugin's `policies`, which run before its ADD: `\"policies\": [{\"plugin\": \"{{name}}\", \"deny\": [\"sandbox\"]}]`",
-        ),
-        Kind::Netpol => (
-            "netpol",
-            NETPOL_LIB,
-            "computes the rules `wasmcni netpol --module {{name}} --manifests DIR` prints for a directory of manifests",
-        ),
-    };
+    // Python and JavaScript projects name the tree that holds sdk/ and wit/.
+    let sdk_root = sdk.parent().context("the SDK directory has no parent")?;
     let fill = |t: &str| {
-        t.replace("{{usage}}", usage)
+        t.replace("{{usage}}", kind.usage())
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
-            .replace("{{world}}", world)
-            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{world}}", kind.world())
+            .replace("{{sdk}}", &if lang == Lang::Rust { sdk.display() } else { sdk_root.display() }.to_string())
     };
-    write(&root.join("Cargo.toml"), &fill(CARGO_TOML))?;
-    write(&root.join("src/lib.rs"), &fill(lib))?;
-    write(&root.join("README.md"), &fill(README))?;
+    let files: Vec<(String, PathBuf)> = match lang {
+        Lang::Rust => {
+            let lib = match kind {
+                Kind::Ipam => IPAM_LIB,
+                Kind::Cni => CNI_LIB,
+                Kind::Policy => POLICY_LIB,
+                Kind::Netpol => NETPOL_LIB,
+            };
+            vec![(CARGO_TOML, "Cargo.toml"), (lib, "src/lib.rs"), (README, "README.md")]
+                .into_iter()
+                .map(|(t, to)| (fill(t), root.join(to)))
+                .collect()
+        }
+        Lang::Python => {
+            templates(&PYTHON, PYTHON_FILES, kind)?.into_iter().map(|(t, to)| (fill(t), root.join(to))).collect()
+        }
+        Lang::Js => templates(&JS, JS_FILES, kind)?.into_iter().map(|(t, to)| (fill(t), root.join(to))).collect(),
+    };
+    for (content, path) in files {
+        write(&path, &content)?;
+    }
     Ok(root)
 }
 
+/// Each template of `kind` with the path it goes to.
+fn templates(
+    dir: &'static Dir<'static>,
+    files: &[(&str, &'static str)],
+    kind: Kind,
+) -> Result<Vec<(&'static str, &'static str)>> {
+    files
+        .iter()
+        .map(|(from, to)| {
+            let from = from.replace("{kind}", kind.name());
+            let text =
+                dir.get_file(&from).and_then(|f| f.contents_utf8()).with_context(|| format!("no template {from}"))?;
+            Ok((text, *to))
+        })
+        .collect()
+}
+
 fn write(path: &Path, content: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
-    std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "sh") {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! The SDK this binary carries, so `wasmcni new` works from an installed
-//! binary with no checkout: the wasmcni-sdk crate, the two crates it builds
-//! on (wasmcni-cni, wasmcni-scope) and the WIT, laid out as in the
-//! repository, under a workspace manifest made from the repository's.
+//! binary with no checkout: the wasmcni-sdk crate with the Python and
+//! JavaScript SDKs beside it (sdk/python, sdk/js), the two crates the Rust
+//! SDK builds on (wasmcni-cni, wasmcni-scope) and the WIT, laid out as in
+//! the repository, under a workspace manifest made from the repository's.
 //! Written once per content into a cache directory and used from there as
 //! a path dependency.
 
@@ -49,8 +50,11 @@ pub fn unpack(cache: &Path) -> Result<PathBuf> {
     let staged = cache.join(format!(".sdk-staged-{}", std::process::id()));
     let written = (|| -> Result<()> {
         for (dir, at) in tree() {
-            std::fs::create_dir_all(staged.join(at))?;
-            dir.extract(staged.join(at))?;
+            for file in files(dir) {
+                let path = staged.join(at).join(file.path());
+                std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
+                std::fs::write(path, file.contents())?;
+            }
         }
         std::fs::write(staged.join("Cargo.toml"), &manifest)?;
         Ok(())
@@ -66,10 +70,16 @@ pub fn unpack(cache: &Path) -> Result<PathBuf> {
     Ok(root.join("sdk"))
 }
 
+/// What a checkout's tools leave in the SDK sources, which is not the SDK.
+const NOT_SOURCES: [&str; 6] = ["node_modules", "__pycache__", ".pytest_cache", "build", "dist", "target"];
+
 fn files<'a>(dir: &'a Dir<'a>) -> Vec<&'a include_dir::File<'a>> {
     let mut out: Vec<_> = dir.files().collect();
     for sub in dir.dirs() {
-        out.extend(files(sub));
+        let name = sub.path().file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !NOT_SOURCES.contains(&name) && !name.ends_with(".egg-info") {
+            out.extend(files(sub));
+        }
     }
     out
 }
@@ -113,6 +123,7 @@ mod tests {
         let sdk = unpack(&cache).unwrap();
         assert!(sdk.join("src/lib.rs").is_file() && sdk.join("../wit/wasmcni.wit").is_file());
         assert!(sdk.join("../host/cni/src/lib.rs").is_file());
+        assert!(sdk.join("js/package.json").is_file() && sdk.join("python/pyproject.toml").is_file());
         let manifest: toml::Table = std::fs::read_to_string(sdk.join("../Cargo.toml")).unwrap().parse().unwrap();
         let deps = manifest["workspace"]["dependencies"].as_table().unwrap();
         assert!(deps.contains_key("wasmcni-cni") && deps.contains_key("serde") && !deps.contains_key("wasmcni-kernel"));
