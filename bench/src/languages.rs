@@ -1,12 +1,13 @@
 //! The lowest-free IPAM policy written in Rust, Python and JavaScript, side
 //! by side: what a cache miss costs (compile), the cached artifact's size,
-//! and one-shot calls, of the module alone (load + instantiate + call) and
-//! as a bridge's IPAM.
+//! and calls of the module alone, one-shot (load + instantiate + call) and
+//! through the daemon (which loads it once), and one-shot as a bridge's IPAM.
 
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use wasmcni_bench::daemon::BenchDaemon;
 use wasmcni_bench::exec::{Plugin, bin_dir};
 use wasmcni_bench::percentile;
 use wasmcni_e2e::{Netns, example_module, unique, wasmcni_bin};
@@ -23,12 +24,14 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 pub fn run(scratch: &Path, rounds: usize) {
-    println!("\nIPAM modules by language (the same lowest-free policy), {rounds} one-shot ADD+DEL each:");
+    let daemon = BenchDaemon::start(&scratch.join("languages-daemon"));
+    let shim = ("WASMCNI_DAEMON_SOCKET".to_string(), daemon.socket.display().to_string());
+    println!("\nIPAM modules by language (the same lowest-free policy), {rounds} ADD+DEL each:");
     println!(
-        "{:<11} {:>10} {:>12} {:>10} {:>7} {:>12} {:>7}",
-        "language", "compile s", "artifact MB", "IPAM ms", "ratio", "bridge ms", "ratio"
+        "{:<11} {:>10} {:>12} {:>10} {:>7} {:>10} {:>7} {:>12} {:>7}",
+        "language", "compile s", "artifact MB", "IPAM ms", "ratio", "daemon ms", "ratio", "bridge ms", "ratio"
     );
-    let mut rust = (0.0, 0.0);
+    let mut rust = (0.0, 0.0, 0.0);
     for (i, (label, module)) in MODULES.iter().enumerate() {
         let path = example_module(module);
         let cache = scratch.join(format!("cache-{label}"));
@@ -56,24 +59,30 @@ pub fn run(scratch: &Path, rounds: usize) {
                 "isGateway": true, "ipam": {"type": "wasmcni", "plugin": path, "subnet": subnet, "dataDir": leases}}),
             env,
         };
-        let (mut ipam_adds, mut bridge_adds) = (Vec::new(), Vec::new());
+        let mut warm = Plugin { conf: alone.conf.clone(), env: alone.env.clone(), bin: alone.bin.clone() };
+        warm.conf["name"] = unique("bl").into();
+        warm.env.push(shim.clone());
+        let (mut ipam_adds, mut warm_adds, mut bridge_adds) = (Vec::new(), Vec::new(), Vec::new());
         for n in 0..rounds {
             let id = format!("lang-{n}");
             ipam_adds.push(alone.exec("ADD", &id, "/nonexistent"));
             alone.exec("DEL", &id, "/nonexistent");
+            warm_adds.push(warm.exec("ADD", &id, "/nonexistent"));
+            warm.exec("DEL", &id, "/nonexistent");
             let c = Netns::new("wcbl");
             bridge_adds.push(under_bridge.exec("ADD", &id, &c.path()));
             under_bridge.exec("DEL", &id, &c.path());
         }
-        let (ipam, bridge) = (p50(ipam_adds), p50(bridge_adds));
+        let (ipam, warm, bridge) = (p50(ipam_adds), p50(warm_adds), p50(bridge_adds));
         if i == 0 {
-            rust = (ipam, bridge);
+            rust = (ipam, warm, bridge);
         }
         println!(
-            "{label:<11} {compile:>10.2} {:>12.1} {ipam:>10.2} {:>6.2}x {bridge:>12.2} {:>6.2}x",
+            "{label:<11} {compile:>10.2} {:>12.1} {ipam:>10.2} {:>6.2}x {warm:>10.2} {:>6.2}x {bridge:>12.2} {:>6.2}x",
             dir_bytes(&cache) as f64 / 1e6,
             ipam / rust.0,
-            bridge / rust.1
+            warm / rust.1,
+            bridge / rust.2
         );
     }
 }
