@@ -79,3 +79,17 @@ fn a_module_that_traps_fails_the_add_and_the_run() {
     let add = table.lines().find(|l| l.starts_with("ADD ")).unwrap_or_default();
     assert!(add.contains("FAIL") && add.contains("trapped"), "{table}");
 }
+
+#[test]
+fn a_run_removes_what_a_killed_run_left() {
+    // A pid no process has any more: that of a child already reaped.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let (netns, scratch) =
+        (format!("wct{}n0", gone.id()), std::env::temp_dir().join(format!("wct{}-conformance-1", gone.id())));
+    assert!(Command::new("ip").args(["netns", "add", &netns]).status().unwrap().success());
+    std::fs::create_dir_all(&scratch).unwrap();
+    passes(&first_party("host-local"), &[]);
+    assert!(!std::path::Path::new(&format!("/run/netns/{netns}")).exists(), "{netns} is left");
+    assert!(!scratch.exists(), "{} is left", scratch.display());
+}

@@ -22,6 +22,30 @@ pub fn unique(tag: &str) -> String {
     format!("wct{}{tag}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The pid in a name [`unique`] made.
+fn owner(name: &str) -> Option<u32> {
+    let digits: String = name.strip_prefix("wct")?.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Deletes what runs killed before they could clean up (their netns and
+/// scratch directories), told apart by the pid in their names.
+pub fn sweep() {
+    let dead = |name: &str| owner(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    for entry in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if dead(&name) {
+            drop(Netns { name });
+        }
+    }
+    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if dead(&name) && name.contains("-conformance-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A named netns, deleted when dropped.
 pub struct Netns {
     pub name: String,
@@ -169,6 +193,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(module_dir: &Path, cache_dir: &Path) -> Result<Lab> {
+        sweep();
         let dir = std::env::temp_dir().join(unique("-conformance-"));
         std::fs::create_dir_all(dir.join("leases"))?;
         Ok(Lab {
@@ -283,4 +308,17 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_pid_of_their_run() {
+        assert_eq!(owner(&unique("n")), Some(std::process::id()));
+        assert_eq!(owner(&unique("-conformance-")), Some(std::process::id()));
+        assert_eq!(owner("wch1a2b3"), None);
+        assert_eq!(owner("wct"), None);
+    }
 }
