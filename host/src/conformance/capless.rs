@@ -4,8 +4,9 @@
 //! under a tight deadline and memory limit. A policy is checked through
 //! the ADD it guards.
 
-use super::handler::diff;
-use super::lab::{Call, Lab, Netns, unique};
+use super::MEMORY_STEPS_MIB;
+use super::handler::kept;
+use super::lab::{Call, Lab, Netns, merge, unique};
 use super::report::Report;
 use crate::config::Limits;
 use crate::runner::{OverlayPeer, Runner, Target, Underlay, Vtep};
@@ -19,6 +20,7 @@ use std::time::Duration;
 use wasmcni_caps::v1::netpol::{Namespace, Pod};
 use wasmcni_cni::Mac;
 use wasmcni_cni::error::CniError;
+use wasmcni_cni::version::CURRENT;
 use wasmcni_engine::Role;
 
 fn net(s: &str) -> IpNet {
@@ -60,8 +62,8 @@ async fn limited<T: PartialEq + std::fmt::Debug>(
     };
     report.check("a 1 ms deadline ends it with an answer or a CNI error", Ok(outcome));
     let mut needs = None;
-    for mib in [1usize, 2, 4, 8, 16, 32, 64] {
-        if call(Limits { memory_bytes: mib << 20, ..base }).await.is_ok() {
+    for mib in MEMORY_STEPS_MIB {
+        if call(Limits { memory_bytes: (mib as usize) << 20, ..base }).await.is_ok() {
             needs = Some(mib);
             break;
         }
@@ -212,14 +214,12 @@ pub async fn netpol(runner: &Runner, module: &Path, report: &mut Report) {
 /// the node must hold nothing of a denied ADD, nor of any after DEL.
 pub fn policy(lab: &Lab, module: &Path, config: &Map<String, Value>, report: &mut Report) -> Result<()> {
     let mut entry = json!({"plugin": module.display().to_string()});
-    for (k, v) in config {
-        entry[k] = v.clone();
-    }
+    merge(&mut entry, config);
     // A bridge per kind of ADD: a policy may give a pod another range, and so its bridge another gateway.
     let conf = |entry: &Value, bridge: &str| {
-        json!({"cniVersion": "1.1.0", "name": lab.network, "type": "wasmcni", "plugin": "bridge",
-            "bridge": bridge, "isGateway": true, "policies": [entry],
-            "ipam": {"type": "wasmcni", "plugin": "host-local", "subnet": "10.222.0.0/24", "dataDir": lab.leases_dir()}})
+        let mut conf = lab.bridge_conf(CURRENT, bridge);
+        conf["policies"] = json!([entry]);
+        conf
     };
     let before = lab.snapshot()?;
     for (args, label) in
@@ -241,10 +241,7 @@ pub fn policy(lab: &Lab, module: &Path, config: &Map<String, Value>, report: &mu
             let outcome = if add.ok {
                 Ok("admitted".to_string())
             } else if add.code() == Some(103) {
-                let created = netns.state().map(|s| {
-                    s.into_iter().filter(|l| l.starts_with("link ") && !l.starts_with("link lo ")).collect::<Vec<_>>()
-                });
-                match created {
+                match netns.links_besides_lo() {
                     Ok(links) if links.is_empty() && lab.leases().is_empty() => {
                         Ok(format!("denied, {}", add.failure()))
                     }
@@ -261,7 +258,7 @@ pub fn policy(lab: &Lab, module: &Path, config: &Map<String, Value>, report: &mu
             } else {
                 format!("an ADD {label}, DEL, DEL again")
             };
-            let emptied = netns.state().map(|s| s.iter().all(|l| !l.starts_with("link ") || l.starts_with("link lo ")));
+            let emptied = netns.links_besides_lo().map(|links| links.is_empty());
             report.check(
                 what,
                 outcome.and_then(|d| {
@@ -280,12 +277,6 @@ pub fn policy(lab: &Lab, module: &Path, config: &Map<String, Value>, report: &mu
         }
     }
     let after = lab.snapshot()?;
-    report.info(
-        "kept for the network after its last DEL",
-        match diff(&before, &after) {
-            d if d.is_empty() => "nothing".to_string(),
-            d => d,
-        },
-    );
+    report.info("kept for the network after its last DEL", kept(&before, &after));
     Ok(())
 }

@@ -5,17 +5,15 @@
 //! killed midway, and its deadline and memory limits, each followed by a
 //! look at what the node still holds.
 
-use super::lab::{Call, Lab, Netns, Reply, unique};
+use super::MEMORY_STEPS_MIB;
+use super::lab::{Call, Lab, Netns, Reply, merge, unique};
 use super::report::Report;
 use anyhow::Result;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasmcni_cni::version::SUPPORTED;
-
-/// The subnet the run's IPAM hands out, inside the node netns only.
-const SUBNET: &str = "10.222.0.0/24";
+use wasmcni_cni::version::{CURRENT, SUPPORTED};
 /// How many ADDs run at once in the concurrency check.
 const CONCURRENT: usize = 8;
 
@@ -63,24 +61,10 @@ struct Suite<'a> {
     bridge: String,
 }
 
-fn merge(into: &mut Value, extra: &Map<String, Value>) {
-    for (k, v) in extra {
-        into[k] = v.clone();
-    }
-}
-
 impl Suite<'_> {
-    fn ipam(&self) -> Value {
-        json!({"subnet": SUBNET, "dataDir": self.lab.leases_dir()})
-    }
-
     /// The main plugin of a chained run: the first-party bridge.
     fn main_conf(&self, version: &str) -> Value {
-        let mut ipam = self.ipam();
-        ipam["type"] = "wasmcni".into();
-        ipam["plugin"] = "host-local".into();
-        json!({"cniVersion": version, "name": self.lab.network, "type": "wasmcni", "plugin": "bridge",
-            "bridge": self.bridge, "isGateway": true, "ipam": ipam})
+        self.lab.bridge_conf(version, &self.bridge)
     }
 
     /// The module's config in `version`, with `limits` when given.
@@ -88,7 +72,7 @@ impl Suite<'_> {
         let module = self.subject.module.display().to_string();
         let mut conf = match self.subject.shape {
             Shape::Ipam => {
-                let mut ipam = self.ipam();
+                let mut ipam = self.lab.ipam();
                 merge(&mut ipam, &self.subject.config);
                 json!({"cniVersion": version, "name": self.lab.network, "type": "wasmcni", "plugin": module, "ipam": ipam})
             }
@@ -111,21 +95,15 @@ impl Suite<'_> {
         conf
     }
 
+    /// A call for attachment `a`: CNI_NETNS for the commands that take one.
     fn exec(&self, command: &str, a: &Attachment, config: &Value) -> Result<Reply> {
-        let netns =
-            if command == "DEL" || command == "ADD" || command == "CHECK" { a.netns_path() } else { String::new() };
-        self.lab.exec(&Call {
-            command,
-            container_id: &a.id,
-            netns,
-            ifname: "eth0",
-            args: "",
-            config: &config.to_string(),
-        })
+        let netns = if matches!(command, "ADD" | "CHECK" | "DEL") { a.netns_path() } else { String::new() };
+        self.lab.exec(&call(command, &a.id, netns, &config.to_string()))
     }
 
-    /// ADD as a runtime runs it: the main plugin first when chained.
-    fn add(&self, a: &mut Attachment, version: &str, limits: Option<Value>) -> Result<Reply> {
+    /// The module's ADD config for `a`: when chained, after the main
+    /// plugin's ADD, whose result is its prevResult.
+    fn add_conf(&self, a: &mut Attachment, version: &str, limits: Option<Value>) -> Result<Value> {
         let mut conf = self.conf(version, limits);
         if self.subject.shape == Shape::Chained {
             let main = self.exec("ADD", a, &self.main_conf(version))?;
@@ -135,6 +113,12 @@ impl Suite<'_> {
             a.main_result = main.json();
             conf["prevResult"] = a.main_result.clone().unwrap_or_default();
         }
+        Ok(conf)
+    }
+
+    /// ADD as a runtime runs it: the main plugin first when chained.
+    fn add(&self, a: &mut Attachment, version: &str, limits: Option<Value>) -> Result<Reply> {
+        let conf = self.add_conf(a, version, limits)?;
         let reply = self.exec("ADD", a, &conf)?;
         a.result = if reply.ok { reply.json() } else { None };
         Ok(reply)
@@ -166,12 +150,11 @@ impl Suite<'_> {
         let list: Vec<Value> = valid.iter().map(|a| json!({"containerID": a.id, "ifname": "eth0"})).collect();
         let mut conf = self.conf(version, None);
         conf["cni.dev/valid-attachments"] = list.clone().into();
-        let none = Attachment { id: String::new(), netns: None, main_result: None, result: None };
-        let reply = self.exec("GC", &none, &conf)?;
+        let reply = self.lab.exec(&call("GC", "", String::new(), &conf.to_string()))?;
         if self.subject.shape == Shape::Chained && reply.ok {
             let mut main = self.main_conf(version);
             main["cni.dev/valid-attachments"] = list.into();
-            return self.exec("GC", &none, &main);
+            return self.lab.exec(&call("GC", "", String::new(), &main.to_string()));
         }
         Ok(reply)
     }
@@ -184,6 +167,34 @@ impl Suite<'_> {
             .filter(|ip| std::fs::read_to_string(dir.join(ip)).is_ok_and(|c| c.lines().next() == Some(a.id.as_str())))
             .collect()
     }
+
+    /// Whether `a` holds no lease any more.
+    fn released(&self, a: &Attachment) -> Result<(), String> {
+        let leases = self.leases_of(a);
+        if leases.is_empty() { Ok(()) } else { Err(format!("leases kept: {leases:?}")) }
+    }
+
+    /// Whether `a` holds nothing any more: no lease, no link in its netns.
+    fn cleared(&self, a: &Attachment) -> Result<String, String> {
+        self.released(a)?;
+        let Some(ns) = &a.netns else { return Ok(String::new()) };
+        match ns.links_besides_lo() {
+            Ok(links) if links.is_empty() => Ok("only lo left".into()),
+            Ok(links) => Err(links.join(", ")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// What a network keeps after its last DEL (a bridge and its gateway address, say).
+pub fn kept(before: &BTreeSet<String>, after: &BTreeSet<String>) -> String {
+    let d = diff(before, after);
+    if d.is_empty() { "nothing".into() } else { d }
+}
+
+/// One call as a runtime makes it on `eth0`, `config` as it is on stdin.
+fn call<'a>(command: &'a str, container_id: &'a str, netns: String, config: &'a str) -> Call<'a> {
+    Call { command, container_id, netns, ifname: "eth0", args: "", config }
 }
 
 fn ok(reply: &Reply, what: impl FnOnce() -> String) -> Result<String, String> {
@@ -210,7 +221,7 @@ fn shaped(result: &Value, version: &str) -> Result<String, String> {
 }
 
 /// The lines of `after` not in `before`, and those gone.
-pub fn diff(before: &BTreeSet<String>, after: &BTreeSet<String>) -> String {
+fn diff(before: &BTreeSet<String>, after: &BTreeSet<String>) -> String {
     let added: Vec<&String> = after.difference(before).collect();
     let removed: Vec<&String> = before.difference(after).collect();
     let mut parts = Vec::new();
@@ -223,24 +234,10 @@ pub fn diff(before: &BTreeSet<String>, after: &BTreeSet<String>) -> String {
     parts.join(" | ")
 }
 
-fn only_loopback(a: &Attachment) -> Result<String, String> {
-    let Some(ns) = &a.netns else { return Ok(String::new()) };
-    let links: Vec<String> =
-        ns.state().map_err(|e| e.to_string())?.into_iter().filter(|l| l.starts_with("link ")).collect();
-    if links.iter().all(|l| l.starts_with("link lo ")) { Ok("only lo left".into()) } else { Err(links.join(", ")) }
-}
-
 pub fn run(lab: &Lab, subject: &Subject, report: &mut Report) -> Result<()> {
     let s = Suite { lab, subject, bridge: unique("b") };
-    let v = "1.1.0";
-    let version = lab.exec(&Call {
-        command: "VERSION",
-        container_id: "",
-        netns: String::new(),
-        ifname: "",
-        args: "",
-        config: &s.conf(v, None).to_string(),
-    })?;
+    let v = CURRENT;
+    let version = lab.exec(&call("VERSION", "", String::new(), &s.conf(v, None).to_string()))?;
     report.check(
         "VERSION lists every spec version",
         match version.json() {
@@ -290,21 +287,12 @@ pub fn run(lab: &Lab, subject: &Subject, report: &mut Report) -> Result<()> {
         }),
     );
     let del = s.del(&a, v)?;
-    report.check(
-        "DEL",
-        ok(&del, String::new).and_then(|_| {
-            if !s.leases_of(&a).is_empty() {
-                return Err(format!("leases kept: {:?}", s.leases_of(&a)));
-            }
-            only_loopback(&a)
-        }),
-    );
+    report.check("DEL", ok(&del, String::new).and_then(|_| s.cleared(&a)));
     report.check("DEL again", ok(&s.del(&a, v)?, String::new));
     a.netns = None;
     report.check("DEL without CNI_NETNS", ok(&s.del(&a, v)?, String::new));
     let baseline = lab.snapshot()?;
-    let kept = diff(&before, &baseline);
-    report.info("kept for the network after its last DEL", if kept.is_empty() { "nothing".into() } else { kept });
+    report.info("kept for the network after its last DEL", kept(&before, &baseline));
 
     let mut gone = Attachment::new("g")?;
     let add = s.add(&mut gone, v, None)?;
@@ -312,9 +300,7 @@ pub fn run(lab: &Lab, subject: &Subject, report: &mut Report) -> Result<()> {
     let del = s.del(&gone, v)?;
     report.check(
         "DEL of a container whose netns is gone",
-        ok(&add, String::new).and(ok(&del, String::new)).and_then(|d| {
-            if s.leases_of(&gone).is_empty() { Ok(d) } else { Err(format!("leases kept: {:?}", s.leases_of(&gone))) }
-        }),
+        ok(&add, String::new).and(ok(&del, String::new)).and_then(|_| s.cleared(&gone)),
     );
 
     let mut stale = Attachment::new("s")?;
@@ -323,13 +309,10 @@ pub fn run(lab: &Lab, subject: &Subject, report: &mut Report) -> Result<()> {
     let gc = s.gc(v, &[])?;
     report.check(
         "GC frees what no valid attachment owns",
-        ok(&add, String::new).and(ok(&gc, String::new)).and_then(|d| {
-            if s.leases_of(&stale).is_empty() {
-                Ok(format!("{d}{} lease(s) freed", had.len()))
-            } else {
-                Err(format!("leases kept: {:?}", s.leases_of(&stale)))
-            }
-        }),
+        ok(&add, String::new)
+            .and(ok(&gc, String::new))
+            .and_then(|_| s.released(&stale))
+            .map(|_| format!("{} lease(s) freed", had.len())),
     );
     s.del(&stale, v)?;
 
@@ -364,7 +347,7 @@ pub fn run(lab: &Lab, subject: &Subject, report: &mut Report) -> Result<()> {
 
 /// Bad input is refused with the spec's code before anything is created.
 fn refusals(s: &Suite, report: &mut Report) -> Result<()> {
-    let v = "1.1.0";
+    let v = CURRENT;
     let a = Attachment::new("r")?;
     let expect = |reply: &Reply, code: u64| match reply.code() {
         Some(c) if c == code && !reply.ok => Ok(format!("code {code}")),
@@ -374,31 +357,15 @@ fn refusals(s: &Suite, report: &mut Report) -> Result<()> {
     let mut unknown = s.conf(v, None);
     unknown["cniVersion"] = "99.0.0".into();
     report.check("an unknown cniVersion is code 1", expect(&s.exec("ADD", &a, &unknown)?, 1));
-    let no_id = Attachment { id: String::new(), netns: None, main_result: None, result: None };
-    let reply = s.lab.exec(&Call {
-        command: "ADD",
-        container_id: &no_id.id,
-        netns: a.netns_path(),
-        ifname: "eth0",
-        args: "",
-        config: &s.conf(v, None).to_string(),
-    })?;
+    let reply = s.lab.exec(&call("ADD", "", a.netns_path(), &s.conf(v, None).to_string()))?;
     report.check("ADD without CNI_CONTAINERID is code 4", expect(&reply, 4));
-    let reply = s.lab.exec(&Call {
-        command: "ADD",
-        container_id: &a.id,
-        netns: a.netns_path(),
-        ifname: "eth0",
-        args: "",
-        config: "{\"cniVersion\": ",
-    })?;
+    let reply = s.lab.exec(&call("ADD", &a.id, a.netns_path(), "{\"cniVersion\": "))?;
     report.check("a config that is not JSON is code 6", expect(&reply, 6));
     if s.subject.shape == Shape::Ipam || s.subject.delegates {
         let mut bad = s.conf(v, None);
         bad["ipam"]["subnet"] = "not-a-subnet".into();
         let reply = s.exec("ADD", &a, &bad)?;
-        let left = only_loopback(&a)
-            .and_then(|_| if s.leases_of(&a).is_empty() { Ok(()) } else { Err("a lease was kept".into()) });
+        let left = s.cleared(&a);
         report.check(
             "an invalid ipam subnet is code 7 and creates nothing",
             expect(&reply, 7).and_then(|d| left.map(|_| d)),
@@ -409,7 +376,7 @@ fn refusals(s: &Suite, report: &mut Report) -> Result<()> {
 
 /// Runtimes start many ADDs at once: each gets its own address.
 fn concurrent(s: &Suite, report: &mut Report) -> Result<()> {
-    let v = "1.1.0";
+    let v = CURRENT;
     let mut all: Vec<Attachment> = (0..CONCURRENT).map(|_| Attachment::new("p")).collect::<Result<_>>()?;
     let replies: Vec<Result<Reply>> = std::thread::scope(|scope| {
         let jobs: Vec<_> = all.iter_mut().map(|a| scope.spawn(|| s.add(a, v, None))).collect();
@@ -453,40 +420,24 @@ fn concurrent(s: &Suite, report: &mut Report) -> Result<()> {
 
 /// A runtime kills a slow plugin and runs DEL: whatever the ADD had done is undone.
 fn killed(s: &Suite, report: &mut Report) -> Result<()> {
-    let v = "1.1.0";
+    let v = CURRENT;
     for delay in [2u64, 20] {
         let mut a = Attachment::new("k")?;
-        let mut conf = s.conf(v, None);
-        if s.subject.shape == Shape::Chained {
-            a.main_result = s.exec("ADD", &a, &s.main_conf(v))?.json();
-            conf["prevResult"] = a.main_result.clone().unwrap_or_default();
-        }
-        let mut child = s.lab.spawn(&Call {
-            command: "ADD",
-            container_id: &a.id,
-            netns: a.netns_path(),
-            ifname: "eth0",
-            args: "",
-            config: &conf.to_string(),
-        })?;
+        let conf = s.add_conf(&mut a, v, None)?;
+        let mut child = s.lab.spawn(&call("ADD", &a.id, a.netns_path(), &conf.to_string()))?;
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill();
         let _ = child.wait();
         let del = s.del(&a, v)?;
-        let clean = ok(&del, String::new).and_then(|_| {
-            if !s.leases_of(&a).is_empty() {
-                return Err(format!("leases kept: {:?}", s.leases_of(&a)));
-            }
-            only_loopback(&a)
-        });
-        report.check(format!("ADD killed after {delay} ms, then DEL"), clean);
+        report
+            .check(format!("ADD killed after {delay} ms, then DEL"), ok(&del, String::new).and_then(|_| s.cleared(&a)));
     }
     Ok(())
 }
 
 /// Its deadline and memory limit end a call with a CNI error and leave nothing.
 fn limits(s: &Suite, report: &mut Report) -> Result<()> {
-    let v = "1.1.0";
+    let v = CURRENT;
     let clean = |a: &Attachment, reply: &Reply| -> Result<String, String> {
         let outcome = if reply.ok {
             "completed".to_string()
@@ -497,10 +448,7 @@ fn limits(s: &Suite, report: &mut Report) -> Result<()> {
         };
         let del = s.del(a, v).map_err(|e| e.to_string())?;
         ok(&del, String::new)?;
-        if !s.leases_of(a).is_empty() {
-            return Err(format!("leases kept: {:?}", s.leases_of(a)));
-        }
-        only_loopback(a).map(|_| outcome)
+        s.cleared(a).map(|_| outcome)
     };
     let mut a = Attachment::new("t")?;
     let reply = s.add(&mut a, v, Some(json!({"timeoutMs": 1})))?;
@@ -518,7 +466,7 @@ fn limits(s: &Suite, report: &mut Report) -> Result<()> {
     // The smallest power-of-two memory limit an ADD fits in; below it, clean failures.
     let mut needs = None;
     let mut result = Ok(());
-    for mib in [1u64, 2, 4, 8, 16, 32, 64] {
+    for mib in MEMORY_STEPS_MIB {
         let mut a = Attachment::new("m")?;
         let reply = s.add(&mut a, v, Some(json!({"memoryMiB": mib})))?;
         match clean(&a, &reply) {

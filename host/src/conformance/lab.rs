@@ -4,13 +4,16 @@
 //! The kernel state is read with iproute2 and nft, as an operator would.
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The subnet the run's IPAM hands out, inside the node netns only.
+const SUBNET: &str = "10.222.0.0/24";
 
 /// How long one exec may take before the run kills it and fails the check.
 pub const CALL_LIMIT: Duration = Duration::from_secs(30);
@@ -98,6 +101,12 @@ impl Netns {
         }
         Ok(lines)
     }
+
+    /// Its links other than lo: what an ADD left in a container netns.
+    pub fn links_besides_lo(&self) -> Result<Vec<String>> {
+        let lines = self.state()?.into_iter();
+        Ok(lines.filter(|l| l.starts_with("link ") && !l.starts_with("link lo ")).collect())
+    }
 }
 
 impl Drop for Netns {
@@ -109,6 +118,13 @@ impl Drop for Netns {
 /// An IPv6 link-local address or prefix, or the multicast prefix.
 fn kernel_made(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.starts_with("fe80:") || s == "ff00::/8")
+}
+
+/// Sets `extra`'s keys in `into`: a module's own config over the run's defaults.
+pub fn merge(into: &mut Value, extra: &Map<String, Value>) {
+    for (k, v) in extra {
+        into[k] = v.clone();
+    }
 }
 
 fn text(v: &Value) -> String {
@@ -210,6 +226,21 @@ impl Lab {
         self.dir.join("leases")
     }
 
+    /// The host-local `ipam` section the run's modules allocate from.
+    pub fn ipam(&self) -> Value {
+        json!({"subnet": SUBNET, "dataDir": self.leases_dir()})
+    }
+
+    /// The first-party bridge named `bridge` over host-local, in `version`:
+    /// the main plugin a chained module or a policy is checked under.
+    pub fn bridge_conf(&self, version: &str, bridge: &str) -> Value {
+        let mut ipam = self.ipam();
+        ipam["type"] = "wasmcni".into();
+        ipam["plugin"] = "host-local".into();
+        json!({"cniVersion": version, "name": self.network, "type": "wasmcni", "plugin": "bridge",
+            "bridge": bridge, "isGateway": true, "ipam": ipam})
+    }
+
     /// The addresses leased on this lab's network.
     pub fn leases(&self) -> BTreeSet<String> {
         let names = std::fs::read_dir(self.leases_dir().join(&self.network)).into_iter().flatten().flatten();
@@ -235,7 +266,6 @@ impl Lab {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.node.name])
             .arg(&self.exe)
-            .env_remove("CNI_ARGS")
             .env("CNI_COMMAND", call.command)
             .env("CNI_CONTAINERID", call.container_id)
             .env("CNI_NETNS", &call.netns)

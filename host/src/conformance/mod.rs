@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use wasmcni_engine::cache::Cache;
 use wasmcni_engine::{Role, new_engine, world};
 
+/// The memory limits (MiB) a run tries, smallest first, for the least a call fits in.
+const MEMORY_STEPS_MIB: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+
 pub struct Options {
     pub module: PathBuf,
     /// Merged into the module's own config (its `ipam` section for an IPAM).
