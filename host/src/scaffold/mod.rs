@@ -31,12 +31,15 @@ pub enum Lang {
     Js,
 }
 
-/// The Python and JavaScript templates: `<file>.in`, and `<file>-<kind>.<ext>.in`
-/// for the files that differ by kind.
+/// The templates of each language: `<file>.in`, and for the files that
+/// differ by kind `<kind>.rs.in` or `<file>-<kind>.<ext>.in`.
+static RUST: Dir = include_dir!("$CARGO_MANIFEST_DIR/src/scaffold/template/rust");
 static PYTHON: Dir = include_dir!("$CARGO_MANIFEST_DIR/src/scaffold/template/python");
 static JS: Dir = include_dir!("$CARGO_MANIFEST_DIR/src/scaffold/template/js");
 
 /// Where each template goes in a new project; `{kind}` is the kind's name.
+const RUST_FILES: &[(&str, &str)] =
+    &[("Cargo.toml.in", "Cargo.toml"), ("{kind}.rs.in", "src/lib.rs"), ("README.md.in", "README.md")];
 const PYTHON_FILES: &[(&str, &str)] = &[
     ("pyproject.toml.in", "pyproject.toml"),
     ("build.sh.in", "build.sh"),
@@ -55,13 +58,6 @@ const JS_FILES: &[(&str, &str)] = &[
     ("entry-{kind}.js.in", "component.js"),
     ("test-{kind}.js.in", "test/plugin.test.js"),
 ];
-
-const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
-const IPAM_LIB: &str = include_str!("template/ipam.rs.in");
-const CNI_LIB: &str = include_str!("template/cni.rs.in");
-const POLICY_LIB: &str = include_str!("template/policy.rs.in");
-const NETPOL_LIB: &str = include_str!("template/netpol.rs.in");
-const README: &str = include_str!("template/README.md.in");
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -138,31 +134,21 @@ pub fn create(name: &str, kind: Kind, lang: Lang, dir: Option<PathBuf>, sdk: Opt
     }
     // Python and JavaScript projects name the tree that holds sdk/ and wit/.
     let sdk_root = sdk.parent().context("the SDK directory has no parent")?;
+    let sdk = if lang == Lang::Rust { sdk.display() } else { sdk_root.display() }.to_string();
     let fill = |t: &str| {
         t.replace("{{usage}}", kind.usage())
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{world}}", kind.world())
-            .replace("{{sdk}}", &if lang == Lang::Rust { sdk.display() } else { sdk_root.display() }.to_string())
+            .replace("{{sdk}}", &sdk)
     };
-    let files: Vec<(String, PathBuf)> = match lang {
-        Lang::Rust => {
-            let lib = match kind {
-                Kind::Ipam => IPAM_LIB,
-                Kind::Cni => CNI_LIB,
-                Kind::Policy => POLICY_LIB,
-                Kind::Netpol => NETPOL_LIB,
-            };
-            vec![(CARGO_TOML, "Cargo.toml"), (lib, "src/lib.rs"), (README, "README.md")]
-                .into_iter()
-                .map(|(t, to)| (fill(t), root.join(to)))
-                .collect()
-        }
-        Lang::Python => {
-            templates(&PYTHON, PYTHON_FILES, kind)?.into_iter().map(|(t, to)| (fill(t), root.join(to))).collect()
-        }
-        Lang::Js => templates(&JS, JS_FILES, kind)?.into_iter().map(|(t, to)| (fill(t), root.join(to))).collect(),
+    let (dir, files) = match lang {
+        Lang::Rust => (&RUST, RUST_FILES),
+        Lang::Python => (&PYTHON, PYTHON_FILES),
+        Lang::Js => (&JS, JS_FILES),
     };
+    let files: Vec<(String, PathBuf)> =
+        templates(dir, files, kind)?.into_iter().map(|(t, to)| (fill(t), root.join(to))).collect();
     for (content, path) in files {
         write(&path, &content)?;
     }
